@@ -1,0 +1,202 @@
+/**
+ * The Noise core of WireGuard: Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s (Noise spec rev. 34,
+ * §5 processing rules; WireGuard whitepaper §5.4.2–5.4.4). The symmetric state and the
+ * two IK messages are generic over prologue, PSK and payloads, so the published
+ * cacophony vector checks them; WireGuard's use (prologue = the identifier, TAI64N payload
+ * in message A, empty payload in message B) lives in the device.
+ *
+ *   IKpsk2:  <- s
+ *            ...
+ *            -> e, es, s, ss
+ *            <- e, ee, se, psk
+ */
+import {
+  blake2s256, kdf2, kdf3, chachaSeal, chachaOpen, x25519, x25519PublicKey, clampScalar,
+} from "@lattice/crypto";
+
+const EMPTY = new Uint8Array(0);
+
+/** Noise SymmetricState with ChaChaPoly + BLAKE2s: chaining key, hash, cipher key + nonce. */
+export class SymmetricState {
+  /** Chaining key. */
+  ck: Uint8Array;
+  /** Handshake hash. */
+  h: Uint8Array;
+  /** Cipher key, null before the first MixKey. */
+  k: Uint8Array | null = null;
+  /** Cipher nonce. */
+  n = 0;
+
+  /** InitializeSymmetric(protocolName): h = name padded or hashed to 32 bytes; ck = h. */
+  constructor(protocolName: Uint8Array) {
+    if (protocolName.length <= 32) {
+      const h = new Uint8Array(32);
+      h.set(protocolName);
+      this.h = h;
+    } else {
+      this.h = blake2s256(protocolName);
+    }
+    this.ck = this.h;
+  }
+
+  /** A copy (to try a message without committing to its result). */
+  clone(): SymmetricState {
+    const c = Object.create(SymmetricState.prototype) as SymmetricState;
+    c.ck = this.ck;
+    c.h = this.h;
+    c.k = this.k;
+    c.n = this.n;
+    return c;
+  }
+
+  /** MixHash: h = HASH(h ‖ data). */
+  mixHash(data: Uint8Array): void {
+    this.h = blake2s256(this.h, data);
+  }
+
+  /** MixKey: ck, k = HKDF(ck, ikm, 2); n = 0. */
+  mixKey(ikm: Uint8Array): void {
+    const [ck, k] = kdf2(this.ck, ikm);
+    this.ck = ck;
+    this.k = k;
+    this.n = 0;
+  }
+
+  /** MixKeyAndHash: ck, t, k = HKDF(ck, ikm, 3); MixHash(t); n = 0. */
+  mixKeyAndHash(ikm: Uint8Array): void {
+    const [ck, t, k] = kdf3(this.ck, ikm);
+    this.ck = ck;
+    this.mixHash(t);
+    this.k = k;
+    this.n = 0;
+  }
+
+  /** EncryptAndHash: c = ENCRYPT(k, n++, h, p); MixHash(c). Plaintext passes through when no key. */
+  encryptAndHash(plaintext: Uint8Array): Uint8Array {
+    const c = this.k === null ? Uint8Array.from(plaintext) : chachaSeal(this.k, this.n++, plaintext, this.h);
+    this.mixHash(c);
+    return c;
+  }
+
+  /** DecryptAndHash; null when authentication fails (state unchanged then). */
+  decryptAndHash(ciphertext: Uint8Array): Uint8Array | null {
+    let p: Uint8Array | null;
+    if (this.k === null) p = Uint8Array.from(ciphertext);
+    else {
+      p = chachaOpen(this.k, this.n, ciphertext, this.h);
+      if (p === null) return null;
+      this.n++;
+    }
+    this.mixHash(ciphertext);
+    return p;
+  }
+
+  /** Split: (k1, k2) = HKDF(ck, ε, 2). The initiator sends with k1. */
+  split(): [Uint8Array, Uint8Array] {
+    return kdf2(this.ck, EMPTY);
+  }
+}
+
+/** Static or ephemeral X25519 key pair. */
+export interface NoiseKeyPair {
+  privateKey: Uint8Array;
+  publicKey: Uint8Array;
+}
+
+/** Builds a key pair from a 32-byte private key (clamped on use). */
+export function noiseKeyPair(privateKey: Uint8Array): NoiseKeyPair {
+  const k = clampScalar(privateKey);
+  return { privateKey: k, publicKey: x25519PublicKey(k) };
+}
+
+/**
+ * Starts an IK handshake: InitializeSymmetric(name), MixHash(prologue), MixHash(rs)
+ * (the responder's static key, known to both in advance).
+ */
+export function ikInitialize(protocolName: string, prologue: Uint8Array, responderStatic: Uint8Array): SymmetricState {
+  const st = new SymmetricState(new TextEncoder().encode(protocolName));
+  st.mixHash(prologue);
+  st.mixHash(responderStatic);
+  return st;
+}
+
+/**
+ * Initiator writes message A: e, es, s, ss, payload. Returns e.pub ‖ enc(s.pub) ‖ enc(payload)
+ * (32 + 48 + payload + 16 bytes). Throws LowOrderPointError if a DH result is zero.
+ */
+export function ikWriteA(st: SymmetricState, s: NoiseKeyPair, e: NoiseKeyPair, rs: Uint8Array, payload: Uint8Array, ss?: Uint8Array): Uint8Array {
+  st.mixHash(e.publicKey);
+  st.mixKey(e.publicKey); // PSK handshakes: the "e" token also mixes the key.
+  st.mixKey(x25519(e.privateKey, rs));
+  const encS = st.encryptAndHash(s.publicKey);
+  st.mixKey(ss ?? x25519(s.privateKey, rs));
+  const encP = st.encryptAndHash(payload);
+  const out = new Uint8Array(32 + encS.length + encP.length);
+  out.set(e.publicKey, 0);
+  out.set(encS, 32);
+  out.set(encP, 32 + encS.length);
+  return out;
+}
+
+/** What the responder learns from message A. */
+export interface IkMessageA {
+  re: Uint8Array;
+  rs: Uint8Array;
+  payload: Uint8Array;
+}
+
+/**
+ * Responder reads message A. `staticDh(rs)` returns DH(s, rs) (lets the device use a
+ * precomputed value and refuse unknown peers by returning null). Null on any failure.
+ * Throws LowOrderPointError if a DH result is zero.
+ */
+export function ikReadA(
+  st: SymmetricState, s: NoiseKeyPair, msg: Uint8Array, staticDh?: (rs: Uint8Array) => Uint8Array | null,
+): IkMessageA | null {
+  if (msg.length < 32 + 48 + 16) return null;
+  const re = Uint8Array.from(msg.subarray(0, 32));
+  st.mixHash(re);
+  st.mixKey(re);
+  st.mixKey(x25519(s.privateKey, re));
+  const rs = st.decryptAndHash(msg.subarray(32, 80));
+  if (rs === null) return null;
+  const ss = staticDh ? staticDh(rs) : x25519(s.privateKey, rs);
+  if (ss === null) return null;
+  st.mixKey(ss);
+  const payload = st.decryptAndHash(msg.subarray(80));
+  if (payload === null) return null;
+  return { re, rs, payload };
+}
+
+/** Responder writes message B: e, ee, se, psk, payload. Returns e.pub ‖ enc(payload). */
+export function ikWriteB(st: SymmetricState, e: NoiseKeyPair, re: Uint8Array, rs: Uint8Array, psk: Uint8Array, payload: Uint8Array): Uint8Array {
+  st.mixHash(e.publicKey);
+  st.mixKey(e.publicKey);
+  st.mixKey(x25519(e.privateKey, re));
+  st.mixKey(x25519(e.privateKey, rs));
+  st.mixKeyAndHash(psk);
+  const encP = st.encryptAndHash(payload);
+  const out = new Uint8Array(32 + encP.length);
+  out.set(e.publicKey, 0);
+  out.set(encP, 32);
+  return out;
+}
+
+/** Initiator reads message B; returns the responder's ephemeral and the payload, or null. */
+export function ikReadB(st: SymmetricState, s: NoiseKeyPair, e: NoiseKeyPair, msg: Uint8Array, psk: Uint8Array): { re: Uint8Array; payload: Uint8Array } | null {
+  if (msg.length < 32 + 16) return null;
+  const re = Uint8Array.from(msg.subarray(0, 32));
+  st.mixHash(re);
+  st.mixKey(re);
+  st.mixKey(x25519(e.privateKey, re));
+  st.mixKey(x25519(s.privateKey, re));
+  st.mixKeyAndHash(psk);
+  const payload = st.decryptAndHash(msg.subarray(32));
+  if (payload === null) return null;
+  return { re, payload };
+}
+
+/** WireGuard's initial handshake state for responder `responderStatic`. */
+export function wireguardInitialize(responderStatic: Uint8Array): SymmetricState {
+  return ikInitialize("Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s", new TextEncoder().encode("WireGuard v1 zx2c4 Jason@zx2c4.com"), responderStatic);
+}
