@@ -1,0 +1,179 @@
+/**
+ * Wiring of the node-facing API onto the server's HTTP listener:
+ *
+ * - `GET /key?v=N` (plain HTTP/HTTPS): the server's Noise public key, as tailcfg's
+ *   OverTLSPublicKeyResponse `{"legacyPublicKey":"mkey:000…","publicKey":"mkey:…"}`.
+ * - `POST /ts2021` with `Upgrade: lattice-control-protocol` (see ../noise/upgrade.ts):
+ *   Noise IK channel, HTTP/2 inside, serving
+ *   - `POST /machine/register` — RegisterRequest JSON → RegisterResponse JSON
+ *   - `POST /machine/map` — MapRequest JSON → framed MapResponses (long-poll when Stream)
+ *
+ * Errors on the inner requests are JSON `{"error": message, "code": code}` with a 4xx/5xx
+ * status. Malformed frames or handshakes close that connection and are counted.
+ */
+import { randomBytes } from "node:crypto";
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from "node:http";
+import type { Server as HttpsServer } from "node:https";
+import type { ServerHttp2Session, ServerHttp2Stream, IncomingHttpHeaders } from "node:http2";
+import type { Duplex } from "node:stream";
+import { type NoiseKeyPair } from "@lattice/control-client";
+import { formatKey, type MachineKeyString, type OverTLSPublicKeyResponse } from "@lattice/types";
+import { acceptControlUpgrade, isControlUpgrade, newNoiseCounters, type NoiseCounters } from "../noise/upgrade.js";
+import { serveControlH2 } from "../noise/h2.js";
+import { NodeJsonCache } from "../mapper/encode.js";
+import type { NodeBackend } from "./backend.js";
+import { readBody, respondError, respondJson } from "./http.js";
+import { serveMap, type Timers } from "./map-stream.js";
+import { RequestError, parseJsonBody, validateMapRequest, validateRegisterRequest } from "./validate.js";
+
+/** Options of {@link attachNodeApi}. */
+export interface NodeApiOptions {
+  /** The server's persistent Noise static key pair (machine-key type). */
+  serverKey: NoiseKeyPair;
+  /** Randomness (ephemeral keys). Default: node:crypto randomBytes. */
+  random?: (n: number) => Uint8Array;
+  /** Keep-alive interval on idle map streams, ms (default 60 000). */
+  keepAliveMs?: number;
+  /** Largest accepted request body, bytes (default 256 KiB). */
+  maxBodyBytes?: number;
+  /** Close map streams whose unsent output exceeds this (default 32 MiB). */
+  maxBufferedBytes?: number;
+  /** Close control connections idle (no open request, no traffic) this long, ms (default 5 min). */
+  idleTimeoutMs?: number;
+  /** Timers (default: the global ones). */
+  timers?: Timers;
+  /** Where unexpected errors are reported (never sent to nodes). */
+  log?: (err: unknown) => void;
+}
+
+/** Counters of the node API (hostile input, traffic). */
+export interface NodeApiCounters extends NoiseCounters {
+  /** Inner requests refused with a 4xx. */
+  badRequests: number;
+  /** Map streams opened so far. */
+  streamsOpened: number;
+}
+
+/** A node API attached to a server. */
+export interface NodeApi {
+  readonly counters: NodeApiCounters;
+  /** The server's Noise public key as "mkey:hex". */
+  readonly publicKey: MachineKeyString;
+  /**
+   * Serves `GET /key`; returns false (doing nothing) for any other request, so the
+   * server's own request handler can call it first.
+   */
+  handleRequest(req: IncomingMessage, res: ServerResponse): boolean;
+  /** Handles a control upgrade; returns false (doing nothing) for other upgrades. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
+  /** Number of open map streams. */
+  activeStreams(): number;
+  /** Closes every stream and channel and detaches from the server. */
+  close(): void;
+}
+
+/**
+ * Attaches the node API to `server`: listens for `upgrade` events addressed to the
+ * control protocol (other upgrades, e.g. DERP, are left to other listeners). The caller
+ * routes `GET /key` by calling `handleRequest` from its request handler.
+ */
+export function attachNodeApi(server: HttpServer | HttpsServer | null, backend: NodeBackend, opts: NodeApiOptions): NodeApi {
+  const random = opts.random ?? ((n: number) => new Uint8Array(randomBytes(n)));
+  const timers: Timers = opts.timers ?? {
+    setTimeout: (fn, ms) => setTimeout(fn, ms),
+    clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+  };
+  const counters: NodeApiCounters = { ...newNoiseCounters(), badRequests: 0, streamsOpened: 0 };
+  const maxBody = opts.maxBodyBytes ?? 256 * 1024;
+  const live = new Map<number, { close(): void }>();
+  const jsonCache = new NodeJsonCache();
+  const sessions = new Set<ServerHttp2Session>();
+  const publicKey = formatKey("machine", opts.serverKey.publicKey);
+  const log = opts.log;
+
+  const fail = (stream: ServerHttp2Stream, e: unknown): void => {
+    if (e instanceof RequestError || (e as { status?: number }).status !== undefined) counters.badRequests++;
+    respondError(stream, e, log);
+  };
+
+  const route = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, machinePublic: Uint8Array): void => {
+    const mkey = formatKey("machine", machinePublic);
+    const method = headers[":method"];
+    const path = String(headers[":path"] ?? "").split("?")[0];
+    if (path !== "/machine/register" && path !== "/machine/map") {
+      counters.badRequests++;
+      respondJson(stream, 404, { error: `no such endpoint ${path.slice(0, 64)}`, code: "not_found" });
+      return;
+    }
+    if (method !== "POST") {
+      counters.badRequests++;
+      respondJson(stream, 405, { error: `${path} requires POST`, code: "method_not_allowed" });
+      return;
+    }
+    void (async () => {
+      try {
+        const body = parseJsonBody(await readBody(stream, maxBody));
+        if (path === "/machine/register") {
+          const req = validateRegisterRequest(body);
+          const ac = new AbortController();
+          stream.on("close", () => ac.abort());
+          const resp = await backend.register(mkey, req, ac.signal);
+          respondJson(stream, 200, resp);
+        } else {
+          const req = validateMapRequest(body);
+          if (req.Stream) counters.streamsOpened++;
+          await serveMap(stream, mkey, req, backend, {
+            keepAliveMs: opts.keepAliveMs ?? 60_000,
+            timers,
+            maxBufferedBytes: opts.maxBufferedBytes ?? 32 * 1024 * 1024,
+            live,
+            jsonCache,
+            log,
+          });
+        }
+      } catch (e) {
+        fail(stream, e);
+      }
+    })();
+  };
+
+  const api: NodeApi = {
+    counters,
+    publicKey,
+    handleRequest(req, res) {
+      const path = (req.url ?? "").split("?")[0];
+      if (path !== "/key") return false;
+      if (req.method !== "GET" && req.method !== "HEAD") {
+        res.writeHead(405, { "content-type": "text/plain" }).end("use GET\n");
+        return true;
+      }
+      const body: OverTLSPublicKeyResponse = { legacyPublicKey: formatKey("machine", new Uint8Array(32)), publicKey };
+      const data = JSON.stringify(body);
+      res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(data) }).end(req.method === "HEAD" ? undefined : data);
+      return true;
+    },
+    handleUpgrade(req, socket, head) {
+      if (!isControlUpgrade(req)) return false;
+      const conn = acceptControlUpgrade(req, socket, head, { serverKey: opts.serverKey, random, counters });
+      if (!conn) return true;
+      conn.on("error", () => {});
+      const session = serveControlH2(conn, route, { idleTimeoutMs: opts.idleTimeoutMs });
+      sessions.add(session);
+      session.on("close", () => sessions.delete(session));
+      return true;
+    },
+    activeStreams() {
+      return live.size;
+    },
+    close() {
+      server?.off("upgrade", onUpgrade);
+      for (const s of [...live.values()]) s.close();
+      for (const s of [...sessions]) s.destroy();
+    },
+  };
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    api.handleUpgrade(req, socket, head);
+  };
+  server?.on("upgrade", onUpgrade);
+  return api;
+}

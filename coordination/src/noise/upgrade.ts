@@ -1,0 +1,126 @@
+/**
+ * Server side of the control channel's HTTP upgrade (as Tailscale's ts2021):
+ *
+ *   POST /ts2021 HTTP/1.1
+ *   Upgrade: lattice-control-protocol
+ *   Connection: upgrade
+ *   X-Lattice-Handshake: <base64 of the 101-byte Noise IK initiation frame>
+ *
+ * answered by `101 Switching Protocols` immediately followed by the 51-byte handshake
+ * response frame; from then on the socket carries encrypted records (see
+ * @lattice/control-client controlbase.ts), with HTTP/2 inside. Anything malformed gets
+ * `400` with a one-line message and the socket is closed; nothing is thrown.
+ */
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import {
+  type NoiseKeyPair,
+  NoiseDuplex,
+  NoiseError,
+  CONTROL_PROTOCOL_VERSION,
+  INITIATION_LENGTH,
+  noiseKeyPair,
+  serverAccept,
+} from "@lattice/control-client";
+
+/** Path of the upgrade request. */
+export const CONTROL_UPGRADE_PATH = "/ts2021";
+/** Value of the `Upgrade` header naming Lattice's control protocol. */
+export const CONTROL_UPGRADE_PROTOCOL = "lattice-control-protocol";
+/** Request header carrying the base64 initiation frame (lower-case, as node reports it). */
+export const CONTROL_HANDSHAKE_HEADER = "x-lattice-handshake";
+
+/** Counters of hostile or broken input, for metrics and tests. */
+export interface NoiseCounters {
+  /** Upgrade requests refused before or during the handshake. */
+  handshakeFailures: number;
+  /** Established channels killed by a malformed or unauthenticated record. */
+  malformedFrames: number;
+  /** Successful handshakes. */
+  handshakes: number;
+}
+
+/** Fresh zeroed counters. */
+export function newNoiseCounters(): NoiseCounters {
+  return { handshakeFailures: 0, malformedFrames: 0, handshakes: 0 };
+}
+
+/** Options of {@link acceptControlUpgrade}. */
+export interface ControlUpgradeOptions {
+  /** The server's Noise static key (persistent; its public half is served at /key). */
+  serverKey: NoiseKeyPair;
+  /** Randomness for the ephemeral key. */
+  random: (n: number) => Uint8Array;
+  counters: NoiseCounters;
+  /** Protocol versions accepted (default: the current one). */
+  supportedVersions?: readonly number[];
+}
+
+/** Whether an upgrade request is addressed to the control protocol (path + Upgrade header). */
+export function isControlUpgrade(req: IncomingMessage): boolean {
+  const path = (req.url ?? "").split("?")[0];
+  return path === CONTROL_UPGRADE_PATH && String(req.headers.upgrade ?? "").toLowerCase() === CONTROL_UPGRADE_PROTOCOL;
+}
+
+function refuse(socket: Duplex, status: number, message: string): void {
+  const body = message + "\n";
+  socket.end(
+    `HTTP/1.1 ${status} ${status === 405 ? "Method Not Allowed" : "Bad Request"}\r\n` +
+      `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    () => socket.destroy(),
+  );
+}
+
+/**
+ * Completes the upgrade: checks the request, runs the responder side of the handshake,
+ * writes `101` + response frame and returns the plaintext stream, whose
+ * `transport.peerStatic` is the node's authenticated machine key. Returns null (after
+ * answering 400 and counting) when the request or handshake is bad.
+ */
+export function acceptControlUpgrade(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  opts: ControlUpgradeOptions,
+): NoiseDuplex | null {
+  socket.on("error", () => {}); // errors end the socket; never crash the process
+  const fail = (status: number, message: string): null => {
+    opts.counters.handshakeFailures++;
+    refuse(socket, status, message);
+    return null;
+  };
+  if (req.method !== "POST") return fail(405, "control upgrade must be POST");
+  const b64 = req.headers[CONTROL_HANDSHAKE_HEADER];
+  if (typeof b64 !== "string" || b64.length === 0) return fail(400, "missing X-Lattice-Handshake header");
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) return fail(400, "invalid X-Lattice-Handshake header (not base64)");
+  const init = new Uint8Array(Buffer.from(b64, "base64"));
+  if (init.length !== INITIATION_LENGTH) return fail(400, "wrong handshake initiation size");
+  let accepted;
+  try {
+    accepted = serverAccept({
+      serverKey: opts.serverKey,
+      ephemeral: noiseKeyPair(opts.random(32)),
+      initiation: init,
+      supportedVersions: opts.supportedVersions ?? [CONTROL_PROTOCOL_VERSION],
+    });
+  } catch (e) {
+    // Fixed texts only: never echo attacker-controlled input.
+    const code = e instanceof NoiseError ? e.code : "ERR_NOISE";
+    const text =
+      code === "ERR_CONTROL_VERSION" ? "unsupported control protocol version"
+      : code === "ERR_NOISE_DECRYPT" || code === "ERR_NOISE_DH" ? "handshake failed (wrong server key?)"
+      : "malformed handshake initiation";
+    return fail(400, text);
+  }
+  opts.counters.handshakes++;
+  socket.write(
+    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${CONTROL_UPGRADE_PROTOCOL}\r\nConnection: upgrade\r\n\r\n`,
+  );
+  socket.write(accepted.response);
+  return new NoiseDuplex(socket, accepted.transport, {
+    initial: head.length > 0 ? new Uint8Array(head) : undefined,
+    onProtocolError: () => {
+      opts.counters.malformedFrames++;
+    },
+  });
+}
