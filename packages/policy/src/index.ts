@@ -1,1 +1,7 @@
-export {};
+/** @lattice/policy: Tailscale policy file parser and compiler. */
+export { PolicyError, type PolicyErrorCode, type Pos } from "./errors.js";
+export { parsePolicy } from "./parse.js";
+export type { Policy, Grant, SshRule, Alias, PolicyTest, SshTest, NodeAttr, PortRange, ProtoPorts } from "./model.js";
+export type { Topology, TopologyNode, TopologyUser } from "./topology.js";
+export { compilePolicy, type NodeCompiled, type CompileOptions } from "./compile.js";
+export { compileFiles } from "./files.js";

@@ -1,0 +1,115 @@
+/** compilePolicy: policy + topology → what the control plane sends each node. */
+import type { FilterRule, SSHRule } from "@lattice/types";
+import { parseAlias } from "./alias.js";
+import { applyAutoApprovers } from "./autoapprove.js";
+import { compileGrant, mergeRules, selfRulesFor, srcMatches, type CompiledGrant, type CompiledRule } from "./filter.js";
+import { AllowedIPs, computePeers } from "./peers.js";
+import { RuleIndex } from "./ruleindex.js";
+import type { Grant, Policy } from "./model.js";
+import { compileNodeAttrs } from "./nodeattrs.js";
+import { Resolver } from "./resolve.js";
+import { SshCompiler, validateSshDomains } from "./ssh.js";
+import { runPolicyTests, runSshTests } from "./tests.js";
+import { indexTopology, type NodeInfo, type Topology, type TopologyIndex } from "./topology.js";
+
+/** What one node receives. */
+export interface NodeCompiled {
+  /** Packet filter rules for traffic to this node. */
+  packetFilter: FilterRule[];
+  /** SSH rules (absent when the policy gives this node none). */
+  ssh?: SSHRule[];
+  /** Visible peers: name → AllowedIPs (addresses, primary routes, exit routes). */
+  peers: Record<string, string[]>;
+  /** Subnet routes this node is primary for (absent when none). */
+  primaryRoutes?: string[];
+  /** Node capabilities (absent when there are none). */
+  capMap?: Record<string, unknown[] | null>;
+}
+
+/** Options for {@link compilePolicy}. */
+export interface CompileOptions {
+  /** Base URL of the control server, used in SSH check-mode URLs. Default "https://unused". */
+  serverUrl?: string;
+  /** Tailnet setting "device auto-updates" (the `default-auto-update` capability). Default false. */
+  autoUpdate?: boolean;
+}
+
+const ALLOW_ALL_POS = { line: 0, column: 0 };
+
+/** The implicit grant of a policy without `acls` and `grants`. */
+function allowAllGrant(): Grant {
+  const star = parseAlias("*", ALLOW_ALL_POS);
+  return { src: [star], dst: [star], ip: [{ proto: null, ports: [{ First: 0, Last: 65535 }] }], app: null, via: [], pos: ALLOW_ALL_POS };
+}
+
+/** Elects a primary node per approved subnet route: the earliest registered serving node. */
+function primaryRoutes(topo: TopologyIndex): Map<number, string[]> {
+  const seen = new Set<string>();
+  const out = new Map<number, string[]>();
+  for (const n of [...topo.nodes].sort((a, b) => a.order - b.order || a.idx - b.idx)) {
+    for (const r of n.subnetRouteStrs) {
+      if (seen.has(r)) continue;
+      seen.add(r);
+      const l = out.get(n.idx) ?? [];
+      l.push(r);
+      out.set(n.idx, l);
+    }
+  }
+  return out;
+}
+
+/** Compiles a parsed policy for every node of the topology. Throws PolicyError when the policy is rejected. */
+export function compilePolicy(policy: Policy, topology: Topology, opts: CompileOptions = {}): Record<string, NodeCompiled> {
+  const topo = indexTopology(applyAutoApprovers(policy, topology));
+  const resolver = new Resolver(policy, topo);
+  if (policy.ssh) validateSshDomains(policy.ssh, topo.users);
+
+  const grants = policy.allowAll ? [allowAllGrant()] : policy.grants;
+  const compiled: CompiledGrant[] = [];
+  for (const g of grants) {
+    const cg = compileGrant(resolver, g);
+    if (cg) compiled.push(cg);
+  }
+  // autogroup:self rules depend only on the destination's user: compile them once per user.
+  const rules: CompiledRule[] = compiled.flatMap((c) => c.rules);
+  const selfGrants = compiled.filter((c) => c.self);
+  if (selfGrants.length > 0) {
+    const doneUsers = new Set<number>();
+    for (const node of topo.nodes) {
+      if (!node.user || node.tagged || doneUsers.has(node.user.id)) continue;
+      doneUsers.add(node.user.id);
+      rules.push(...selfGrants.flatMap((cg) => selfRulesFor(resolver, cg, node)));
+    }
+  }
+  const index = new RuleIndex(topo, rules);
+  const srcKeys = new WeakMap<readonly string[], string>();
+  const filterFor = (node: NodeInfo): FilterRule[] => mergeRules(index.filterRules(node), srcKeys);
+
+  runPolicyTests(policy, resolver, filterFor);
+  const ssh = policy.ssh ? new SshCompiler(resolver, policy.ssh, opts.serverUrl ?? "https://unused") : null;
+  runSshTests(policy, resolver, ssh);
+
+  const primaries = primaryRoutes(topo);
+  const peers = computePeers(topo, index);
+  const capMaps = compileNodeAttrs(policy, resolver, { autoUpdate: opts.autoUpdate ?? false });
+  const noV4 = new Set([...capMaps].filter(([, m]) => "disable-ipv4" in m).map(([i]) => i));
+  const allowed = new AllowedIPs(topo, index, primaries, noV4, srcMatches);
+
+  const out: Record<string, NodeCompiled> = {};
+  for (const node of topo.nodes) {
+    const nc: NodeCompiled = { packetFilter: filterFor(node), peers: {} };
+    if (ssh) {
+      const sshRules = ssh.rulesFor(node);
+      if (sshRules.length > 0) nc.ssh = sshRules;
+    }
+    for (const j of peers[node.idx]) {
+      if (j !== node.idx) nc.peers[topo.nodes[j].name] = allowed.forPeer(node, j) as string[];
+    }
+    const pr = primaries.get(node.idx);
+    if (pr) nc.primaryRoutes = pr;
+    const cm = capMaps.get(node.idx);
+    if (cm) nc.capMap = cm;
+    out[node.name] = nc;
+  }
+  return out;
+}

@@ -1,0 +1,159 @@
+/** Compilation of the policy's `ssh` rules into per-node tailcfg SSH rules. */
+import type { SSHAction, SSHPrincipal, SSHRule } from "@lattice/types";
+import { PolicyError } from "./errors.js";
+import type { SshRule } from "./model.js";
+import type { Resolved, Resolver } from "./resolve.js";
+import type { NodeInfo, TopologyUser } from "./topology.js";
+
+/** The check-mode URL path; the server URL is prepended. */
+export const SSH_CHECK_PATH = "/machine/ssh/action/$SRC_NODE_ID/to/$DST_NODE_ID?local_user=$LOCAL_USER";
+
+/** The tailnet's own domain: the email domain of its first user. */
+export function tailnetDomain(users: readonly TopologyUser[]): string {
+  const first = [...users].sort((a, b) => a.id - b.id)[0];
+  return first ? first.email.slice(first.email.lastIndexOf("@") + 1).toLowerCase() : "";
+}
+
+/** Checks `localpart:*@domain` users and `user:*@domain` sources name the tailnet's domain. */
+export function validateSshDomains(rules: readonly SshRule[], users: readonly TopologyUser[]): void {
+  const domain = tailnetDomain(users);
+  for (const rule of rules) {
+    for (const [i, u] of rule.users.entries()) {
+      if (!u.startsWith("localpart:")) continue;
+      const m = /^localpart:\*@(.+)$/.exec(u);
+      if (!m) continue;
+      if (m[1].toLowerCase() !== domain) {
+        throw new PolicyError(
+          "invalid-value",
+          `${m[1]} is not associated with this Tailnet and cannot be used in user:*@<domain> expressions`,
+          rule.usersPos[i] ?? rule.pos,
+        );
+      }
+    }
+    for (const s of rule.src) {
+      if (s.kind === "userDomain" && s.domain.toLowerCase() !== domain) {
+        throw new PolicyError(
+          "invalid-value",
+          `[ssh] ${s.domain} is not associated with this Tailnet and cannot be used in user:*@<domain> expressions`,
+          s.pos,
+        );
+      }
+    }
+  }
+}
+
+interface RulePrep {
+  rule: SshRule;
+  src: Resolved;
+  action: SSHAction;
+  baseUsers: Record<string, string>;
+  localparts: Map<number, string> | null;
+  userIds: number[];
+  byUser: Map<number, SSHPrincipal[]>;
+  tagged: SSHPrincipal[];
+  dst: Set<number> | null;
+  hasSelf: boolean;
+}
+
+function principals(nodes: readonly NodeInfo[]): SSHPrincipal[] {
+  return [...nodes.map((n) => ({ nodeIP: n.ipv4 })), ...nodes.map((n) => ({ nodeIP: n.ipv6 }))];
+}
+
+/** Per-policy SSH compilation state; `rulesFor` gives one node's rules. */
+export class SshCompiler {
+  private readonly preps: RulePrep[] = [];
+
+  /** Resolves every SSH rule once. */
+  constructor(
+    private readonly resolver: Resolver,
+    rules: readonly SshRule[],
+    serverUrl: string,
+  ) {
+    const topo = resolver.topo;
+    for (const rule of rules) {
+      const src = resolver.resolveAll(rule.src);
+      if (src.nodes.size === 0) continue;
+      const action: SSHAction =
+        rule.action === "accept"
+          ? { accept: true, allowAgentForwarding: true, allowLocalPortForwarding: true, allowRemotePortForwarding: true }
+          : { holdAndDelegate: serverUrl + SSH_CHECK_PATH };
+      const baseUsers: Record<string, string> = {};
+      if (rule.users.includes("autogroup:nonroot")) baseUsers["*"] = "=";
+      baseUsers["root"] = rule.users.includes("root") ? "root" : "";
+      for (const u of rule.users) {
+        if (u === "root" || u === "autogroup:nonroot" || /^localpart:\*@.+$/.test(u)) continue;
+        baseUsers[u] = u;
+      }
+      let localparts: Map<number, string> | null = null;
+      for (const u of rule.users) {
+        const m = /^localpart:\*@(.+)$/.exec(u);
+        if (!m) continue;
+        localparts ??= new Map();
+        for (const usr of topo.users) {
+          const at = usr.email.lastIndexOf("@");
+          if (at >= 0 && usr.email.slice(at + 1).toLowerCase() === m[1].toLowerCase()) localparts.set(usr.id, usr.email.slice(0, at));
+        }
+      }
+      const userNodes = new Map<number, NodeInfo[]>();
+      const tagged: SSHPrincipal[] = [];
+      for (const idx of [...src.nodes].sort((a, b) => a - b)) {
+        const n = topo.nodes[idx];
+        if (n.tagged) {
+          for (let i = 0; i < n.tags.length; i++) tagged.push({ nodeIP: n.ipv4 }, { nodeIP: n.ipv6 });
+          continue;
+        }
+        if (!n.user) continue;
+        const l = userNodes.get(n.user.id) ?? [];
+        l.push(n);
+        userNodes.set(n.user.id, l);
+      }
+      const userIds = [...userNodes.keys()].sort((a, b) => a - b);
+      const byUser = new Map(userIds.map((id) => [id, principals(userNodes.get(id)!)]));
+      const others = rule.dst.filter((d) => !(d.kind === "autogroup" && d.name === "self"));
+      const dst = others.length > 0 ? resolver.resolveAll(others).nodes : null;
+      const hasSelf = rule.dst.some((d) => d.kind === "autogroup" && d.name === "self");
+      this.preps.push({ rule, src, action, baseUsers, localparts, userIds, byUser, tagged, dst, hasSelf });
+    }
+  }
+
+  /** The SSH rules node `n` receives, or undefined when the policy has no SSH rules for it. */
+  rulesFor(n: NodeInfo): SSHRule[] {
+    const out: SSHRule[] = [];
+    for (const p of this.preps) {
+      const emit = (pr: SSHPrincipal[], uid: number | null): void => {
+        if (pr.length === 0) return;
+        const r: SSHRule = { principals: pr, sshUsers: p.baseUsers, action: p.action };
+        if (p.rule.acceptEnv) r.acceptEnv = p.rule.acceptEnv;
+        out.push(r);
+        const lp = uid !== null && p.localparts ? p.localparts.get(uid) : undefined;
+        if (lp !== undefined) {
+          const r2: SSHRule = { principals: pr, sshUsers: { [lp]: lp }, action: p.action };
+          if (p.rule.acceptEnv) r2.acceptEnv = p.rule.acceptEnv;
+          out.push(r2);
+        }
+      };
+      if (p.hasSelf && !n.tagged && n.user) {
+        const pr = p.byUser.get(n.user.id);
+        if (pr) emit(pr, n.user.id);
+      }
+      if (!p.dst) continue;
+      if (p.dst.has(n.idx)) {
+        if (p.localparts) {
+          for (const uid of p.userIds) emit(p.byUser.get(uid)!, uid);
+          emit(p.tagged, null);
+        } else {
+          emit([...p.userIds.flatMap((uid) => p.byUser.get(uid)!), ...p.tagged], null);
+        }
+      } else if (p.localparts && p.src.nodes.has(n.idx)) {
+        if (n.tagged) emit(principals([n]), null);
+        else if (n.user) {
+          const pr = p.byUser.get(n.user.id);
+          if (pr) emit(pr, n.user.id);
+        }
+      }
+    }
+    const checks = out.filter((r) => r.action.holdAndDelegate);
+    const accepts = out.filter((r) => !r.action.holdAndDelegate);
+    return [...checks, ...accepts];
+  }
+}

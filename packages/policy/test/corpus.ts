@@ -1,0 +1,126 @@
+/** Loading and comparing the Tailscale policy conformance corpus (test helper). */
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { PolicyError, compilePolicy, parsePolicy, type NodeCompiled, type Topology } from "../src/index.js";
+
+/** One corpus case. */
+export interface CorpusCase {
+  id: string;
+  category: string;
+  policy: unknown;
+  status: number;
+  error?: string;
+  topology: Topology;
+  expect?: Record<string, Partial<NodeCompiled>>;
+}
+
+/** The corpus categories (file names without .json). */
+export const CATEGORIES = ["acl", "grant", "ssh", "routes", "nodeattrs", "policytest", "sshtest"] as const;
+
+/** Finds <repo>/../shared/conformance/tailscale-policy. */
+export function corpusDir(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const repo = resolve(here, "../../..");
+  const candidates = [join(repo, "../shared/conformance/tailscale-policy"), "/work/shared/conformance/tailscale-policy"];
+  const found = candidates.find((c) => existsSync(join(c, "acl.json")));
+  if (!found) throw new Error(`conformance corpus not found (looked in ${candidates.join(", ")})`);
+  return found;
+}
+
+/** Loads one category. */
+export function loadCategory(name: string): CorpusCase[] {
+  return JSON.parse(readFileSync(join(corpusDir(), `${name}.json`), "utf8")) as CorpusCase[];
+}
+
+function canon(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canon).join(",")}]`;
+  if (v && typeof v === "object") {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .filter((k) => o[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canon(o[k])}`)
+      .join(",")}}`;
+  }
+  return JSON.stringify(v);
+}
+
+function sortedCanon(list: readonly unknown[]): string[] {
+  return list.map(canon).sort();
+}
+
+function normRule(r: Record<string, unknown>): string {
+  const out: Record<string, unknown> = {};
+  if (r.SrcIPs) out.SrcIPs = [...(r.SrcIPs as string[])].sort();
+  if (r.DstPorts) out.DstPorts = sortedCanon(r.DstPorts as unknown[]);
+  if (r.IPProto) out.IPProto = [...(r.IPProto as number[])].sort((a, b) => a - b);
+  if (r.CapGrant) {
+    out.CapGrant = sortedCanon(
+      (r.CapGrant as { Dsts: string[]; CapMap: unknown }[]).map((g) => ({ Dsts: [...g.Dsts].sort(), CapMap: g.CapMap })),
+    );
+  }
+  return canon(out);
+}
+
+function normSsh(r: Record<string, unknown>): string {
+  const principals = ((r.principals as unknown[]) ?? []).map(canon).sort();
+  return canon({ ...r, principals });
+}
+
+/** Differences between the compiled result and the expectation of one node (empty when equal). */
+export function diffNode(want: Partial<NodeCompiled>, got: NodeCompiled | undefined): string[] {
+  if (!got) return ["node missing from output"];
+  const diffs: string[] = [];
+  const pf = (x: unknown[] | undefined): string[] => (x ?? []).map((r) => normRule(r as Record<string, unknown>)).sort();
+  const wantPf = pf(want.packetFilter);
+  const gotPf = pf(got.packetFilter);
+  if (canon(wantPf) !== canon(gotPf)) diffs.push(`packetFilter:\n  want ${wantPf.join("\n       ")}\n  got  ${gotPf.join("\n       ")}`);
+  const ws = (want.ssh ?? []).map((r) => normSsh(r as unknown as Record<string, unknown>));
+  const gs = (got.ssh ?? []).map((r) => normSsh(r as unknown as Record<string, unknown>));
+  if (canon(ws) !== canon(gs)) diffs.push(`ssh:\n  want ${ws.join("\n       ")}\n  got  ${gs.join("\n       ")}`);
+  const np = (p: Record<string, string[]> | undefined): string =>
+    canon(Object.fromEntries(Object.entries(p ?? {}).map(([k, v]) => [k, [...v].sort()])));
+  if (np(want.peers) !== np(got.peers)) diffs.push(`peers:\n  want ${np(want.peers)}\n  got  ${np(got.peers)}`);
+  const pr = (x: string[] | undefined): string => canon([...(x ?? [])].sort());
+  if (pr(want.primaryRoutes) !== pr(got.primaryRoutes)) diffs.push(`primaryRoutes: want ${pr(want.primaryRoutes)} got ${pr(got.primaryRoutes)}`);
+  if (want.capMap !== undefined && canon(want.capMap) !== canon(got.capMap ?? {})) {
+    diffs.push(`capMap:\n  want ${canon(want.capMap)}\n  got  ${canon(got.capMap ?? {})}`);
+  }
+  return diffs;
+}
+
+/**
+ * The capture does not record node registration order, which decides the primary among
+ * routers serving the same subnet (HA). The control plane's election is visible in the
+ * capture's primaryRoutes, so the harness supplies that order as the nodes' `id`:
+ * nodes the capture shows as primary for something registered first. Everything else
+ * the election drives (which routes peers receive) is still computed by the compiler.
+ */
+export function withRegistrationOrder(c: CorpusCase): Topology {
+  const nodes: Topology["nodes"] = {};
+  Object.entries(c.topology.nodes).forEach(([name, n], i) => {
+    const primary = (c.expect?.[name]?.primaryRoutes ?? []).length > 0;
+    nodes[name] = { ...n, id: (primary ? 0 : 1000) + i };
+  });
+  return { ...c.topology, nodes };
+}
+
+/** Runs one case; returns the list of differences (empty = pass). */
+export function runCase(c: CorpusCase): string[] {
+  const text = typeof c.policy === "string" ? c.policy : JSON.stringify(c.policy);
+  let out: Record<string, NodeCompiled>;
+  try {
+    out = compilePolicy(parsePolicy(text), withRegistrationOrder(c), { serverUrl: "https://unused" });
+  } catch (e) {
+    if (!(e instanceof PolicyError)) return [`compiler crashed: ${(e as Error).stack ?? String(e)}`];
+    if (c.status !== 200) return [];
+    return [`rejected but the service accepted it: ${(e as Error).message}`];
+  }
+  if (c.status !== 200) return [`accepted but the service rejected it (${c.status}: ${c.error ?? ""})`];
+  const diffs: string[] = [];
+  for (const [node, want] of Object.entries(c.expect ?? {})) {
+    for (const d of diffNode(want, out[node])) diffs.push(`${node}: ${d}`);
+  }
+  return diffs;
+}
