@@ -1,8 +1,8 @@
 {
   "targets": [
     {
-      "target_name": "lattice_udp",
-      "sources": ["native/addon.c", "native/sock.c", "native/recv.c", "native/send.c"],
+      "target_name": "lattice_tun",
+      "sources": ["native/tun.c", "native/vnet.c", "native/udp.c", "native/reader.c", "native/addon.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"],
       "defines": ["NAPI_VERSION=8"]
     }

@@ -1,0 +1,296 @@
+/**
+ * The I/O edge of lattice-wg: wires the sans-IO WireGuard device to the TUN interface,
+ * the batched UDP socket and one timer driven by the device's next deadline. Every
+ * input batch (TUN read, UDP read, timer) is fed to the device, then its outputs are
+ * drained in batches (sendmmsg to UDP, write() per packet to the TUN).
+ */
+import type { DeviceSnapshot, DeviceUpdate, Endpoint, OutgoingDatagram } from "@lattice/wireguard";
+import { ADDR_RECORD_BYTES, decodeAddress, type BatchUdpSocket, type DatagramBatch, type PacketBatch, type TunDevice, type TunError } from "@lattice/tun";
+import { QUEUE_STAGED_SIZE, UapiErrno, UapiError } from "@lattice/wireguard";
+import type { Logger } from "./log.js";
+
+/** The device operations the edge needs (implemented by @lattice/wireguard's Device). */
+export interface EdgeDevice {
+  /** Applies a validated UAPI set (all or nothing). */
+  applyConfig(u: DeviceUpdate): void;
+  /** State for UAPI get. */
+  snapshot(): DeviceSnapshot;
+  /** IP packets read from the TUN (the device may keep them staged: they must not be reused). */
+  sendPackets(batch: readonly Uint8Array[]): void;
+  /** A datagram read from UDP; decrypted in place, delivered packets are views into it until drained. */
+  receiveDatagram(data: Uint8Array, from: Endpoint): void;
+  /** Runs due timers. */
+  tick(): void;
+  /** When tick() should next run (same clock as the device's `now`), or null/undefined/Infinity for never. */
+  nextDeadline(): number | null | undefined;
+  /** Drains datagrams to send. */
+  takeDatagrams(): OutgoingDatagram[];
+  /** Drains decrypted packets for the TUN. */
+  takePackets(): Uint8Array[];
+  /** Inner MTU used for padding; the edge keeps it equal to the interface's MTU. */
+  mtu?: number;
+  /** Device counters (for logs), if the device keeps them. */
+  stats?(): { drops: Record<string, number> };
+}
+
+/** Dependencies of {@link WgEdge}. */
+export interface EdgeDeps {
+  readonly device: EdgeDevice;
+  readonly tun: TunDevice;
+  /** Binds a UDP socket on a port (0 = random); throws on failure (TunError ERR_UDP_BIND). */
+  readonly bindUdp: (port: number) => BatchUdpSocket;
+  /** The device's clock (ms). */
+  readonly now: () => number;
+  readonly log: Logger;
+  /** Called once when the edge stops on its own (interface deleted, socket failure). */
+  readonly onFatal: (err: Error) => void;
+}
+
+/** Edge counters. */
+export interface EdgeStats {
+  /** Datagrams the device produced but UDP did not send. */
+  udpDropped: number;
+  /** Decrypted packets the TUN did not take. */
+  tunDropped: number;
+  /** Inputs the device threw on (a device bug: dropped and logged, never fatal). */
+  deviceErrors: number;
+}
+
+/** The running edge. */
+export class WgEdge {
+  /** Counters. */
+  readonly stats: EdgeStats = { udpDropped: 0, tunDropped: 0, deviceErrors: 0 };
+  #udp: BatchUdpSocket | null = null;
+  #fwmark = 0;
+  #timer: NodeJS.Timeout | null = null;
+  #mtuTimer: NodeJS.Timeout | null = null;
+  #timerAt = Infinity;
+  #closed = false;
+  #lastRec = new Uint8Array(ADDR_RECORD_BYTES);
+  #lastEp: Endpoint | null = null;
+  #dgData: Uint8Array[] = [];
+  #dgTo: Endpoint[] = [];
+  #tunViews: Uint8Array[] = [];
+
+  constructor(private readonly d: EdgeDeps) {}
+
+  /** Binds UDP on `port` (0 = random), starts the TUN and UDP readers and the timer. */
+  start(port = 0): void {
+    this.#rebind(port);
+    // Follow `ip link set mtu` (wireguard-go watches netlink for this; polling is enough).
+    this.#mtuTimer = setInterval(() => this.#syncMtu(), 2_000);
+    this.#mtuTimer.unref();
+    this.#syncMtu();
+    this.d.tun.start({
+      onPackets: (b) => this.#onTun(b),
+      onError: (e) => this.#fatal(e),
+    });
+    this.#flush();
+  }
+
+  /** The UDP port bound now (0 if none). */
+  get port(): number {
+    return this.#udp?.port ?? 0;
+  }
+
+  /** UAPI get: the device's snapshot, with the port actually bound. */
+  snapshot(): DeviceSnapshot {
+    const s = this.d.device.snapshot();
+    return { ...s, listenPort: this.port || s.listenPort, fwmark: this.#fwmark || s.fwmark };
+  }
+
+  /**
+   * UAPI set: rebinds UDP first when listen_port changes (EADDRINUSE → UapiError
+   * PORT_IN_USE, nothing applied), applies SO_MARK, then the device config with the
+   * port actually bound.
+   */
+  apply(u: DeviceUpdate): void {
+    let update = u;
+    if (u.listenPort !== undefined && u.listenPort !== this.port) {
+      try {
+        this.#rebind(u.listenPort);
+      } catch (e) {
+        throw new UapiError(UapiErrno.PORT_IN_USE, `listen_port=${u.listenPort}: ${(e as Error).message}`, undefined, "listen_port");
+      }
+      update = { ...u, listenPort: this.port };
+    }
+    if (u.fwmark !== undefined && u.fwmark !== this.#fwmark) {
+      try {
+        this.#udp?.setMark(u.fwmark);
+        this.#fwmark = u.fwmark;
+      } catch (e) {
+        throw new UapiError(UapiErrno.PORT_IN_USE, `fwmark=${u.fwmark}: ${(e as Error).message}`, undefined, "fwmark");
+      }
+    }
+    this.d.device.applyConfig(update);
+    this.#flush();
+  }
+
+  #rebind(port: number): void {
+    const next = this.d.bindUdp(port);
+    if (this.#fwmark !== 0) next.setMark(this.#fwmark);
+    const old = this.#udp;
+    this.#udp = next;
+    old?.close();
+    next.start({
+      onDatagrams: (b) => this.#onUdp(b),
+      onError: (e) => this.#fatal(e),
+    });
+    this.d.log.info(`UDP bound on port ${next.port} (IPv${next.family === 6 ? "4+6" : "4"})`);
+  }
+
+  #deviceError(where: string, e: unknown): void {
+    // Powers of two: the first errors in full, then ever more rarely.
+    const n = ++this.stats.deviceErrors;
+    if ((n & (n - 1)) === 0) this.d.log.error(`device ${where} threw (${n} so far): ${(e as Error).stack ?? String(e)}`);
+  }
+
+  #syncMtu(): void {
+    if (this.d.device.mtu === undefined) return;
+    try {
+      const mtu = this.d.tun.mtu;
+      if (mtu !== this.d.device.mtu) {
+        this.d.log.info(`MTU of ${this.d.tun.name} is now ${mtu}`);
+        this.d.device.mtu = mtu;
+      }
+    } catch {
+      /* renamed or moved away: keep the last value */
+    }
+  }
+
+  #onTun(b: PacketBatch): void {
+    // One copy per batch (the read buffer is reused; staged packets must stay valid).
+    const n = b.count;
+    const end = b.offsets[n - 1]! + b.lengths[n - 1]!;
+    const copy = new Uint8Array(b.buffer.subarray(0, end));
+    const views = this.#tunViews;
+    views.length = n;
+    for (let i = 0; i < n; i++) {
+      const off = b.offsets[i]!;
+      views[i] = new Uint8Array(copy.buffer, copy.byteOffset + off, b.lengths[i]!);
+    }
+    // Chunks no larger than the device's per-peer staging queue (it stages a whole call
+    // before sealing, and a bigger call would overflow and drop).
+    try {
+      if (n <= QUEUE_STAGED_SIZE) this.d.device.sendPackets(views);
+      else for (let i = 0; i < n; i += QUEUE_STAGED_SIZE) this.d.device.sendPackets(views.slice(i, i + QUEUE_STAGED_SIZE));
+    } catch (e) {
+      this.#deviceError("sendPackets", e);
+    }
+    views.length = 0;
+    this.#flush();
+  }
+
+  #endpoint(rec: Uint8Array, off: number): Endpoint {
+    const last = this.#lastRec;
+    let same = this.#lastEp !== null;
+    if (same) {
+      for (let k = 0; k < ADDR_RECORD_BYTES; k++) {
+        if (last[k] !== rec[off + k]) {
+          same = false;
+          break;
+        }
+      }
+    }
+    if (same) return this.#lastEp!;
+    last.set(rec.subarray(off, off + ADDR_RECORD_BYTES));
+    this.#lastEp = decodeAddress(rec, off);
+    return this.#lastEp;
+  }
+
+  #onUdp(b: DatagramBatch): void {
+    const dev = this.d.device;
+    for (let i = 0; i < b.count; i++) {
+      const off = b.offsets[i]!;
+      try {
+        dev.receiveDatagram(b.buffer.subarray(off, off + b.lengths[i]!), this.#endpoint(b.addrs, i * ADDR_RECORD_BYTES));
+      } catch (e) {
+        this.#deviceError("receiveDatagram", e);
+      }
+    }
+    this.#flush();
+  }
+
+  #flush(): void {
+    if (this.#closed) return;
+    const dev = this.d.device;
+    const dgs = dev.takeDatagrams();
+    if (dgs.length > 0) {
+      const data = this.#dgData;
+      const to = this.#dgTo;
+      data.length = 0;
+      to.length = 0;
+      for (const g of dgs) {
+        data.push(g.data);
+        to.push(g.to);
+      }
+      const sent = this.#udp ? this.#udp.send(data, to) : 0;
+      this.stats.udpDropped += dgs.length - sent;
+    }
+    const pkts = dev.takePackets();
+    if (pkts.length > 0) {
+      try {
+        this.stats.tunDropped += pkts.length - this.d.tun.write(pkts);
+      } catch (e) {
+        this.#fatal(e as Error);
+        return;
+      }
+    }
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    const next = this.d.device.nextDeadline();
+    const at = next === null || next === undefined ? Infinity : next;
+    if (at === this.#timerAt && this.#timer !== null) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#timerAt = at;
+    if (at === Infinity) return;
+    const delay = Math.max(0, Math.ceil(at - this.d.now()));
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#timerAt = Infinity;
+      if (this.#closed) return;
+      try {
+        this.d.device.tick();
+      } catch (e) {
+        this.#deviceError("tick", e);
+      }
+      this.#flush();
+    }, delay);
+  }
+
+  #fatal(e: Error | TunError): void {
+    if (this.#closed) return;
+    this.close();
+    this.d.onFatal(e);
+  }
+
+  /** A one-line summary of the I/O counters (for logs). */
+  describeStats(): string {
+    const t = this.d.tun.stats;
+    const u = this.#udp?.stats;
+    const per = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(1) : "0");
+    return (
+      `tun rx ${t.rxPackets} pkts in ${t.rxBatches} batches (${per(t.rxPackets, t.rxBatches)}/batch), tx ${t.txPackets} dropped ${t.txDropped}; ` +
+      (u ? `udp rx ${u.rxDatagrams} in ${u.rxBatches} batches (${per(u.rxDatagrams, u.rxBatches)}/batch), tx ${u.txDatagrams} dropped ${u.txDropped}` : "udp closed")
+    );
+  }
+
+  /** Stops timers and readers, closes UDP and the TUN. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.d.log.info(`I/O: ${this.describeStats()}`);
+    const drops = this.d.device.stats?.().drops;
+    if (drops) {
+      const nz = Object.entries(drops).filter(([, v]) => v > 0);
+      if (nz.length > 0) this.d.log.info(`device drops: ${nz.map(([k, v]) => `${k}=${v}`).join(" ")}`);
+    }
+    this.#closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    if (this.#mtuTimer) clearInterval(this.#mtuTimer);
+    this.#udp?.close();
+    this.d.tun.close();
+  }
+}

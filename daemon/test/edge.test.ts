@@ -1,0 +1,183 @@
+/**
+ * The I/O edge with a real TUN (in a private netns) and real UDP sockets around a
+ * scripted stand-in device: batches flow TUN → device → UDP and UDP → device → TUN, the
+ * timer follows nextDeadline, listen_port rebinds, a throwing device is survived, and
+ * deleting the interface is reported.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import type { DeviceSnapshot, DeviceUpdate, Endpoint, OutgoingDatagram } from "@lattice/wireguard";
+import { BatchUdpSocket, TunDevice, packetAt } from "@lattice/tun";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WgEdge, type EdgeDevice } from "../src/wg/edge.js";
+import { createLogger } from "../src/wg/log.js";
+
+const isRoot = process.getuid?.() === 0;
+const ns = `ledge-${process.pid}`;
+const ip = (...args: string[]): string => execFileSync("ip", args, { encoding: "utf8" });
+const text = (b: Uint8Array): string => Buffer.from(b).toString();
+
+/** Stand-in device: forwards TUN packets to `peer` as datagrams, scripted by datagram text. */
+class ScriptedDevice implements EdgeDevice {
+  fromTun: Uint8Array[] = [];
+  received: { text: string; from: Endpoint }[] = [];
+  applied: DeviceUpdate[] = [];
+  ticks = 0;
+  deadline: number | undefined;
+  private outD: OutgoingDatagram[] = [];
+  private outP: Uint8Array[] = [];
+  constructor(
+    private readonly peer: Endpoint,
+    private readonly now: () => number,
+  ) {}
+  applyConfig(u: DeviceUpdate): void {
+    this.applied.push(u);
+  }
+  snapshot(): DeviceSnapshot {
+    return { privateKey: null, listenPort: 0, fwmark: 0, peers: [] };
+  }
+  sendPackets(batch: readonly Uint8Array[]): void {
+    for (const p of batch) {
+      this.fromTun.push(p);
+      this.outD.push({ data: p, to: this.peer });
+    }
+  }
+  receiveDatagram(data: Uint8Array, from: Endpoint): void {
+    const t = text(data);
+    if (t === "boom") throw new Error("scripted device failure");
+    this.received.push({ text: t.startsWith("packet:") ? "packet" : t, from });
+    if (t.startsWith("packet:")) this.outP.push(Uint8Array.from(Buffer.from(t.slice(7), "hex")));
+    if (t === "arm") this.deadline = this.now() + 30;
+  }
+  tick(): void {
+    if (this.deadline === undefined || this.now() < this.deadline) return;
+    this.ticks++;
+    this.deadline = undefined;
+    this.outD.push({ data: Buffer.from("tick"), to: this.peer });
+  }
+  nextDeadline(): number | undefined {
+    return this.deadline;
+  }
+  takeDatagrams(): OutgoingDatagram[] {
+    const d = this.outD;
+    this.outD = [];
+    return d;
+  }
+  takePackets(): Uint8Array[] {
+    const p = this.outP;
+    this.outP = [];
+    return p;
+  }
+}
+
+/** An IPv4 UDP packet 10.81.0.2:9 → 10.81.0.1:9 (checksum 0 = none). */
+function udpPacket(payload: string): Uint8Array {
+  const body = Buffer.from(payload);
+  const p = Buffer.alloc(28 + body.length);
+  p[0] = 0x45;
+  p.writeUInt16BE(p.length, 2);
+  p[8] = 64;
+  p[9] = 17;
+  p.set([10, 81, 0, 2], 12);
+  p.set([10, 81, 0, 1], 16);
+  let s = 0;
+  for (let i = 0; i < 20; i += 2) s += p.readUInt16BE(i);
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  p.writeUInt16BE(~s & 0xffff, 10);
+  p.writeUInt16BE(9, 20);
+  p.writeUInt16BE(9, 22);
+  p.writeUInt16BE(8 + body.length, 24);
+  body.copy(p, 28);
+  return p;
+}
+
+async function until(cond: () => boolean, ms = 5_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe.runIf(isRoot)("WgEdge (root, private netns)", () => {
+  beforeAll(() => void ip("netns", "add", ns));
+  afterAll(() => void spawnSync("ip", ["netns", "del", ns]));
+
+  it("moves batches between TUN, device and UDP, runs the timer, rebinds, survives device errors", async () => {
+    const tun = TunDevice.open({ name: `lte${process.pid}`.slice(0, 15), mtu: 1420 });
+    ip("link", "set", tun.name, "netns", ns);
+    ip("-n", ns, "addr", "add", "10.81.0.1/24", "dev", tun.name);
+    ip("-n", ns, "link", "set", tun.name, "up");
+    const peer = BatchUdpSocket.bind({ port: 0 });
+    const atPeer: { text: string; bytes: number; from: number }[] = [];
+    peer.start({
+      onDatagrams(b) {
+        for (let i = 0; i < b.count; i++) atPeer.push({ text: text(packetAt(b, i)), bytes: b.lengths[i]!, from: (b.addrs[i * 20 + 2]! << 8) | b.addrs[i * 20 + 3]! });
+      },
+      onError() {},
+    });
+    const now = (): number => performance.now();
+    const dev = new ScriptedDevice({ family: 4, address: "127.0.0.1", port: peer.port }, now);
+    let fatal: Error | null = null;
+    const edge = new WgEdge({
+      device: dev,
+      tun,
+      now,
+      log: createLogger("silent", "", { write: () => true }),
+      bindUdp: (port) => BatchUdpSocket.bind({ port }),
+      onFatal: (e) => (fatal = e),
+    });
+    try {
+      edge.start(0);
+      expect(edge.port).toBeGreaterThan(0);
+      const toEdge = (msg: string): void => void peer.send([Buffer.from(msg)], [{ family: 4, address: "127.0.0.1", port: edge.port }]);
+
+      // TUN → device → UDP: pings from the netns arrive at the peer as datagrams.
+      spawnSync("ip", ["netns", "exec", ns, "ping", "-c", "3", "-i", "0.05", "-W", "0.2", "10.81.0.9"]);
+      await until(() => atPeer.length >= 3);
+      const icmp = atPeer.filter((d) => d.bytes === 84);
+      expect(icmp.length).toBeGreaterThanOrEqual(3);
+      expect(icmp[0]!.from).toBe(edge.port);
+      expect(dev.fromTun.length).toBeGreaterThanOrEqual(3);
+
+      // UDP → device (which throws once) → TUN: the edge keeps going.
+      toEdge("boom");
+      await until(() => edge.stats.deviceErrors === 1);
+      const rx0 = (JSON.parse(ip("-n", ns, "-s", "-j", "link", "show", "dev", tun.name)) as Array<{ stats64: { rx: { packets: number } } }>)[0]!.stats64.rx.packets;
+      toEdge(`packet:${Buffer.from(udpPacket("hello")).toString("hex")}`);
+      await until(() => dev.received.some((r) => r.text === "packet"));
+      expect(dev.received.find((r) => r.text === "packet")!.from).toEqual({ family: 4, address: "127.0.0.1", port: peer.port });
+      const rx1 = (JSON.parse(ip("-n", ns, "-s", "-j", "link", "show", "dev", tun.name)) as Array<{ stats64: { rx: { packets: number } } }>)[0]!.stats64.rx.packets;
+      expect(rx1 - rx0).toBe(1);
+
+      // Timer: the device asks for a tick 30 ms later; the edge calls it once.
+      const t0 = now();
+      toEdge("arm");
+      await until(() => atPeer.some((d) => d.text === "tick"));
+      expect(dev.ticks).toBe(1);
+      expect(now() - t0).toBeGreaterThanOrEqual(25);
+
+      // listen_port: rebinding to a free port, then EADDRINUSE for a taken one.
+      const taken = BatchUdpSocket.bind({ port: 0 });
+      const free = BatchUdpSocket.bind({ port: 0 });
+      const freePort = free.port;
+      free.close();
+      edge.apply({ listenPort: freePort, replacePeers: false, peers: [] });
+      expect(edge.port).toBe(freePort);
+      expect(dev.applied.at(-1)!.listenPort).toBe(freePort);
+      expect(edge.snapshot().listenPort).toBe(freePort);
+      expect(() => edge.apply({ listenPort: taken.port, replacePeers: false, peers: [] })).toThrow(expect.objectContaining({ errno: 98 }));
+      expect(edge.port).toBe(freePort);
+      taken.close();
+      toEdge("after-rebind");
+      await until(() => dev.received.some((r) => r.text === "after-rebind"));
+
+      // Deleting the interface is fatal with ERR_TUN_GONE.
+      ip("-n", ns, "link", "del", tun.name);
+      await until(() => fatal !== null);
+      expect((fatal as unknown as { code: string }).code).toBe("ERR_TUN_GONE");
+    } finally {
+      edge.close();
+      peer.close();
+    }
+  });
+});

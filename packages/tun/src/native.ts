@@ -1,0 +1,49 @@
+/**
+ * Loader and typings of the native addon (native/*.c, built by node-gyp into
+ * build/Release/lattice_tun.node).
+ */
+import { createRequire } from "node:module";
+import { TunError } from "./errors.js";
+
+/** Opaque handle of a running native reader. */
+export type ReaderHandle = { readonly __reader: unique symbol };
+
+/** The functions the addon exports. */
+export interface NativeAddon {
+  tunOpen(name: string, multiQueue: boolean, vnetHdr: boolean, offload: boolean): { fd: number; name: string };
+  linkSetMtu(name: string, mtu: number): void;
+  linkGetMtu(name: string): number;
+  linkIndex(name: string): number;
+  writePackets(fd: number, packets: readonly Uint8Array[], count: number, vnet: boolean): number;
+  closeFd(fd: number): void;
+  udpOpen(port: number, ipv6: boolean): { fd: number; port: number; family: 4 | 6; gro: boolean };
+  udpSetMark(fd: number, mark: number): void;
+  udpSend(fd: number, sockV6: boolean, datagrams: readonly Uint8Array[], addrs: Uint8Array, count: number, gso: boolean): number;
+  readerStart(
+    kind: 0 | 1 | 2,
+    fd: number,
+    buf: Uint8Array,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    addrs: Uint8Array | null,
+    maxBatch: number,
+    slot: number,
+    cb: (count: number, errno: number) => void,
+  ): ReaderHandle;
+  readerStop(handle: ReaderHandle): void;
+}
+
+/** Loads the addon (cached by Node's require); throws TunError ERR_TUN_ADDON_MISSING. */
+export function loadNative(): NativeAddon {
+  const require = createRequire(import.meta.url);
+  try {
+    return require("../build/Release/lattice_tun.node") as NativeAddon;
+  } catch (e) {
+    throw new TunError(
+      "ERR_TUN_ADDON_MISSING",
+      "the @lattice/tun native addon is not built: run `pnpm -r run build:native` (needs node-gyp and Node headers)",
+      undefined,
+      e,
+    );
+  }
+}
