@@ -1,0 +1,95 @@
+/**
+ * The coordination server's composition root: opens the database, builds the services
+ * with their injected clock and randomness, and runs periodic housekeeping.
+ */
+import { randomBytes } from "node:crypto";
+import { openDatabase, type Db } from "./db/open.js";
+import { ChangeBus } from "./changes/bus.js";
+import { DEFAULT_SERVICE_OPTIONS, type ServiceContext, type ServiceOptions } from "./services/context.js";
+import { UserService } from "./services/users.js";
+import { PolicyService } from "./services/policy.js";
+import { AuthKeyService } from "./services/authkeys.js";
+import { NodeService } from "./services/nodes.js";
+import { RegistrationService } from "./services/registrations.js";
+import { ApiKeyService } from "./services/apikeys.js";
+import { SettingsService } from "./services/settings.js";
+import { SessionService } from "./services/sessions.js";
+
+/** Every service of a running control plane. */
+export interface Control {
+  ctx: ServiceContext;
+  db: Db;
+  bus: ChangeBus;
+  users: UserService;
+  policies: PolicyService;
+  authKeys: AuthKeyService;
+  nodes: NodeService;
+  registrations: RegistrationService;
+  apiKeys: ApiKeyService;
+  settings: SettingsService;
+  sessions: SessionService;
+  /** Stops housekeeping and closes the database. */
+  close(): Promise<void>;
+}
+
+/** Options for {@link createControl}. */
+export interface CreateControlOptions {
+  /** SQLite path or postgres:// URL. */
+  db: string;
+  options: Partial<ServiceOptions> & { serverUrl: string };
+  now?: () => number;
+  random?: (n: number) => Buffer;
+  /** Housekeeping interval in ms (0 = none). */
+  sweepIntervalMs?: number;
+  /** Reports errors from background work. */
+  onError?: (e: unknown) => void;
+}
+
+/** Opens the database and builds the services. */
+export async function createControl(o: CreateControlOptions): Promise<Control> {
+  const db = await openDatabase(o.db);
+  const onError = o.onError ?? (() => {});
+  const bus = new ChangeBus(onError);
+  const ctx: ServiceContext = {
+    db,
+    bus,
+    now: o.now ?? Date.now,
+    random: o.random ?? randomBytes,
+    options: { ...DEFAULT_SERVICE_OPTIONS, ...o.options },
+  };
+  const settings = new SettingsService(ctx);
+  const secret = Buffer.from(await settings.getOrCreate("cookie_secret", () => ctx.random(32).toString("base64url")), "base64url");
+  const users = new UserService(ctx);
+  const policies = new PolicyService(ctx);
+  const authKeys = new AuthKeyService(ctx, users, policies);
+  const nodes = new NodeService(ctx, authKeys, policies);
+  const registrations = new RegistrationService(ctx, nodes);
+  await nodes.markAllOffline();
+  let timer: NodeJS.Timeout | undefined;
+  if (o.sweepIntervalMs) {
+    let running = false;
+    timer = setInterval(() => {
+      if (running) return;
+      running = true;
+      nodes.sweep().catch(onError).finally(() => (running = false));
+    }, o.sweepIntervalMs);
+    timer.unref();
+  }
+  return {
+    ctx,
+    db,
+    bus,
+    users,
+    policies,
+    authKeys,
+    nodes,
+    registrations,
+    apiKeys: new ApiKeyService(ctx),
+    settings,
+    sessions: new SessionService(ctx, secret),
+    async close() {
+      if (timer) clearInterval(timer);
+      await db.close();
+    },
+  };
+}

@@ -1,0 +1,169 @@
+/**
+ * Server configuration: defaults < config file (JSON, validated, unknown keys are errors)
+ * < LATTICE_CONTROL_* environment variables < command-line flags.
+ *
+ * Defaults: listen 0.0.0.0:8080, db ./lattice.db, socket /var/run/lattice/control.sock,
+ * server URL http://<listen host, or 127.0.0.1 for 0.0.0.0>:<port>.
+ */
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+import { ValidationError } from "./errors.js";
+import { parseDuration } from "./duration.js";
+import { formatZodError } from "./http/json.js";
+
+/** Default listen address. */
+export const DEFAULT_LISTEN = "0.0.0.0:8080";
+/** Default database location. */
+export const DEFAULT_DB = "./lattice.db";
+/** Default admin socket path. */
+export { DEFAULT_SOCKET } from "./admin-client.js";
+import { DEFAULT_SOCKET } from "./admin-client.js";
+
+const FileSchema = z.strictObject({
+  listen: z.string().optional(),
+  serverUrl: z.string().optional(),
+  db: z.string().optional(),
+  socket: z.string().optional(),
+  tlsCert: z.string().optional(),
+  tlsKey: z.string().optional(),
+  tlsSelfSigned: z.boolean().optional(),
+  tailnetDomain: z.string().optional(),
+  ephemeralTimeout: z.string().optional(),
+  nodeKeyExpiry: z.string().optional(),
+  sweepInterval: z.string().optional(),
+  derpMap: z.string().optional(),
+  logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).optional(),
+});
+
+/** Raw settings from any source (strings as typed). */
+export type RawConfig = z.infer<typeof FileSchema>;
+
+/** The resolved configuration of `serve`. */
+export interface ServeConfig {
+  listenHost: string;
+  listenPort: number;
+  serverUrl: string;
+  db: string;
+  socket: string;
+  tls: { cert: string; key: string } | { selfSigned: true } | null;
+  tailnetDomain: string;
+  ephemeralTimeoutMs: number;
+  nodeKeyExpiryMs: number;
+  sweepIntervalMs: number;
+  /** Path of a JSON file holding the tailcfg DERPMap handed to nodes (none = empty map). */
+  derpMapFile: string | null;
+  logLevel: string;
+}
+
+/** Environment variable → config key. */
+export const ENV_VARS: Record<string, keyof RawConfig> = {
+  LATTICE_CONTROL_LISTEN: "listen",
+  LATTICE_CONTROL_SERVER_URL: "serverUrl",
+  LATTICE_CONTROL_DB: "db",
+  LATTICE_CONTROL_SOCKET: "socket",
+  LATTICE_CONTROL_TLS_CERT: "tlsCert",
+  LATTICE_CONTROL_TLS_KEY: "tlsKey",
+  LATTICE_CONTROL_TLS_SELF_SIGNED: "tlsSelfSigned",
+  LATTICE_CONTROL_TAILNET_DOMAIN: "tailnetDomain",
+  LATTICE_CONTROL_EPHEMERAL_TIMEOUT: "ephemeralTimeout",
+  LATTICE_CONTROL_NODE_KEY_EXPIRY: "nodeKeyExpiry",
+  LATTICE_CONTROL_SWEEP_INTERVAL: "sweepInterval",
+  LATTICE_CONTROL_DERP_MAP: "derpMap",
+  LATTICE_CONTROL_LOG_LEVEL: "logLevel",
+};
+
+/** Reads and validates a JSON config file; errors name the file and the key. */
+export function readConfigFile(path: string): RawConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new ValidationError(`config file ${path}: ${(e as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new ValidationError(`config file ${path}: not valid JSON: ${(e as Error).message}`);
+  }
+  const r = FileSchema.safeParse(value);
+  if (!r.success) throw new ValidationError(`config file ${path}: ${formatZodError(r.error, "config")}`);
+  return r.data;
+}
+
+/** Reads LATTICE_CONTROL_* variables. */
+export function readEnv(env: NodeJS.ProcessEnv): RawConfig {
+  const out: Record<string, unknown> = {};
+  for (const [name, key] of Object.entries(ENV_VARS)) {
+    const v = env[name];
+    if (v === undefined || v === "") continue;
+    if (key === "tlsSelfSigned") {
+      if (!/^(1|0|true|false)$/i.test(v)) throw new ValidationError(`${name}: want true or false, got ${JSON.stringify(v)}`);
+      out[key] = /^(1|true)$/i.test(v);
+    } else out[key] = v;
+  }
+  const r = FileSchema.safeParse(out);
+  if (!r.success) throw new ValidationError(`environment: ${formatZodError(r.error, "env")}`);
+  return r.data;
+}
+
+const DerpMapSchema = z.looseObject({
+  Regions: z.record(
+    z.string().regex(/^\d+$/, "region keys are numeric region ids"),
+    z.looseObject({ RegionID: z.number().int(), RegionCode: z.string(), Nodes: z.array(z.looseObject({ Name: z.string(), RegionID: z.number().int(), HostName: z.string() })) }),
+  ),
+});
+
+/** Reads and checks a DERP map file (tailcfg.DERPMap JSON); errors name the file and field. */
+export function readDerpMapFile(path: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new ValidationError(`derpMap ${path}: ${(e as Error).message}`);
+  }
+  const r = DerpMapSchema.safeParse(value);
+  if (!r.success) throw new ValidationError(`derpMap ${path}: ${formatZodError(r.error, "derpMap")}`);
+  return r.data as Record<string, unknown>;
+}
+
+/** Splits "ADDR:PORT" (IPv6 in brackets); throws naming the field. */
+export function parseListen(s: string, field = "listen"): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(s);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new ValidationError(`${field}: ${JSON.stringify(s)} is not ADDR:PORT (e.g. 0.0.0.0:8080)`);
+  return { host: m[1] ?? (m[2] || "0.0.0.0"), port };
+}
+
+/** Merges the sources (later wins) and resolves defaults. */
+export function resolveConfig(...sources: RawConfig[]): ServeConfig {
+  const raw: RawConfig = Object.assign({}, ...sources.map((s) => Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined))));
+  const { host, port } = parseListen(raw.listen ?? DEFAULT_LISTEN);
+  const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
+  if ((raw.tlsCert === undefined) !== (raw.tlsKey === undefined)) throw new ValidationError("tls: --tls-cert and --tls-key must be given together");
+  if (raw.tlsCert && raw.tlsSelfSigned) throw new ValidationError("tls: choose --tls-cert/--tls-key or --tls-self-signed, not both");
+  const tls = raw.tlsCert ? { cert: raw.tlsCert, key: raw.tlsKey! } : raw.tlsSelfSigned ? ({ selfSigned: true } as const) : null;
+  const serverUrl = raw.serverUrl ?? `${tls ? "https" : "http"}://${urlHost}:${port}`;
+  try {
+    const u = new URL(serverUrl);
+    if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error("not http(s)");
+  } catch {
+    throw new ValidationError(`server-url: ${JSON.stringify(serverUrl)} is not an http(s) URL`);
+  }
+  const domain = raw.tailnetDomain ?? "lattice.internal";
+  if (!/^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(domain)) throw new ValidationError(`tailnetDomain: ${JSON.stringify(domain)} is not a DNS name`);
+  return {
+    listenHost: host,
+    listenPort: port,
+    serverUrl: serverUrl.replace(/\/+$/, ""),
+    db: raw.db ?? DEFAULT_DB,
+    socket: raw.socket ?? DEFAULT_SOCKET,
+    tls,
+    tailnetDomain: domain,
+    ephemeralTimeoutMs: parseDuration(raw.ephemeralTimeout ?? "30m", "ephemeralTimeout"),
+    nodeKeyExpiryMs: parseDuration(raw.nodeKeyExpiry ?? "180d", "nodeKeyExpiry"),
+    sweepIntervalMs: parseDuration(raw.sweepInterval ?? "10s", "sweepInterval"),
+    derpMapFile: raw.derpMap ?? null,
+    logLevel: raw.logLevel ?? "info",
+  };
+}

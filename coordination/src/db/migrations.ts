@@ -1,0 +1,130 @@
+/**
+ * Schema migrations, shared by SQLite and PostgreSQL. Each migration is applied once,
+ * inside a transaction, and recorded in Kysely's migration table.
+ */
+import { Migrator, type Kysely, type Migration, type MigrationProvider } from "kysely";
+import type { Database } from "./schema.js";
+
+/** Which SQL engine a database uses. */
+export type DbKind = "sqlite" | "postgres";
+
+function idColumn(kind: DbKind) {
+  return kind === "sqlite" ? ("integer" as const) : ("serial" as const);
+}
+
+function initial(kind: DbKind): Migration {
+  return {
+    async up(db: Kysely<any>): Promise<void> {
+      const id = idColumn(kind);
+      const pk = (c: any) => (kind === "sqlite" ? c.primaryKey().autoIncrement() : c.primaryKey());
+      await db.schema
+        .createTable("users")
+        .addColumn("id", id, pk)
+        .addColumn("name", "text", (c) => c.notNull().unique())
+        .addColumn("email", "text")
+        .addColumn("display_name", "text")
+        .addColumn("password_hash", "text")
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("auth_keys")
+        .addColumn("id", id, pk)
+        .addColumn("prefix", "text", (c) => c.notNull().unique())
+        .addColumn("hash", "text", (c) => c.notNull())
+        .addColumn("user_id", "integer", (c) => c.references("users.id").onDelete("cascade"))
+        .addColumn("reusable", "integer", (c) => c.notNull())
+        .addColumn("ephemeral", "integer", (c) => c.notNull())
+        .addColumn("preapproved", "integer", (c) => c.notNull())
+        .addColumn("tags", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("expires_at", "bigint", (c) => c.notNull())
+        .addColumn("revoked_at", "bigint")
+        .addColumn("used_count", "integer", (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema
+        .createTable("nodes")
+        .addColumn("id", id, pk)
+        .addColumn("machine_key", "text", (c) => c.notNull().unique())
+        .addColumn("node_key", "text", (c) => c.notNull().unique())
+        .addColumn("disco_key", "text", (c) => c.notNull())
+        .addColumn("hostname", "text", (c) => c.notNull())
+        .addColumn("given_name", "text", (c) => c.notNull().unique())
+        .addColumn("user_id", "integer", (c) => c.references("users.id"))
+        .addColumn("tags", "text", (c) => c.notNull())
+        .addColumn("ipv4", "text", (c) => c.notNull().unique())
+        .addColumn("ipv6", "text", (c) => c.notNull().unique())
+        .addColumn("hostinfo", "text", (c) => c.notNull())
+        .addColumn("endpoints", "text", (c) => c.notNull())
+        .addColumn("home_derp", "integer", (c) => c.notNull().defaultTo(0))
+        .addColumn("approved_routes", "text", (c) => c.notNull())
+        .addColumn("approved", "integer", (c) => c.notNull())
+        .addColumn("key_expiry", "bigint")
+        .addColumn("expiry_disabled", "integer", (c) => c.notNull().defaultTo(0))
+        .addColumn("ephemeral", "integer", (c) => c.notNull().defaultTo(0))
+        .addColumn("auth_key_id", "integer", (c) => c.references("auth_keys.id").onDelete("set null"))
+        .addColumn("last_seen", "bigint")
+        .addColumn("online", "integer", (c) => c.notNull().defaultTo(0))
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("updated_at", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("policies")
+        .addColumn("id", id, pk)
+        .addColumn("text", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("api_keys")
+        .addColumn("id", id, pk)
+        .addColumn("prefix", "text", (c) => c.notNull().unique())
+        .addColumn("hash", "text", (c) => c.notNull())
+        .addColumn("description", "text")
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("expires_at", "bigint", (c) => c.notNull())
+        .addColumn("revoked_at", "bigint")
+        .addColumn("last_used", "bigint")
+        .execute();
+      await db.schema
+        .createTable("web_sessions")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("user_id", "integer", (c) => c.notNull().references("users.id").onDelete("cascade"))
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("expires_at", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("pending_registrations")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("machine_key", "text", (c) => c.notNull())
+        .addColumn("node_key", "text", (c) => c.notNull())
+        .addColumn("request", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("expires_at", "bigint", (c) => c.notNull())
+        .addColumn("user_id", "integer", (c) => c.references("users.id").onDelete("cascade"))
+        .addColumn("node_id", "integer")
+        .addColumn("completed_at", "bigint")
+        .execute();
+      await db.schema
+        .createTable("settings")
+        .addColumn("key", "text", (c) => c.primaryKey())
+        .addColumn("value", "text", (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("nodes_user_idx").on("nodes").column("user_id").execute();
+      await db.schema.createIndex("pending_machine_idx").on("pending_registrations").column("machine_key").execute();
+    },
+  };
+}
+
+/** Applies every pending migration; throws with the failing migration's error. */
+export async function migrate(db: Kysely<Database>, kind: DbKind): Promise<void> {
+  const provider: MigrationProvider = {
+    async getMigrations() {
+      return { "0001_initial": initial(kind) };
+    },
+  };
+  const migrator = new Migrator({ db, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === "Error");
+    throw new Error(`database migration ${failed?.migrationName ?? "?"} failed: ${String((error as Error).message ?? error)}`);
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * Kysely table types for the coordination database. One schema serves SQLite and
+ * PostgreSQL: timestamps are integer milliseconds since the epoch, booleans are
+ * integers 0/1, lists and objects are JSON text.
+ */
+import type { Generated } from "kysely";
+
+/** Local user accounts. */
+export interface UsersTable {
+  id: Generated<number>;
+  name: string;
+  email: string | null;
+  display_name: string | null;
+  /** `scrypt$N$r$p$salt$hash` (base64url parts) or null for accounts without a password. */
+  password_hash: string | null;
+  created_at: number;
+}
+
+/** Pre-authentication keys, stored as SHA-256 of the secret, found by a public prefix. */
+export interface AuthKeysTable {
+  id: Generated<number>;
+  prefix: string;
+  hash: string;
+  user_id: number | null;
+  reusable: number;
+  ephemeral: number;
+  preapproved: number;
+  /** JSON array of tags. */
+  tags: string;
+  created_at: number;
+  expires_at: number;
+  revoked_at: number | null;
+  used_count: number;
+}
+
+/** Registered machines. */
+export interface NodesTable {
+  id: Generated<number>;
+  machine_key: string;
+  node_key: string;
+  disco_key: string;
+  hostname: string;
+  given_name: string;
+  user_id: number | null;
+  /** JSON array of tags; a node with tags is not owned by a user. */
+  tags: string;
+  ipv4: string;
+  ipv6: string;
+  /** JSON object (tailcfg Hostinfo). */
+  hostinfo: string;
+  /** JSON array of "ip:port" strings. */
+  endpoints: string;
+  home_derp: number;
+  /** JSON array of approved subnet routes. */
+  approved_routes: string;
+  approved: number;
+  key_expiry: number | null;
+  expiry_disabled: number;
+  ephemeral: number;
+  auth_key_id: number | null;
+  last_seen: number | null;
+  online: number;
+  created_at: number;
+  updated_at: number;
+}
+
+/** Policy versions; the highest id is current. */
+export interface PoliciesTable {
+  id: Generated<number>;
+  text: string;
+  created_at: number;
+}
+
+/** API keys for the REST API (SHA-256 of the secret, found by prefix). */
+export interface ApiKeysTable {
+  id: Generated<number>;
+  prefix: string;
+  hash: string;
+  description: string | null;
+  created_at: number;
+  expires_at: number;
+  revoked_at: number | null;
+  last_used: number | null;
+}
+
+/** Web login sessions (the cookie carries the id, signed). */
+export interface WebSessionsTable {
+  id: string;
+  user_id: number;
+  created_at: number;
+  expires_at: number;
+}
+
+/** Interactive registrations waiting for a person to log in and confirm. */
+export interface PendingRegistrationsTable {
+  id: string;
+  machine_key: string;
+  node_key: string;
+  /** JSON: the register request details the node sent (hostinfo, ephemeral...). */
+  request: string;
+  created_at: number;
+  expires_at: number;
+  user_id: number | null;
+  node_id: number | null;
+  completed_at: number | null;
+}
+
+/** Key/value settings (tailnet domain, cookie signing secret). */
+export interface SettingsTable {
+  key: string;
+  value: string;
+}
+
+/** The whole database. */
+export interface Database {
+  users: UsersTable;
+  auth_keys: AuthKeysTable;
+  nodes: NodesTable;
+  policies: PoliciesTable;
+  api_keys: ApiKeysTable;
+  web_sessions: WebSessionsTable;
+  pending_registrations: PendingRegistrationsTable;
+  settings: SettingsTable;
+}

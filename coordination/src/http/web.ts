@@ -1,0 +1,215 @@
+/**
+ * Server-rendered web pages: the login form (local accounts), logout, and the
+ * interactive-registration confirm page `/register/<id>`. No JavaScript. Forms carry a
+ * CSRF token (HMAC of a per-browser cookie, or of the session id once logged in), and
+ * cookies are HttpOnly, SameSite=Lax (Secure over HTTPS).
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Control } from "../app.js";
+import { ControlError } from "../errors.js";
+import { readBody } from "./json.js";
+
+const SESSION_COOKIE = "lattice_session";
+const CSRF_COOKIE = "lattice_csrf";
+/** Failed logins allowed per client address within {@link LOGIN_WINDOW_MS}. */
+export const LOGIN_MAX_FAILURES = 10;
+/** Window for counting failed logins. */
+export const LOGIN_WINDOW_MS = 5 * 60_000;
+
+/** Escapes text for HTML. */
+export function esc(s: string): string {
+  return s.replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch]!);
+}
+
+/** Parses a Cookie header. */
+export function parseCookies(header: string | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const part of (header ?? "").split(";")) {
+    const i = part.indexOf("=");
+    if (i < 0) continue;
+    out.set(part.slice(0, i).trim(), decodeURIComponent(part.slice(i + 1).trim()));
+  }
+  return out;
+}
+
+function page(title: string, body: string): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${esc(title)} · Lattice</title>
+<style>body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem;color:#222}
+label{display:block;margin:.8rem 0 .2rem}input{width:100%;padding:.5rem;box-sizing:border-box}
+button{margin-top:1rem;padding:.5rem 1.2rem}.err{color:#b00020}.box{border:1px solid #ccc;border-radius:6px;padding:1rem}</style>
+</head><body><h1>${esc(title)}</h1>${body}</body></html>`;
+}
+
+function safeNext(next: string | undefined | null): string {
+  return next && next.startsWith("/") && !next.startsWith("//") && !next.includes("\\") ? next : "/";
+}
+
+/** Builds the web page handler; returns false when the path is not one of its pages. */
+export function createWebHandler(c: Control, opts: { secureCookies: boolean }) {
+  const cookieAttrs = `Path=/; HttpOnly; SameSite=Lax${opts.secureCookies ? "; Secure" : ""}`;
+
+  const send = (res: ServerResponse, status: number, html: string, headers: Record<string, string | string[]> = {}) => {
+    const data = Buffer.from(html);
+    res.writeHead(status, {
+      "content-type": "text/html; charset=utf-8",
+      "content-length": data.length,
+      "cache-control": "no-store",
+      "x-frame-options": "DENY",
+      "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+      ...headers,
+    });
+    res.end(data);
+  };
+  const redirect = (res: ServerResponse, to: string, headers: Record<string, string | string[]> = {}) => {
+    res.writeHead(303, { location: to, "cache-control": "no-store", ...headers });
+    res.end();
+  };
+  const form = async (req: IncomingMessage) => {
+    const type = String(req.headers["content-type"] ?? "");
+    if (!type.startsWith("application/x-www-form-urlencoded")) throw new ControlError("bad_form", "expected a form post", 415);
+    return new URLSearchParams((await readBody(req, 64 * 1024)).toString("utf8"));
+  };
+
+  const loginForm = (res: ServerResponse, req: IncomingMessage, next: string, error?: string, status = 200) => {
+    let csrf = parseCookies(req.headers.cookie).get(CSRF_COOKIE);
+    const headers: Record<string, string> = {};
+    if (!csrf || !/^[A-Za-z0-9_-]{16,64}$/.test(csrf)) {
+      csrf = c.ctx.random(18).toString("base64url");
+      headers["set-cookie"] = `${CSRF_COOKIE}=${csrf}; ${cookieAttrs}`;
+    }
+    const token = c.sessions.sign(`csrf-login:${csrf}`);
+    send(
+      res,
+      status,
+      page(
+        "Log in to Lattice",
+        `${error ? `<p class="err">${esc(error)}</p>` : ""}
+<form method="post" action="/login">
+<input type="hidden" name="csrf" value="${esc(token)}"><input type="hidden" name="next" value="${esc(next)}">
+<label for="username">User name</label><input id="username" name="username" autocomplete="username" required autofocus>
+<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Log in</button></form>`,
+      ),
+      headers,
+    );
+  };
+
+  // Failed logins per client address: after LOGIN_MAX_FAILURES within LOGIN_WINDOW_MS the
+  // address gets 429 until the window passes (each attempt costs an scrypt evaluation).
+  const failures = new Map<string, { count: number; since: number }>();
+  const throttled = (addr: string): boolean => {
+    const f = failures.get(addr);
+    if (!f) return false;
+    if (c.ctx.now() - f.since > LOGIN_WINDOW_MS) {
+      failures.delete(addr);
+      return false;
+    }
+    return f.count >= LOGIN_MAX_FAILURES;
+  };
+  const recordFailure = (addr: string) => {
+    const f = failures.get(addr);
+    if (!f || c.ctx.now() - f.since > LOGIN_WINDOW_MS) failures.set(addr, { count: 1, since: c.ctx.now() });
+    else f.count++;
+    if (failures.size > 10_000) failures.clear(); // bound memory under address floods
+  };
+
+  return async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> => {
+    const path = url.pathname;
+    const cookies = parseCookies(req.headers.cookie);
+    if (path === "/login" && req.method === "GET") {
+      loginForm(res, req, safeNext(url.searchParams.get("next")));
+      return true;
+    }
+    if (path === "/login" && req.method === "POST") {
+      const f = await form(req);
+      const csrf = cookies.get(CSRF_COOKIE);
+      const next = safeNext(f.get("next"));
+      if (!csrf || !c.sessions.verify(`csrf-login:${csrf}`, f.get("csrf") ?? "")) {
+        loginForm(res, req, next, "Your form expired; please try again.", 403);
+        return true;
+      }
+      const addr = req.socket.remoteAddress ?? "?";
+      if (throttled(addr)) {
+        loginForm(res, req, next, "Too many failed attempts; try again in a few minutes.", 429);
+        return true;
+      }
+      const user = await c.users.authenticate(f.get("username") ?? "", f.get("password") ?? "");
+      if (!user) {
+        recordFailure(addr);
+        loginForm(res, req, next, "Wrong user name or password.", 401);
+        return true;
+      }
+      failures.delete(addr);
+      const session = await c.sessions.create(user.id);
+      redirect(res, next, { "set-cookie": `${SESSION_COOKIE}=${session}; ${cookieAttrs}` });
+      return true;
+    }
+    if (path === "/logout" && req.method === "POST") {
+      const s = await c.sessions.lookup(cookies.get(SESSION_COOKIE));
+      const f = await form(req);
+      if (s && c.sessions.verify(`csrf:${s.id}`, f.get("csrf") ?? "")) await c.sessions.destroy(s.id);
+      redirect(res, "/login", { "set-cookie": `${SESSION_COOKIE}=; ${cookieAttrs}; Max-Age=0` });
+      return true;
+    }
+    const reg = /^\/register\/([A-Za-z0-9_-]{8,64})$/.exec(path);
+    if (reg && (req.method === "GET" || req.method === "POST")) {
+      const id = reg[1]!;
+      const session = await c.sessions.lookup(cookies.get(SESSION_COOKIE));
+      if (!session) {
+        if (req.method === "POST") req.resume();
+        redirect(res, `/login?next=${encodeURIComponent(path)}`);
+        return true;
+      }
+      let pending;
+      try {
+        pending = await c.registrations.get(id);
+      } catch (e) {
+        if (e instanceof ControlError) {
+          send(res, e.status, page("Registration", `<p class="err">${esc(e.message)}</p>`));
+          return true;
+        }
+        throw e;
+      }
+      const token = c.sessions.sign(`csrf:${session.id}`);
+      if (req.method === "GET") {
+        if (pending.completed_at != null) {
+          send(res, 200, page("Device registered", `<p>This device is already registered.</p>`));
+          return true;
+        }
+        const host = pending.input.hostname ?? "unknown";
+        send(
+          res,
+          200,
+          page(
+            "Register device",
+            `<div class="box"><p>Add the machine <b>${esc(host)}</b> to the tailnet as <b>${esc(session.user.name)}</b>?</p>
+<p><small>Machine key: <code>${esc(pending.machine_key)}</code></small></p>
+<form method="post" action="${esc(path)}"><input type="hidden" name="csrf" value="${esc(token)}"><button type="submit">Register device</button></form></div>
+<form method="post" action="/logout"><input type="hidden" name="csrf" value="${esc(token)}"><button type="submit">Log out</button></form>`,
+          ),
+        );
+        return true;
+      }
+      const f = await form(req);
+      if (!c.sessions.verify(`csrf:${session.id}`, f.get("csrf") ?? "")) {
+        send(res, 403, page("Register device", `<p class="err">Your form expired; reload the page and try again.</p>`));
+        return true;
+      }
+      try {
+        const node = await c.registrations.complete(id, session.user.id);
+        send(res, 200, page("Device registered", `<p>Registered <b>${esc(node.given_name)}</b> (${esc(node.ipv4)}). You can close this page.</p>`));
+      } catch (e) {
+        if (!(e instanceof ControlError)) throw e;
+        send(res, e.status, page("Register device", `<p class="err">${esc(e.message)}</p>`));
+      }
+      return true;
+    }
+    if (path === "/" && req.method === "GET") {
+      send(res, 200, page("Lattice", `<p>This is a Lattice coordination server.</p><p><a href="/login">Log in</a></p>`));
+      return true;
+    }
+    return false;
+  };
+}

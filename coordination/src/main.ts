@@ -1,0 +1,273 @@
+/**
+ * `lattice-control`: the coordination server (`serve`), its admin commands (over the
+ * admin unix socket), and the offline `policy compile`.
+ */
+import { readFileSync } from "node:fs";
+import { Command, CommanderError } from "commander";
+import { adminRequest, DEFAULT_SOCKET } from "./admin-client.js";
+import type { RawConfig } from "./config.js";
+
+/** Thrown to end the program with a message and exit code. */
+class ExitError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+function socketOf(cmd: Command): string {
+  const o = cmd.optsWithGlobals() as { socket?: string };
+  return o.socket ?? process.env.LATTICE_CONTROL_SOCKET ?? DEFAULT_SOCKET;
+}
+
+function readText(path: string, what: string): string {
+  try {
+    return path === "-" ? readFileSync(0, "utf8") : readFileSync(path, "utf8");
+  } catch (e) {
+    throw new ExitError(`cannot read ${what} ${path}: ${(e as Error).message}`);
+  }
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).join("\n");
+}
+
+function print(s: string): void {
+  process.stdout.write(s.endsWith("\n") ? s : `${s}\n`);
+}
+
+/** Builds the command tree. */
+export function buildProgram(): Command {
+  const program = new Command("lattice-control")
+    .description("Lattice coordination server and its admin commands")
+    .option("--socket <path>", `admin socket (env LATTICE_CONTROL_SOCKET, default ${DEFAULT_SOCKET})`)
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command("serve")
+    .description("run the coordination server")
+    .option("--listen <addr:port>", "HTTP(S) listen address (default 0.0.0.0:8080)")
+    .option("--server-url <url>", "public URL of this server (default http://127.0.0.1:<port>)")
+    .option("--db <path|url>", "SQLite file or postgres:// URL (default ./lattice.db)")
+    .option("--config <file>", "JSON config file (env LATTICE_CONTROL_CONFIG)")
+    .option("--tls-cert <file>", "TLS certificate (PEM)")
+    .option("--tls-key <file>", "TLS private key (PEM)")
+    .option("--tls-self-signed", "serve HTTPS with a generated self-signed certificate")
+    .option("--tailnet-domain <domain>", "MagicDNS domain (default lattice.internal)")
+    .option("--ephemeral-timeout <duration>", "delete ephemeral nodes offline this long (default 30m)")
+    .option("--derp-map <file>", "tailcfg DERPMap JSON handed to nodes")
+    .action(async (o, cmd: Command) => {
+      const { readConfigFile, readEnv, resolveConfig } = await import("./config.js");
+      const configPath = (o.config as string | undefined) ?? process.env.LATTICE_CONTROL_CONFIG;
+      const file: RawConfig = configPath ? readConfigFile(configPath) : {};
+      const flags: RawConfig = {
+        listen: o.listen,
+        serverUrl: o.serverUrl,
+        db: o.db,
+        socket: cmd.optsWithGlobals().socket,
+        tlsCert: o.tlsCert,
+        tlsKey: o.tlsKey,
+        tlsSelfSigned: o.tlsSelfSigned,
+        tailnetDomain: o.tailnetDomain,
+        ephemeralTimeout: o.ephemeralTimeout,
+        derpMap: o.derpMap,
+      };
+      const cfg = resolveConfig(file, readEnv(process.env), flags);
+      const { serve } = await import("./serve.js");
+      const server = await serve(cfg);
+      let stopping = false;
+      const stop = () => {
+        if (stopping) return;
+        stopping = true;
+        server.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+        setTimeout(() => process.exit(1), 5000).unref();
+      };
+      process.on("SIGINT", stop);
+      process.on("SIGTERM", stop);
+    });
+
+  // users
+  const users = program.command("users").description("manage local user accounts");
+  users
+    .command("create <name>")
+    .description("create a user (password for the web login from --password or --password-stdin)")
+    .option("--password <password>", "password (visible in the process list; prefer --password-stdin)")
+    .option("--password-stdin", "read the password from standard input")
+    .option("--email <email>", "login e-mail (what policies name); default <name>@")
+    .option("--display-name <name>", "display name")
+    .action(async (name: string, o, cmd: Command) => {
+      let password: string | undefined = o.password;
+      if (o.passwordStdin) password = readFileSync(0, "utf8").split(/\r?\n/)[0];
+      const r = await adminRequest(socketOf(cmd), "POST", "/users", { name, password, email: o.email, displayName: o.displayName });
+      print(`created user ${r.user.name} (id ${r.user.id})`);
+    });
+  users
+    .command("list")
+    .option("--json", "print JSON")
+    .action(async (o, cmd: Command) => {
+      const r = await adminRequest(socketOf(cmd), "GET", "/users");
+      if (o.json) return print(JSON.stringify(r.users, null, 2));
+      print(table([["ID", "NAME", "EMAIL", "CREATED"], ...r.users.map((u: any) => [String(u.id), u.name, u.email ?? "-", u.createdAt])]));
+    });
+  users.command("delete <name>").action(async (name: string, _o, cmd: Command) => {
+    await adminRequest(socketOf(cmd), "DELETE", `/users/${encodeURIComponent(name)}`);
+    print(`deleted user ${name}`);
+  });
+
+  // keys
+  const keys = program.command("keys").description("manage auth keys");
+  keys
+    .command("create")
+    .description("create an auth key (printed once)")
+    .option("--user <user>", "owner of the nodes registered with it")
+    .option("--reusable", "may register several nodes")
+    .option("--ephemeral", "nodes are deleted when they stay offline")
+    .option("--preapproved", "nodes need no admin approval")
+    .option("--tags <tags>", "comma-separated tags, e.g. tag:server,tag:prod")
+    .option("--expiry <duration>", "lifetime, 24h to 90d (default 90d)")
+    .action(async (o, cmd: Command) => {
+      const tags = o.tags ? String(o.tags).split(",").map((t) => t.trim()).filter(Boolean) : undefined;
+      const r = await adminRequest(socketOf(cmd), "POST", "/keys", {
+        user: o.user,
+        reusable: !!o.reusable,
+        ephemeral: !!o.ephemeral,
+        preapproved: !!o.preapproved,
+        tags,
+        expiry: o.expiry,
+      });
+      print(r.key);
+    });
+  keys
+    .command("list")
+    .option("--json", "print JSON")
+    .action(async (o, cmd: Command) => {
+      const r = await adminRequest(socketOf(cmd), "GET", "/keys");
+      if (o.json) return print(JSON.stringify(r.keys, null, 2));
+      const flags = (k: any) => [k.reusable && "reusable", k.ephemeral && "ephemeral", k.preapproved && "preapproved", k.revoked && "revoked"].filter(Boolean).join(",") || "-";
+      print(table([["ID", "PREFIX", "USER", "TAGS", "FLAGS", "USED", "EXPIRES"], ...r.keys.map((k: any) => [String(k.id), k.prefix, k.user ?? "-", k.tags.join(",") || "-", flags(k), String(k.used), k.expiresAt])]));
+    });
+  keys.command("revoke <id>").description("revoke by id or prefix").action(async (id: string, _o, cmd: Command) => {
+    await adminRequest(socketOf(cmd), "POST", `/keys/${encodeURIComponent(id)}/revoke`, {});
+    print(`revoked key ${id}`);
+  });
+
+  // nodes
+  const nodes = program.command("nodes").description("manage nodes (by id, name or node key)");
+  nodes
+    .command("list")
+    .option("--json", "print JSON")
+    .action(async (o, cmd: Command) => {
+      const r = await adminRequest(socketOf(cmd), "GET", "/nodes");
+      if (o.json) return print(JSON.stringify(r.nodes, null, 2));
+      const status = (n: any) => (n.expired ? "expired" : !n.approved ? "needs-approval" : n.online ? "online" : "offline");
+      print(
+        table([
+          ["ID", "NAME", "IPV4", "IPV6", "OWNER", "STATUS", "EXPIRY"],
+          ...r.nodes.map((n: any) => [String(n.id), n.name, n.ipv4, n.ipv6, n.tags.length ? n.tags.join(",") : n.user ?? "-", status(n), n.expiryDisabled ? "disabled" : n.keyExpiry ?? "never"]),
+        ]),
+      );
+    });
+  for (const [name, desc] of [
+    ["approve", "approve a node waiting for device approval"],
+    ["expire", "expire a node's key now"],
+    ["disable-expiry", "turn off key expiry for a node"],
+  ] as const) {
+    nodes.command(`${name} <node>`).description(desc).action(async (ref: string, _o, cmd: Command) => {
+      const r = await adminRequest(socketOf(cmd), "POST", `/nodes/${encodeURIComponent(ref)}/${name}`, {});
+      print(`${name}: ${r.node.name} (id ${r.node.id})`);
+    });
+  }
+  nodes.command("delete <node>").action(async (ref: string, _o, cmd: Command) => {
+    await adminRequest(socketOf(cmd), "DELETE", `/nodes/${encodeURIComponent(ref)}`);
+    print(`deleted node ${ref}`);
+  });
+  nodes
+    .command("tag <node> <tags>")
+    .description("set a node's tags (comma-separated); the node becomes tagged")
+    .action(async (ref: string, tags: string, _o, cmd: Command) => {
+      const list = tags.split(",").map((t) => t.trim()).filter(Boolean);
+      const r = await adminRequest(socketOf(cmd), "POST", `/nodes/${encodeURIComponent(ref)}/tags`, { tags: list });
+      print(`${r.node.name}: tags ${r.node.tags.join(",") || "(none)"}`);
+    });
+  nodes
+    .command("approve-routes <node> [routes]")
+    .description("approve advertised subnet routes (comma-separated prefixes; 0.0.0.0/0,::/0 = exit node; none clears)")
+    .action(async (ref: string, routes: string | undefined, _o, cmd: Command) => {
+      const list = (routes ?? "").split(",").map((r) => r.trim()).filter(Boolean);
+      const r = await adminRequest(socketOf(cmd), "POST", `/nodes/${encodeURIComponent(ref)}/routes`, { routes: list });
+      print(`${r.node.name}: approved routes ${r.node.approvedRoutes.join(",") || "(none)"}`);
+    });
+  nodes.command("rename <node> <name>").action(async (ref: string, name: string, _o, cmd: Command) => {
+    const r = await adminRequest(socketOf(cmd), "POST", `/nodes/${encodeURIComponent(ref)}/rename`, { name });
+    print(`renamed to ${r.node.name}`);
+  });
+
+  // policy
+  const policy = program.command("policy").description("the tailnet policy (huJSON)");
+  policy.command("get").action(async (_o, cmd: Command) => {
+    const r = await adminRequest(socketOf(cmd), "GET", "/policy");
+    print(r.policy);
+  });
+  policy.command("set <file>").action(async (file: string, _o, cmd: Command) => {
+    const r = await adminRequest(socketOf(cmd), "PUT", "/policy", { policy: readText(file, "policy file") });
+    print(`policy updated (version ${r.version})`);
+  });
+  policy.command("check <file>").action(async (file: string, _o, cmd: Command) => {
+    await adminRequest(socketOf(cmd), "POST", "/policy/check", { policy: readText(file, "policy file") });
+    print("policy is valid");
+  });
+  policy
+    .command("compile")
+    .description("compile a policy for a topology, offline (no server)")
+    .requiredOption("--policy <file>", "policy file (huJSON)")
+    .requiredOption("--topology <file>", "topology file (JSON: users and nodes)")
+    .option("--node <name>", "only this node")
+    .action(async (o) => {
+      const { compileFiles } = await import("@lattice/policy");
+      const out = compileFiles(readText(o.policy, "policy file"), readText(o.topology, "topology file"), o.node);
+      print(out);
+    });
+
+  // API keys for the REST API
+  const apikeys = program.command("apikeys").description("manage REST API keys");
+  apikeys
+    .command("create")
+    .option("--description <text>", "what the key is for")
+    .option("--expiry <duration>", "lifetime, 1d to 365d (default 90d)")
+    .action(async (o, cmd: Command) => {
+      const r = await adminRequest(socketOf(cmd), "POST", "/apikeys", { description: o.description, expiry: o.expiry });
+      print(r.key);
+    });
+  apikeys.command("list").action(async (_o, cmd: Command) => {
+    const r = await adminRequest(socketOf(cmd), "GET", "/apikeys");
+    print(table([["ID", "PREFIX", "DESCRIPTION", "EXPIRES", "REVOKED"], ...r.apiKeys.map((k: any) => [String(k.id), k.prefix, k.description ?? "-", k.expiresAt, k.revoked ? "yes" : "no"])]));
+  });
+  apikeys.command("revoke <id>").action(async (id: string, _o, cmd: Command) => {
+    await adminRequest(socketOf(cmd), "DELETE", `/apikeys/${encodeURIComponent(id)}`);
+    print(`revoked API key ${id}`);
+  });
+  return program;
+}
+
+/** Runs the CLI with argv; errors print `error: ...` on stderr and exit 1. */
+export async function run(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      process.exitCode = e.exitCode;
+      return;
+    }
+    process.stderr.write(`error: ${(e as Error).message}\n`);
+    process.exitCode = e instanceof ExitError ? e.exitCode : 1;
+  }
+}
+
+await run(process.argv);

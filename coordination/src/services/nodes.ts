@@ -1,0 +1,504 @@
+/**
+ * Nodes: registration (auth key or completed interactive login), re-authentication and
+ * key rotation, approval, expiry, tags, rename, delete, online state, and the periodic
+ * sweep (ephemeral cleanup, key-expiry announcements). Every change is published on the bus.
+ */
+import { isIP } from "node:net";
+import type { Selectable, Transaction } from "kysely";
+import type { Database, NodesTable } from "../db/schema.js";
+import { isUniqueViolation } from "../db/open.js";
+import { ConflictError, ControlError, NotFoundError, ValidationError } from "../errors.js";
+import type { NodeField } from "../changes/bus.js";
+import { parseJson, type ServiceContext } from "./context.js";
+import { allocateIPv4, ipv6For } from "./addresses.js";
+import { sanitizeHostname, uniqueName, validateGivenName } from "./names.js";
+import { checkTagOwnership, normalizeTags } from "./tags.js";
+import type { AuthKeyService } from "./authkeys.js";
+import type { PolicyService } from "./policy.js";
+
+/** A node row. */
+export type NodeRow = Selectable<NodesTable>;
+
+/** What a node presents when it registers. */
+export interface RegistrationInput {
+  machineKey: string;
+  nodeKey: string;
+  /** The node key being replaced (key rotation), if any. */
+  oldNodeKey?: string | undefined;
+  discoKey?: string | undefined;
+  hostname: string;
+  hostinfo?: Record<string, unknown> | undefined;
+  /** Tags the node asks for (Hostinfo.RequestTags); used for interactive logins. */
+  requestTags?: string[] | undefined;
+  /** The node asks to be ephemeral (interactive logins). */
+  ephemeral?: boolean | undefined;
+}
+
+/** Who the node will belong to, resolved from an auth key or a logged-in person. */
+export interface Ownership {
+  userId: number | null;
+  tags: string[];
+  approved: boolean;
+  ephemeral: boolean;
+  authKeyId: number | null;
+}
+
+/** A node as the admin API shows it. */
+export interface NodeView {
+  id: number;
+  name: string;
+  hostname: string;
+  user: string | null;
+  tags: string[];
+  ipv4: string;
+  ipv6: string;
+  machineKey: string;
+  nodeKey: string;
+  approved: boolean;
+  ephemeral: boolean;
+  online: boolean;
+  lastSeen: string | null;
+  keyExpiry: string | null;
+  expiryDisabled: boolean;
+  expired: boolean;
+  /** Routes the node advertises (Hostinfo.RoutableIPs). */
+  advertisedRoutes: string[];
+  /** Routes an admin approved (autoApprovers in the policy approve more at compile time). */
+  approvedRoutes: string[];
+  createdAt: string;
+}
+
+/** Validates an IP prefix ("10.0.0.0/24", "fd00::/64"); IPv4 host bits must be zero. */
+export function normalizePrefix(p: string, field: string): string {
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(p.trim());
+  const bits = m ? Number(m[2]) : -1;
+  const ip = m ? m[1]! : "";
+  const v4 = isIP(ip) === 4;
+  const v6 = isIP(ip) === 6;
+  if (!m || (!v4 && !v6) || bits > (v4 ? 32 : 128)) throw new ValidationError(`${field}: ${JSON.stringify(p)} is not an IP prefix (e.g. 10.0.0.0/24)`);
+  // IPv4: the address must be the network address (no host bits set).
+  const net = v4 ? ipv4Network(ip, bits) : ip;
+  if (v4 && net !== ip) throw new ValidationError(`${field}: ${JSON.stringify(p)} has host bits set (did you mean ${net}/${bits}?)`);
+  return `${ip.toLowerCase()}/${bits}`;
+}
+
+function ipv4Network(ip: string, bits: number): string {
+  const n = ip.split(".").reduce((a, o) => (a << 8) | Number(o), 0) >>> 0;
+  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+  const v = (n & mask) >>> 0;
+  return [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join(".");
+}
+
+/** Effective key expiry of a node (null = never). */
+export function effectiveExpiry(n: Pick<NodeRow, "key_expiry" | "expiry_disabled">): number | null {
+  return n.expiry_disabled ? null : n.key_expiry;
+}
+
+/** True when the node's key has expired at `now`. */
+export function isExpired(n: Pick<NodeRow, "key_expiry" | "expiry_disabled">, now: number): boolean {
+  const e = effectiveExpiry(n);
+  return e != null && e <= now;
+}
+
+/** Node management. */
+export class NodeService {
+  #lastSweep: number;
+  #registering: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly ctx: ServiceContext,
+    private readonly authKeys: AuthKeyService,
+    private readonly policies: PolicyService,
+  ) {
+    this.#lastSweep = ctx.now();
+  }
+
+  /** Renders a row for the admin API. */
+  async view(n: NodeRow): Promise<NodeView> {
+    const user = n.user_id != null ? await this.ctx.db.kysely.selectFrom("users").select("name").where("id", "=", n.user_id).executeTakeFirst() : undefined;
+    return this.viewWith(n, user?.name ?? null);
+  }
+
+  private viewWith(n: NodeRow, userName: string | null): NodeView {
+    const exp = effectiveExpiry(n);
+    return {
+      id: n.id,
+      name: n.given_name,
+      hostname: n.hostname,
+      user: userName,
+      tags: parseJson<string[]>(n.tags, []),
+      ipv4: n.ipv4,
+      ipv6: n.ipv6,
+      machineKey: n.machine_key,
+      nodeKey: n.node_key,
+      approved: !!n.approved,
+      ephemeral: !!n.ephemeral,
+      online: !!n.online,
+      lastSeen: n.last_seen != null ? new Date(n.last_seen).toISOString() : null,
+      keyExpiry: exp != null ? new Date(exp).toISOString() : null,
+      expiryDisabled: !!n.expiry_disabled,
+      expired: isExpired(n, this.ctx.now()),
+      advertisedRoutes: parseJson<{ RoutableIPs?: string[] }>(n.hostinfo, {}).RoutableIPs ?? [],
+      approvedRoutes: parseJson<string[]>(n.approved_routes, []),
+      createdAt: new Date(n.created_at).toISOString(),
+    };
+  }
+
+  /** Every node, by id. */
+  async list(): Promise<NodeView[]> {
+    const rows = await this.ctx.db.kysely
+      .selectFrom("nodes")
+      .leftJoin("users", "users.id", "nodes.user_id")
+      .selectAll("nodes")
+      .select("users.name as user_name")
+      .orderBy("nodes.id")
+      .execute();
+    return rows.map((r) => this.viewWith(r, r.user_name ?? null));
+  }
+
+  /** All node rows (for building the netmap snapshot). */
+  async rows(ids?: number[]): Promise<NodeRow[]> {
+    let q = this.ctx.db.kysely.selectFrom("nodes").selectAll();
+    if (ids) {
+      if (ids.length === 0) return [];
+      q = q.where("id", "in", ids);
+    }
+    return q.orderBy("id").execute();
+  }
+
+  /** Finds a node by id, MagicDNS name, or node key; throws NotFoundError. */
+  async get(ref: string): Promise<NodeRow> {
+    const row = await this.ctx.db.kysely
+      .selectFrom("nodes")
+      .selectAll()
+      .where((eb) => {
+        const ors = [eb("given_name", "=", ref), eb("node_key", "=", ref)];
+        if (/^\d+$/.test(ref) && ref.length < 15) ors.push(eb("id", "=", Number(ref)));
+        return eb.or(ors);
+      })
+      .executeTakeFirst();
+    if (!row) throw new NotFoundError("node", ref);
+    return row;
+  }
+
+  /** The node registered for a machine key, if any. */
+  async byMachineKey(machineKey: string): Promise<NodeRow | undefined> {
+    return this.ctx.db.kysely.selectFrom("nodes").selectAll().where("machine_key", "=", machineKey).executeTakeFirst();
+  }
+
+  /** Registers (or re-authenticates) a machine with an auth key, in one transaction. */
+  async registerWithAuthKey(input: RegistrationInput, authKey: string): Promise<NodeRow> {
+    return this.withRetry(async (tx) => {
+      const key = await this.authKeys.consume(tx, authKey);
+      const tags = parseJson<string[]>(key.tags, []);
+      const own: Ownership = {
+        userId: tags.length > 0 ? null : key.user_id,
+        tags,
+        approved: !!key.preapproved,
+        ephemeral: !!key.ephemeral,
+        authKeyId: key.id,
+      };
+      return this.upsert(tx, input, own);
+    });
+  }
+
+  /**
+   * Registers a machine for a person who logged in on the web page (interactive login).
+   * Requested tags need the person to be a tag owner; then the node is tagged, not owned.
+   */
+  async registerForUser(input: RegistrationInput, userId: number): Promise<NodeRow> {
+    const user = await this.ctx.db.kysely.selectFrom("users").selectAll().where("id", "=", userId).executeTakeFirst();
+    if (!user) throw new NotFoundError("user", String(userId));
+    const tags = normalizeTags(input.requestTags ?? [], "RequestTags");
+    if (tags.length > 0) {
+      const { policy } = await this.policies.current();
+      checkTagOwnership(policy, tags, { admin: false, login: user.email ?? `${user.name}@`, name: user.name });
+    }
+    return this.withRetry((tx) =>
+      this.upsert(tx, input, { userId: tags.length ? null : userId, tags, approved: true, ephemeral: !!input.ephemeral, authKeyId: null }),
+    );
+  }
+
+  private async withRetry(fn: (tx: Transaction<Database>) => Promise<{ row: NodeRow; added: boolean; fields: NodeField[] }>): Promise<NodeRow> {
+    // Registrations in this process run one at a time (address and name allocation read
+    // then write); the retry covers other writers sharing a PostgreSQL database.
+    const prev = this.#registering;
+    let release!: () => void;
+    this.#registering = new Promise<void>((r) => (release = r));
+    await prev;
+    try {
+      return await this.registerTx(fn);
+    } finally {
+      release();
+    }
+  }
+
+  private async registerTx(fn: (tx: Transaction<Database>) => Promise<{ row: NodeRow; added: boolean; fields: NodeField[] }>): Promise<NodeRow> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const res = await this.ctx.db.kysely.transaction().execute(fn);
+        const at = this.ctx.now();
+        if (res.added) this.ctx.bus.publish({ kind: "nodeAdded", nodeIds: [res.row.id], at });
+        else this.ctx.bus.publish({ kind: "nodeChanged", nodeIds: [res.row.id], fields: res.fields, at });
+        return res.row;
+      } catch (e) {
+        // Two registrations raced for the same address or name: try again with fresh state.
+        if (isUniqueViolation(e) && attempt < 5 && /ipv4|ipv6|given_name/.test(String((e as Error).message))) continue;
+        if (isUniqueViolation(e)) throw new ConflictError("node_conflict", `registration conflicts with an existing node: ${(e as Error).message}`);
+        throw e;
+      }
+    }
+  }
+
+  private async upsert(tx: Transaction<Database>, input: RegistrationInput, own: Ownership): Promise<{ row: NodeRow; added: boolean; fields: NodeField[] }> {
+    const now = this.ctx.now();
+    const keyExpiry = own.tags.length > 0 ? null : now + this.ctx.options.nodeKeyExpiryMs;
+    const clash = await tx.selectFrom("nodes").select(["id", "machine_key"]).where("node_key", "=", input.nodeKey).executeTakeFirst();
+    if (clash && clash.machine_key !== input.machineKey) {
+      throw new ConflictError("node_key_in_use", "node key is already registered to another machine");
+    }
+    const existing = await tx.selectFrom("nodes").selectAll().where("machine_key", "=", input.machineKey).executeTakeFirst();
+    const hostinfo = JSON.stringify(input.hostinfo ?? {});
+    if (existing) {
+      // Re-authentication: rotate the node key, renew expiry, take the new ownership.
+      const row = await tx
+        .updateTable("nodes")
+        .set({
+          node_key: input.nodeKey,
+          disco_key: input.discoKey ?? existing.disco_key,
+          hostname: input.hostname,
+          hostinfo,
+          user_id: own.userId,
+          tags: JSON.stringify(own.tags),
+          approved: existing.approved || own.approved ? 1 : 0,
+          key_expiry: keyExpiry,
+          ephemeral: own.ephemeral ? 1 : 0,
+          auth_key_id: own.authKeyId,
+          updated_at: now,
+        })
+        .where("id", "=", existing.id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      return { row, added: false, fields: ["nodeKey", "keyExpiry", "tags", "user", "hostinfo", "approved", "discoKey"] };
+    }
+    const used = await tx.selectFrom("nodes").select(["ipv4", "given_name"]).execute();
+    const ipv4 = allocateIPv4(new Set(used.map((u) => u.ipv4)));
+    const name = uniqueName(sanitizeHostname(input.hostname), new Set(used.map((u) => u.given_name)));
+    const row = await tx
+      .insertInto("nodes")
+      .values({
+        machine_key: input.machineKey,
+        node_key: input.nodeKey,
+        disco_key: input.discoKey ?? "",
+        hostname: input.hostname,
+        given_name: name,
+        user_id: own.userId,
+        tags: JSON.stringify(own.tags),
+        ipv4,
+        ipv6: ipv6For(ipv4),
+        hostinfo,
+        endpoints: "[]",
+        home_derp: 0,
+        approved_routes: "[]",
+        approved: own.approved ? 1 : 0,
+        key_expiry: keyExpiry,
+        expiry_disabled: 0,
+        ephemeral: own.ephemeral ? 1 : 0,
+        auth_key_id: own.authKeyId,
+        last_seen: null,
+        online: 0,
+        created_at: now,
+        updated_at: now,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return { row, added: true, fields: [] };
+  }
+
+  private async update(ref: string, set: Partial<Omit<NodeRow, "id">>, fields: NodeField[], kind: "nodeChanged" | "keyExpired" = "nodeChanged"): Promise<NodeView> {
+    const node = await this.get(ref);
+    const row = await this.ctx.db.kysely
+      .updateTable("nodes")
+      .set({ ...set, updated_at: this.ctx.now() })
+      .where("id", "=", node.id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    this.ctx.bus.publish({ kind, nodeIds: [row.id], fields, at: this.ctx.now() });
+    return this.view(row);
+  }
+
+  /**
+   * Key rotation without re-authentication: the machine presents its current node key as
+   * `oldNodeKey` and a new one; the node keeps owner, tags, addresses and expiry.
+   */
+  async rotateKey(machineKey: string, oldNodeKey: string, newNodeKey: string): Promise<NodeRow> {
+    const node = await this.byMachineKey(machineKey);
+    if (!node || node.node_key !== oldNodeKey) throw new NotFoundError("node", oldNodeKey);
+    if (isExpired(node, this.ctx.now())) throw new ControlError("node_key_expired", "node key has expired; re-authenticate", 401);
+    try {
+      const row = await this.ctx.db.kysely
+        .updateTable("nodes")
+        .set({ node_key: newNodeKey, updated_at: this.ctx.now() })
+        .where("id", "=", node.id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      this.ctx.bus.publish({ kind: "nodeChanged", nodeIds: [node.id], fields: ["nodeKey"], at: this.ctx.now() });
+      return row;
+    } catch (e) {
+      if (isUniqueViolation(e)) throw new ConflictError("node_key_in_use", "node key is already registered to another machine");
+      throw e;
+    }
+  }
+
+  /** Approves a node waiting for device approval. */
+  async approve(ref: string): Promise<NodeView> {
+    return this.update(ref, { approved: 1 }, ["approved"]);
+  }
+
+  /** Expires a node's key now (it must re-authenticate). */
+  async expire(ref: string): Promise<NodeView> {
+    return this.update(ref, { key_expiry: this.ctx.now(), expiry_disabled: 0 }, ["keyExpiry"], "keyExpired");
+  }
+
+  /** Logout from the node itself: expires the node key of this machine. */
+  async logout(machineKey: string, nodeKey: string): Promise<void> {
+    const node = await this.byMachineKey(machineKey);
+    if (!node || node.node_key !== nodeKey) throw new NotFoundError("node", nodeKey);
+    if (node.ephemeral) {
+      await this.delete(String(node.id));
+      return;
+    }
+    await this.expire(String(node.id));
+  }
+
+  /** Turns key expiry off for a node (admin "disable key expiry"). */
+  async disableExpiry(ref: string): Promise<NodeView> {
+    return this.update(ref, { expiry_disabled: 1 }, ["keyExpiry"]);
+  }
+
+  /** Sets a node's tags (admin; each tag must be declared in tagOwners). The node becomes tagged. */
+  async setTags(ref: string, tagsIn: string[]): Promise<NodeView> {
+    const tags = normalizeTags(tagsIn);
+    const node = await this.get(ref);
+    if (tags.length === 0) {
+      if (node.user_id == null) throw new ValidationError("tags: a tagged node without an owner cannot drop all its tags (a node is either tagged or owned by a user)");
+      return this.update(ref, { tags: "[]" }, ["tags"]);
+    }
+    const { policy } = await this.policies.current();
+    checkTagOwnership(policy, tags, { admin: true });
+    return this.update(ref, { tags: JSON.stringify(tags), user_id: null, key_expiry: null }, ["tags", "user", "keyExpiry"]);
+  }
+
+  /**
+   * Sets the routes an admin approves for a subnet router / exit node (IPv4/IPv6
+   * prefixes; 0.0.0.0/0 and ::/0 make an exit node). Only advertised routes take effect.
+   */
+  async approveRoutes(ref: string, routes: string[]): Promise<NodeView> {
+    const norm = routes.map((r, i) => normalizePrefix(r, `routes[${i}]`));
+    return this.update(ref, { approved_routes: JSON.stringify([...new Set(norm)].sort()) }, ["routes"]);
+  }
+
+  /** Renames a node (its MagicDNS name); the name must be a free DNS label. */
+  async rename(ref: string, name: string): Promise<NodeView> {
+    validateGivenName(name);
+    try {
+      return await this.update(ref, { given_name: name }, ["name"]);
+    } catch (e) {
+      if (isUniqueViolation(e)) throw new ConflictError("name_taken", `name ${JSON.stringify(name)} is already used by another node`);
+      throw e;
+    }
+  }
+
+  /** Deletes a node. */
+  async delete(ref: string): Promise<void> {
+    const node = await this.get(ref);
+    await this.ctx.db.kysely.deleteFrom("nodes").where("id", "=", node.id).execute();
+    this.ctx.bus.publish({ kind: "nodeRemoved", nodeIds: [node.id], at: this.ctx.now() });
+  }
+
+  /** Persists what a map request reported; publishes `nodeChanged` with the fields that differ. */
+  async updateFromNode(
+    nodeId: number,
+    upd: { discoKey?: string | undefined; endpoints?: string[] | undefined; hostinfo?: Record<string, unknown> | undefined; homeDerp?: number | undefined },
+  ): Promise<NodeField[]> {
+    const node = (await this.rows([nodeId]))[0];
+    if (!node) throw new NotFoundError("node", String(nodeId));
+    const set: Partial<NodeRow> = {};
+    const fields: NodeField[] = [];
+    if (upd.discoKey !== undefined && upd.discoKey !== node.disco_key) (set.disco_key = upd.discoKey), fields.push("discoKey");
+    if (upd.endpoints !== undefined) {
+      const e = JSON.stringify(upd.endpoints);
+      if (e !== node.endpoints) (set.endpoints = e), fields.push("endpoints");
+    }
+    if (upd.homeDerp !== undefined && upd.homeDerp !== node.home_derp) (set.home_derp = upd.homeDerp), fields.push("homeDerp");
+    if (upd.hostinfo !== undefined) {
+      const h = JSON.stringify(upd.hostinfo);
+      if (h !== node.hostinfo) {
+        set.hostinfo = h;
+        fields.push("hostinfo");
+        // Advertised routes feed the policy compiler (routable_ips); other Hostinfo does not.
+        const before = JSON.stringify(parseJson<{ RoutableIPs?: unknown }>(node.hostinfo, {}).RoutableIPs ?? []);
+        if (JSON.stringify(upd.hostinfo.RoutableIPs ?? []) !== before) fields.push("routes");
+      }
+    }
+    if (fields.length === 0) return fields;
+    await this.ctx.db.kysely.updateTable("nodes").set({ ...set, updated_at: this.ctx.now() }).where("id", "=", nodeId).execute();
+    this.ctx.bus.publish({ kind: "nodeChanged", nodeIds: [nodeId], fields, at: this.ctx.now() });
+    return fields;
+  }
+
+  /** Records a node going online or offline (LastSeen = now). */
+  async setOnline(nodeId: number, online: boolean): Promise<void> {
+    const now = this.ctx.now();
+    await this.ctx.db.kysely.updateTable("nodes").set({ online: online ? 1 : 0, last_seen: now }).where("id", "=", nodeId).execute();
+    this.ctx.bus.publish({ kind: "onlineChanged", nodeIds: [nodeId], online, at: now });
+  }
+
+  /**
+   * At startup no stream is open: every node is offline. Nodes that were online when the
+   * server stopped were seen until now, so their ephemeral timeout starts now.
+   */
+  async markAllOffline(): Promise<void> {
+    await this.ctx.db.kysely.updateTable("nodes").set({ online: 0, last_seen: this.ctx.now() }).where("online", "=", 1).execute();
+  }
+
+  /**
+   * Periodic housekeeping: deletes ephemeral nodes offline for longer than the timeout,
+   * and announces node keys that expired since the previous sweep.
+   */
+  async sweep(): Promise<{ deleted: number[]; expired: number[] }> {
+    const now = this.ctx.now();
+    const db = this.ctx.db.kysely;
+    const cutoff = now - this.ctx.options.ephemeralTimeoutMs;
+    const stale = await db
+      .selectFrom("nodes")
+      .select(["id", "last_seen", "created_at"])
+      .where("ephemeral", "=", 1)
+      .where("online", "=", 0)
+      .execute();
+    const deleted = stale.filter((n) => (n.last_seen ?? n.created_at) < cutoff).map((n) => n.id);
+    if (deleted.length > 0) {
+      await db.deleteFrom("nodes").where("id", "in", deleted).where("online", "=", 0).execute();
+      this.ctx.bus.publish({ kind: "nodeRemoved", nodeIds: deleted, at: now });
+    }
+    const expiredRows = await db
+      .selectFrom("nodes")
+      .select("id")
+      .where("expiry_disabled", "=", 0)
+      .where("key_expiry", ">", this.#lastSweep)
+      .where("key_expiry", "<=", now)
+      .execute();
+    const expired = expiredRows.map((r) => r.id);
+    if (expired.length > 0) this.ctx.bus.publish({ kind: "keyExpired", nodeIds: expired, at: now });
+    await db.deleteFrom("pending_registrations").where("expires_at", "<", now).execute();
+    await db.deleteFrom("web_sessions").where("expires_at", "<", now).execute();
+    this.#lastSweep = now;
+    return { deleted, expired };
+  }
+
+  /** Refuses nodes whose key expired or that are unapproved (for map authorization). */
+  assertUsable(n: NodeRow): void {
+    if (isExpired(n, this.ctx.now())) throw new ControlError("node_key_expired", "node key has expired; re-authenticate", 401);
+    if (!n.approved) throw new ControlError("machine_not_authorized", "machine is waiting for admin approval", 403);
+  }
+}

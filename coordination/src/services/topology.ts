@@ -1,0 +1,42 @@
+/** The policy compiler's view of the tailnet (users + approved nodes), built from the database. */
+import type { Topology } from "@lattice/policy";
+import type { Selectable } from "kysely";
+import type { UsersTable } from "../db/schema.js";
+import type { ServiceContext } from "./context.js";
+import { parseJson } from "./context.js";
+import type { NodeRow } from "./nodes.js";
+
+/** Builds a compiler topology from rows; node names are the MagicDNS names. */
+export function topologyFrom(users: Selectable<UsersTable>[], nodes: NodeRow[]): Topology {
+  const byId = new Map(users.map((u) => [u.id, u]));
+  const out: Topology = {
+    users: users.map((u) => ({ id: u.id, name: u.name, email: u.email ?? `${u.name}@` })),
+    nodes: {},
+  };
+  for (const n of nodes) {
+    if (!n.approved) continue;
+    const tags = parseJson<string[]>(n.tags, []);
+    const owner = n.user_id != null ? byId.get(n.user_id) : undefined;
+    const hostinfo = parseJson<{ RoutableIPs?: string[] }>(n.hostinfo, {});
+    out.nodes[n.given_name] = {
+      id: n.id,
+      hostname: n.hostname,
+      ipv4: n.ipv4,
+      ipv6: n.ipv6,
+      tags,
+      ...(tags.length === 0 && owner ? { user: owner.name } : {}),
+      routable_ips: Array.isArray(hostinfo.RoutableIPs) ? hostinfo.RoutableIPs : [],
+      approved_routes: parseJson<string[]>(n.approved_routes, []),
+    };
+  }
+  return out;
+}
+
+/** Reads users and nodes and builds the topology. */
+export async function loadTopology(ctx: ServiceContext): Promise<Topology> {
+  const [users, nodes] = await Promise.all([
+    ctx.db.kysely.selectFrom("users").selectAll().orderBy("id").execute(),
+    ctx.db.kysely.selectFrom("nodes").selectAll().orderBy("id").execute(),
+  ]);
+  return topologyFrom(users, nodes);
+}
