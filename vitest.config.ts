@@ -2,7 +2,7 @@ import { defineConfig } from "vitest/config";
 
 // Tests import workspace packages from their TypeScript sources (the "source" export
 // condition), so `vitest` works without a prior `tsc -b`; the programs run from dist/.
-const conditions = ["source", "node", "import", "default"];
+const conditions = ["source", "module", "node", "development|production"];
 // Externalized node_modules are loaded by Node itself: only the "source" condition is ours.
 const externalConditions = ["source"];
 
