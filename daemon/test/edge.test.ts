@@ -6,7 +6,7 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import type { DeviceSnapshot, DeviceUpdate, Endpoint, OutgoingDatagram } from "@lattice/wireguard";
-import { BatchUdpSocket, TunDevice, packetAt } from "@lattice/tun";
+import { ADDR_RECORD_BYTES, BatchUdpSocket, TunDevice, decodeAddress, packetAt } from "@lattice/tun";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WgEdge, type EdgeDevice } from "../src/wg/edge.js";
 import { createLogger } from "../src/wg/log.js";
@@ -47,6 +47,7 @@ class ScriptedDevice implements EdgeDevice {
     this.received.push({ text: t.startsWith("packet:") ? "packet" : t, from });
     if (t.startsWith("packet:")) this.outP.push(Uint8Array.from(Buffer.from(t.slice(7), "hex")));
     if (t === "arm") this.deadline = this.now() + 30;
+    if (t === "echo") this.outD.push({ data: Buffer.from("echoed"), to: from });
   }
   tick(): void {
     if (this.deadline === undefined || this.now() < this.deadline) return;
@@ -108,10 +109,13 @@ describe.runIf(isRoot)("WgEdge (root, private netns)", () => {
     ip("-n", ns, "addr", "add", "10.81.0.1/24", "dev", tun.name);
     ip("-n", ns, "link", "set", tun.name, "up");
     const peer = BatchUdpSocket.bind({ port: 0 });
-    const atPeer: { text: string; bytes: number; from: number }[] = [];
+    const atPeer: { text: string; bytes: number; from: number; fromAddr: string }[] = [];
     peer.start({
       onDatagrams(b) {
-        for (let i = 0; i < b.count; i++) atPeer.push({ text: text(packetAt(b, i)), bytes: b.lengths[i]!, from: (b.addrs[i * 20 + 2]! << 8) | b.addrs[i * 20 + 3]! });
+        for (let i = 0; i < b.count; i++) {
+          const from = decodeAddress(b.addrs, i * ADDR_RECORD_BYTES);
+          atPeer.push({ text: text(packetAt(b, i)), bytes: b.lengths[i]!, from: from.port, fromAddr: from.address });
+        }
       },
       onError() {},
     });
@@ -145,7 +149,15 @@ describe.runIf(isRoot)("WgEdge (root, private netns)", () => {
       const rx0 = (JSON.parse(ip("-n", ns, "-s", "-j", "link", "show", "dev", tun.name)) as Array<{ stats64: { rx: { packets: number } } }>)[0]!.stats64.rx.packets;
       toEdge(`packet:${Buffer.from(udpPacket("hello")).toString("hex")}`);
       await until(() => dev.received.some((r) => r.text === "packet"));
-      expect(dev.received.find((r) => r.text === "packet")!.from).toEqual({ family: 4, address: "127.0.0.1", port: peer.port });
+      // The endpoint carries the local address the datagram arrived at (sticky source).
+      expect(dev.received.find((r) => r.text === "packet")!.from).toEqual({ family: 4, address: "127.0.0.1", port: peer.port, src: { address: "127.0.0.1", ifindex: 1 } });
+
+      // Sticky source both ways: sent to 127.0.0.2 (loopback, not the default source for
+      // 127.0.0.1), the device's reply to `from` leaves from 127.0.0.2.
+      peer.send([Buffer.from("echo")], [{ family: 4, address: "127.0.0.2", port: edge.port }]);
+      await until(() => atPeer.some((d) => d.text === "echoed"));
+      expect(dev.received.find((r) => r.text === "echo")!.from.src).toEqual({ address: "127.0.0.2", ifindex: 1 });
+      expect(atPeer.find((d) => d.text === "echoed")!.fromAddr).toBe("127.0.0.2");
       const rx1 = (JSON.parse(ip("-n", ns, "-s", "-j", "link", "show", "dev", tun.name)) as Array<{ stats64: { rx: { packets: number } } }>)[0]!.stats64.rx.packets;
       expect(rx1 - rx0).toBe(1);
 

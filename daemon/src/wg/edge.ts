@@ -2,7 +2,9 @@
  * The I/O edge of lattice-wg: wires the sans-IO WireGuard device to the TUN interface,
  * the batched UDP socket and one timer driven by the device's next deadline. Every
  * input batch (TUN read, UDP read, timer) is fed to the device, then its outputs are
- * drained in batches (sendmmsg to UDP, write() per packet to the TUN).
+ * drained in batches (sendmmsg to UDP, write() per packet to the TUN). Endpoints carry
+ * their sticky source both ways: a received datagram's endpoint names the local address
+ * it arrived at (`src`), and a datagram to such an endpoint is sent from that address.
  */
 import type { DeviceSnapshot, DeviceUpdate, Endpoint, OutgoingDatagram } from "@lattice/wireguard";
 import { ADDR_RECORD_BYTES, decodeAddress, type BatchUdpSocket, type DatagramBatch, type PacketBatch, type TunDevice, type TunError } from "@lattice/tun";
@@ -181,6 +183,7 @@ export class WgEdge {
     this.#flush();
   }
 
+  /** The endpoint of a received record (remote address and port, and `src`: where it arrived). */
   #endpoint(rec: Uint8Array, off: number): Endpoint {
     const last = this.#lastRec;
     let same = this.#lastEp !== null;
@@ -274,7 +277,10 @@ export class WgEdge {
     const per = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(1) : "0");
     return (
       `tun rx ${t.rxPackets} pkts in ${t.rxBatches} batches (${per(t.rxPackets, t.rxBatches)}/batch), tx ${t.txPackets} dropped ${t.txDropped}; ` +
-      (u ? `udp rx ${u.rxDatagrams} in ${u.rxBatches} batches (${per(u.rxDatagrams, u.rxBatches)}/batch), tx ${u.txDatagrams} dropped ${u.txDropped}` : "udp closed")
+      (u
+        ? `udp rx ${u.rxDatagrams} in ${u.rxBatches} batches (${per(u.rxDatagrams, u.rxBatches)}/batch), tx ${u.txDatagrams} dropped ${u.txDropped}` +
+          (u.srcCleared > 0 ? `, ${u.srcCleared} refused sources` : "")
+        : "udp closed")
     );
   }
 

@@ -10,8 +10,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Bytes per address record handed to/from JS: family (4|6), 0, port (BE u16), 16 address bytes. */
-#define ADDR_REC 20
+/*
+ * Bytes per address record handed to/from JS. Remote part: [0] family (4|6), [1] 0,
+ * [2..3] port (BE u16), [4..19] address (4 or 16 bytes, zero padded). Local part (the
+ * sticky source: the address a datagram arrived at / is to be sent from): [20] family
+ * (0 = none, 4, 6), [21] flags (REC_SRC_REFUSED: udpSend dropped a source the kernel
+ * refused), [22..23] 0, [24..27] ifindex (BE u32), [28..43] address.
+ */
+#define ADDR_REC 44
+#define REC_LOCAL 20
+#define REC_SRC_REFUSED 1
+
+struct msghdr;
+/* udp.c: fills the local part of `rec` from the IP_PKTINFO / IPV6_PKTINFO cmsg of a received message. */
+void udp_rec_local(struct msghdr *m, uint8_t *rec);
+/* udp.c: control space per received message (GRO segment size + both pktinfo kinds). */
+size_t udp_recv_ctl_size(void);
 
 /* Throws a JS Error whose `code` is the errno name and `errno` the number; returns NULL. */
 napi_value throw_errno(napi_env env, const char *what, int err);

@@ -140,7 +140,7 @@ static int read_tun_vnet(reader_t *r, int *err) {
   return (int)n;
 }
 
-#define CTL_SIZE CMSG_SPACE(sizeof(int))
+#define CTL_SIZE udp_recv_ctl_size()
 
 static int read_udp(reader_t *r, int *err) {
   for (uint32_t i = 0; i < r->max_batch; i++) {
@@ -174,6 +174,7 @@ static int read_udp(reader_t *r, int *err) {
     }
     uint8_t rec[ADDR_REC];
     addr_rec(rec, &r->names[i]);
+    udp_rec_local(m, rec);
     /* A GRO message holds several datagrams of `seg` bytes (the last may be shorter). */
     for (uint32_t off = 0; off < len || (len == 0 && off == 0); off += seg) {
       if (n >= r->max_out) return (int)n; /* output full: rest dropped */

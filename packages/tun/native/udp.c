@@ -1,4 +1,8 @@
-/* UDP sockets owned by the addon: dual-stack bind, SO_MARK, batched sendmmsg. */
+/*
+ * UDP sockets owned by the addon: dual-stack bind, SO_MARK, batched sendmmsg, and sticky
+ * sources: the local address each datagram arrived at (IP_PKTINFO / IPV6_PKTINFO) is
+ * reported with it, and a send may name the local address to send from.
+ */
 #define _GNU_SOURCE
 #include "common.h"
 
@@ -62,6 +66,9 @@ napi_value js_udp_open(napi_env env, napi_callback_info info) {
   }
   set_bufs(fd);
   int one = 1;
+  /* Report the local address of each datagram (v4 ones too on a dual-stack socket). */
+  setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
+  if (v6) setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one);
   int gro = setsockopt(fd, IPPROTO_UDP, UDP_GRO, &one, sizeof one) == 0;
   struct sockaddr_storage ss;
   socklen_t sl = sizeof ss;
@@ -92,7 +99,48 @@ napi_value js_udp_set_mark(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* Fills a sockaddr from a 20-byte record; returns its length or 0 if invalid. */
+size_t udp_recv_ctl_size(void) {
+  return CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct in_pktinfo)) + CMSG_SPACE(sizeof(struct in6_pktinfo));
+}
+
+static void put_be32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+void udp_rec_local(struct msghdr *m, uint8_t *rec) {
+  uint8_t *l = rec + REC_LOCAL;
+  memset(l, 0, ADDR_REC - REC_LOCAL);
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO && c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
+      struct in_pktinfo pi;
+      memcpy(&pi, CMSG_DATA(c), sizeof pi);
+      l[0] = 4;
+      put_be32(l + 4, (uint32_t)pi.ipi_ifindex);
+      memcpy(l + 8, &pi.ipi_spec_dst, 4);
+      return; /* preferred for v4: the address the kernel would answer from */
+    }
+    if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO && c->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
+      struct in6_pktinfo pi;
+      memcpy(&pi, CMSG_DATA(c), sizeof pi);
+      put_be32(l + 4, pi.ipi6_ifindex);
+      if (memcmp(pi.ipi6_addr.s6_addr, v4mapped, 12) == 0) {
+        l[0] = 4;
+        memcpy(l + 8, pi.ipi6_addr.s6_addr + 12, 4);
+      } else {
+        l[0] = 6;
+        memcpy(l + 8, pi.ipi6_addr.s6_addr, 16);
+      }
+      /* keep looking: an IP_PKTINFO of a v4 datagram takes precedence */
+    }
+  }
+}
+
+/* Fills a sockaddr from a record's remote part; returns its length or 0 if invalid. */
 static socklen_t rec_to_sockaddr(const uint8_t *rec, int sock_v6, struct sockaddr_storage *ss) {
   uint16_t port = (uint16_t)((rec[2] << 8) | rec[3]);
   memset(ss, 0, sizeof *ss);
@@ -136,14 +184,84 @@ static int send_one(int fd, struct msghdr *m, int *waited) {
 
 #define GSO_MAX_SEGS 64
 #define GSO_MAX_BYTES 65000
+#define SEND_CTL (CMSG_SPACE(sizeof(uint16_t)) + CMSG_SPACE(sizeof(struct in6_pktinfo)))
+
+typedef union {
+  char buf[SEND_CTL];
+  struct cmsghdr align;
+} send_ctl_t;
+
+/* Whether the record names a usable local source for its destination on this socket. */
+static int rec_has_src(const uint8_t *rec, int sock_v6) {
+  const uint8_t *l = rec + REC_LOCAL;
+  if (l[0] == 4) return rec[0] == 4;
+  if (l[0] == 6) return rec[0] == 6 && sock_v6;
+  return 0;
+}
+
+static int is_link_local6(const uint8_t *a) { return a[0] == 0xfe && (a[1] & 0xc0) == 0x80; }
 
 /*
- * udpSend(fd, sockV6, datagrams: Uint8Array[], addrs: Uint8Array (20 B each), count, gso)
- * -> number sent. With gso, consecutive datagrams to the same address with the same
- * size (the last of a run may be shorter) go out as ONE sendmsg with UDP_SEGMENT, so the
- * kernel's stack runs once per run; if the kernel refuses GSO the run is resent one by
- * one. Messages go out with sendmmsg in chunks of 64. EAGAIN waits up to 2 ms once, then
- * the rest is dropped (the caller counts count - sent).
+ * Sets the control data of `m`: UDP_SEGMENT when gso_size > 0, and the source of `rec`
+ * (IP_PKTINFO ipi_spec_dst for v4; IPV6_PKTINFO ipi6_addr for v6, with the ifindex when
+ * the source or the destination is link-local) when src is set.
+ */
+static void set_ctl(struct msghdr *m, send_ctl_t *ctl, uint16_t gso_size, const uint8_t *rec, int src) {
+  size_t len = 0;
+  if (gso_size) len += CMSG_SPACE(sizeof(uint16_t));
+  if (src) len += CMSG_SPACE(rec[REC_LOCAL] == 4 ? sizeof(struct in_pktinfo) : sizeof(struct in6_pktinfo));
+  if (len == 0) {
+    m->msg_control = NULL;
+    m->msg_controllen = 0;
+    return;
+  }
+  memset(ctl, 0, sizeof *ctl);
+  m->msg_control = ctl->buf;
+  m->msg_controllen = len;
+  struct cmsghdr *c = CMSG_FIRSTHDR(m);
+  if (gso_size) {
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    memcpy(CMSG_DATA(c), &gso_size, sizeof gso_size);
+    c = CMSG_NXTHDR(m, c);
+  }
+  if (!src) return;
+  const uint8_t *l = rec + REC_LOCAL;
+  if (l[0] == 4) {
+    struct in_pktinfo pi;
+    memset(&pi, 0, sizeof pi);
+    memcpy(&pi.ipi_spec_dst, l + 8, 4); /* ifindex 0: routed by source, like the kernel module */
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof pi);
+    memcpy(CMSG_DATA(c), &pi, sizeof pi);
+  } else {
+    struct in6_pktinfo pi;
+    memset(&pi, 0, sizeof pi);
+    memcpy(pi.ipi6_addr.s6_addr, l + 8, 16);
+    if (is_link_local6(l + 8) || is_link_local6(rec + 4))
+      pi.ipi6_ifindex = ((uint32_t)l[4] << 24) | ((uint32_t)l[5] << 16) | ((uint32_t)l[6] << 8) | l[7];
+    c->cmsg_level = IPPROTO_IPV6;
+    c->cmsg_type = IPV6_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof pi);
+    memcpy(CMSG_DATA(c), &pi, sizeof pi);
+  }
+}
+
+/* Errors meaning "that source address is not (or no longer) usable". */
+static int src_refused(int err) { return err == EINVAL || err == ENETUNREACH || err == EADDRNOTAVAIL; }
+
+/*
+ * udpSend(fd, sockV6, datagrams: Uint8Array[], addrs: Uint8Array (ADDR_REC B each), count, gso)
+ * -> number sent. A record with a local part sends from that address (sticky source). With
+ * gso, consecutive datagrams with the same record (destination AND source) and the same size
+ * (the last of a run may be shorter) go out as ONE sendmsg with UDP_SEGMENT, so the kernel's
+ * stack runs once per run; if the kernel refuses GSO the run is resent one by one. If the
+ * kernel refuses the source (EINVAL, ENETUNREACH, EADDRNOTAVAIL: the address is gone), the
+ * message is resent without it and REC_SRC_REFUSED is set in the flags of its records, so the
+ * caller can forget that source. Messages go out with sendmmsg in chunks of 64. EAGAIN waits
+ * up to 2 ms once, then the rest is dropped (the caller counts count - sent).
  */
 napi_value js_udp_send(napi_env env, napi_callback_info info) {
   size_t argc = 6;
@@ -165,16 +283,15 @@ napi_value js_udp_send(napi_env env, napi_callback_info info) {
   struct mmsghdr msgs[SEND_BATCH];
   struct iovec iovs[SEND_BATCH];
   struct sockaddr_storage names[SEND_BATCH];
-  uint16_t segs[SEND_BATCH]; /* datagrams per message */
-  union {
-    char buf[CMSG_SPACE(sizeof(uint16_t))];
-    struct cmsghdr align;
-  } ctl[SEND_BATCH];
+  uint16_t segs[SEND_BATCH];  /* datagrams per message */
+  uint32_t first[SEND_BATCH]; /* index of the message's first record */
+  uint8_t src[SEND_BATCH];    /* message carries a source */
+  send_ctl_t ctl[SEND_BATCH];
   uint32_t sent = 0, i = 0;
   int waited = 0;
   while (i < count) {
     int n = 0, niov = 0;
-    const uint8_t *cur_rec = NULL;
+    uint8_t *cur_rec = NULL;
     size_t cur_size = 0, cur_bytes = 0;
     int open_run = 0; /* the last message may take more segments */
     while (i < count && niov < SEND_BATCH) {
@@ -183,7 +300,7 @@ napi_value js_udp_send(napi_env env, napi_callback_info info) {
       uint8_t *p;
       size_t len;
       if (arg_bytes(env, el, &p, &len, "datagram")) return NULL;
-      const uint8_t *rec = addrs + (size_t)i * ADDR_REC;
+      uint8_t *rec = addrs + (size_t)i * ADDR_REC;
       i++;
       if (gso && open_run && memcmp(rec, cur_rec, ADDR_REC) == 0 && len <= cur_size &&
           segs[n - 1] < GSO_MAX_SEGS && cur_bytes + len <= GSO_MAX_BYTES) {
@@ -201,7 +318,10 @@ napi_value js_udp_send(napi_env env, napi_callback_info info) {
         break;
       }
       socklen_t sl = rec_to_sockaddr(rec, v6, &names[n]);
-      if (sl == 0) continue; /* unreachable family: dropped */
+      if (sl == 0) { /* unreachable family: dropped (and a run's records stay contiguous) */
+        open_run = 0;
+        continue;
+      }
       iovs[niov].iov_base = p;
       iovs[niov].iov_len = len;
       memset(&msgs[n], 0, sizeof msgs[n]);
@@ -210,6 +330,8 @@ napi_value js_udp_send(napi_env env, napi_callback_info info) {
       msgs[n].msg_hdr.msg_iov = &iovs[niov];
       msgs[n].msg_hdr.msg_iovlen = 1;
       segs[n] = 1;
+      first[n] = i - 1;
+      src[n] = (uint8_t)rec_has_src(rec, v6);
       niov++;
       n++;
       cur_rec = rec;
@@ -217,19 +339,11 @@ napi_value js_udp_send(napi_env env, napi_callback_info info) {
       cur_bytes = len;
       open_run = gso && len > 0;
     }
-    /* Attach UDP_SEGMENT to messages carrying several datagrams. */
+    /* UDP_SEGMENT for messages carrying several datagrams, pktinfo for sticky sources. */
     for (int k = 0; k < n; k++) {
-      if (segs[k] < 2) continue;
       struct msghdr *m = &msgs[k].msg_hdr;
-      memset(&ctl[k], 0, sizeof ctl[k]);
-      m->msg_control = ctl[k].buf;
-      m->msg_controllen = sizeof ctl[k].buf;
-      struct cmsghdr *c = CMSG_FIRSTHDR(m);
-      c->cmsg_level = SOL_UDP;
-      c->cmsg_type = UDP_SEGMENT;
-      c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-      uint16_t gs = (uint16_t)m->msg_iov[0].iov_len;
-      memcpy(CMSG_DATA(c), &gs, sizeof gs);
+      uint16_t gs = segs[k] > 1 ? (uint16_t)m->msg_iov[0].iov_len : 0;
+      set_ctl(m, &ctl[k], gs, addrs + (size_t)first[k] * ADDR_REC, src[k]);
     }
     int off = 0;
     while (off < n) {
@@ -245,14 +359,24 @@ napi_value js_udp_send(napi_env env, napi_callback_info info) {
         if (wait_writable(fd, 2)) continue;
       }
       if (r < 0 && errno == EAGAIN) goto done;
+      int err = r < 0 ? errno : EIO;
+      struct msghdr *m = &msgs[off].msg_hdr;
+      const uint8_t *rec = addrs + (size_t)first[off] * ADDR_REC;
+      if (src[off] && src_refused(err)) {
+        /* The source is gone: resend from the kernel's choice and tell the caller. */
+        src[off] = 0;
+        for (int k = 0; k < segs[off]; k++) addrs[(size_t)(first[off] + k) * ADDR_REC + REC_LOCAL + 1] |= REC_SRC_REFUSED;
+        set_ctl(m, &ctl[off], segs[off] > 1 ? (uint16_t)m->msg_iov[0].iov_len : 0, rec, 0);
+        continue;
+      }
       /* msgs[off] failed. A GSO message is retried datagram by datagram; others dropped. */
       if (segs[off] > 1) {
-        struct msghdr one = msgs[off].msg_hdr;
-        one.msg_control = NULL;
-        one.msg_controllen = 0;
+        struct msghdr one = *m;
+        send_ctl_t c1;
+        set_ctl(&one, &c1, 0, rec, src[off]);
         one.msg_iovlen = 1;
         for (int k = 0; k < segs[off]; k++) {
-          one.msg_iov = &msgs[off].msg_hdr.msg_iov[k];
+          one.msg_iov = &m->msg_iov[k];
           int s1 = send_one(fd, &one, &waited);
           if (s1 == 0) goto done;
           if (s1 > 0) sent++;

@@ -10,6 +10,7 @@ export {
   encodeAddress,
   type DatagramBatch,
   type UdpAddress,
+  type UdpLocal,
   type UdpBindOptions,
   type UdpHandlers,
   type UdpStats,

@@ -7,12 +7,31 @@ import { TunError, wrapNative } from "./errors.js";
 import { loadNative, type NativeAddon, type ReaderHandle } from "./native.js";
 
 /** Address record size in {@link DatagramBatch.addrs} and send address buffers. */
-export const ADDR_RECORD_BYTES = 20;
+export const ADDR_RECORD_BYTES = 44;
+/** Offset of the local part (sticky source) in an address record. */
+const LOCAL = 20;
+/** Flag (record byte LOCAL+1) set by the addon when the kernel refused the record's source. */
+const SRC_REFUSED = 1;
 
-/** A batch of received datagrams; `addrs` holds one 20-byte record per datagram. */
+/**
+ * A batch of received datagrams; `addrs` holds one {@link ADDR_RECORD_BYTES}-byte record
+ * per datagram (decode with {@link decodeAddress}).
+ */
 export interface DatagramBatch extends PacketBatch {
-  /** Per datagram: [family 4|6, 0, port BE u16, address (4 or 16 bytes, zero padded)]. */
+  /**
+   * Per datagram: remote [family 4|6, 0, port BE u16, address (4 or 16 bytes, zero
+   * padded)], then local [family 0|4|6, flags, 0, 0, ifindex BE u32, address (16 bytes)]:
+   * the address and interface the datagram arrived at (IP_PKTINFO / IPV6_PKTINFO).
+   */
   readonly addrs: Uint8Array;
+}
+
+/** The local side of a UDP path: the address a datagram arrived at, or is to be sent from. */
+export interface UdpLocal {
+  /** IPv4 dotted quad or IPv6 text (same family as the remote address). */
+  readonly address: string;
+  /** Interface index it arrived on (used when sending only for IPv6 link-local). */
+  readonly ifindex: number;
 }
 
 /** A UDP endpoint as the socket sees it. */
@@ -23,6 +42,11 @@ export interface UdpAddress {
   readonly port: number;
   /** 4 or 6. */
   readonly family: 4 | 6;
+  /**
+   * Sticky source. On receive: the local address the datagram was sent to. On send: the
+   * local address to send from (IP_PKTINFO / IPV6_PKTINFO); absent = the kernel chooses.
+   */
+  readonly src?: UdpLocal;
 }
 
 /** Options of {@link BatchUdpSocket.bind}. */
@@ -60,19 +84,32 @@ export interface UdpStats {
   txDatagrams: number;
   /** Datagrams dropped on send (buffer full, unreachable). */
   txDropped: number;
+  /** Datagrams whose sticky source the kernel refused (sent from its own choice instead). */
+  srcCleared: number;
 }
 
 const SLOT = 65_536;
 
-/** Decodes a 20-byte address record at `off`. */
+function ipText(rec: Uint8Array, off: number, family: number): string {
+  if (family === 4) return `${rec[off]}.${rec[off + 1]}.${rec[off + 2]}.${rec[off + 3]}`;
+  const parts: string[] = [];
+  for (let i = 0; i < 8; i++) parts.push(((rec[off + 2 * i]! << 8) | rec[off + 1 + 2 * i]!).toString(16));
+  return compressV6(parts);
+}
+
+/**
+ * Decodes the address record at `off`: the remote address and port, with `src` (the
+ * local address and ifindex the datagram arrived at) when the record carries one of the
+ * same family.
+ */
 export function decodeAddress(rec: Uint8Array, off: number): UdpAddress {
   const port = (rec[off + 2]! << 8) | rec[off + 3]!;
-  if (rec[off] === 4) {
-    return { family: 4, port, address: `${rec[off + 4]}.${rec[off + 5]}.${rec[off + 6]}.${rec[off + 7]}` };
-  }
-  const parts: string[] = [];
-  for (let i = 0; i < 8; i++) parts.push(((rec[off + 4 + 2 * i]! << 8) | rec[off + 5 + 2 * i]!).toString(16));
-  return { family: 6, port, address: compressV6(parts) };
+  const family: 4 | 6 = rec[off] === 4 ? 4 : 6;
+  const address = ipText(rec, off + 4, family);
+  if (rec[off + LOCAL] !== family) return { family, port, address };
+  const l = off + LOCAL;
+  const ifindex = ((rec[l + 4]! << 24) | (rec[l + 5]! << 16) | (rec[l + 6]! << 8) | rec[l + 7]!) >>> 0;
+  return { family, port, address, src: { address: ipText(rec, l + 8, family), ifindex } };
 }
 
 function compressV6(parts: string[]): string {
@@ -95,19 +132,43 @@ function compressV6(parts: string[]): string {
   return `${parts.slice(0, best).join(":")}::${parts.slice(best + bestLen).join(":")}`;
 }
 
-/** Encodes an address into a 20-byte record at `off`; returns false if unparsable. */
+/**
+ * Encodes an address (and its `src`, if any) into a record at `off`; returns false if
+ * the address is unparsable. An unparsable or other-family `src` is left out.
+ */
 export function encodeAddress(a: UdpAddress, rec: Uint8Array, off: number): boolean {
   rec.fill(0, off, off + ADDR_RECORD_BYTES);
   rec[off + 2] = a.port >>> 8;
   rec[off + 3] = a.port & 0xff;
-  if (a.family === 4) {
-    const p = a.address.split(".");
+  if (!encodeIp(a.address, a.family, rec, off + 4)) return false;
+  rec[off] = a.family;
+  const s = a.src;
+  if (s !== undefined) {
+    const l = off + LOCAL;
+    if (encodeIp(s.address, a.family, rec, l + 8)) {
+      rec[l] = a.family;
+      rec[l + 4] = s.ifindex >>> 24;
+      rec[l + 5] = (s.ifindex >>> 16) & 0xff;
+      rec[l + 6] = (s.ifindex >>> 8) & 0xff;
+      rec[l + 7] = s.ifindex & 0xff;
+    } else {
+      rec.fill(0, l, l + ADDR_RECORD_BYTES - LOCAL);
+    }
+  }
+  return true;
+}
+
+/** Writes 4 (family 4) or 16 address bytes at `off`; false if unparsable. */
+function encodeIp(text: string, family: 4 | 6, rec: Uint8Array, off: number): boolean {
+  if (family === 4) {
+    const p = text.split(".");
     if (p.length !== 4) return false;
-    rec[off] = 4;
-    for (let i = 0; i < 4; i++) rec[off + 4 + i] = Number(p[i]);
+    const q = p.map(Number);
+    if (q.some((x) => !(Number.isInteger(x) && x >= 0 && x <= 255))) return false;
+    for (let i = 0; i < 4; i++) rec[off + i] = q[i]!;
     return true;
   }
-  let addr = a.address;
+  let addr = text;
   const pct = addr.indexOf("%");
   if (pct >= 0) addr = addr.slice(0, pct);
   const halves = addr.split("::");
@@ -130,10 +191,9 @@ export function encodeAddress(a: UdpAddress, rec: Uint8Array, off: number): bool
   if (!push(tail)) return false;
   if (halves.length === 2) groups.splice(mid, 0, ...new Array<number>(8 - groups.length).fill(0));
   if (groups.length !== 8 || groups.some((g) => !(g >= 0 && g <= 0xffff))) return false;
-  rec[off] = 6;
   for (let i = 0; i < 8; i++) {
-    rec[off + 4 + 2 * i] = groups[i]! >>> 8;
-    rec[off + 5 + 2 * i] = groups[i]! & 0xff;
+    rec[off + 2 * i] = groups[i]! >>> 8;
+    rec[off + 1 + 2 * i] = groups[i]! & 0xff;
   }
   return true;
 }
@@ -141,7 +201,7 @@ export function encodeAddress(a: UdpAddress, rec: Uint8Array, off: number): bool
 /** A bound UDP socket with batched I/O. Create with {@link BatchUdpSocket.bind}. */
 export class BatchUdpSocket {
   /** Counters. */
-  readonly stats: UdpStats = { rxDatagrams: 0, rxBatches: 0, txDatagrams: 0, txDropped: 0 };
+  readonly stats: UdpStats = { rxDatagrams: 0, rxBatches: 0, txDatagrams: 0, txDropped: 0, srcCleared: 0 };
   #reader: ReaderHandle | null = null;
   #closed = false;
   #sendAddrs = new Uint8Array(64 * ADDR_RECORD_BYTES);
@@ -217,14 +277,18 @@ export class BatchUdpSocket {
   }
 
   /**
-   * Sends datagrams[i] to to[i] with sendmmsg (64 per syscall). Returns how many were
-   * sent; the rest were dropped (socket buffer full after a short wait, or unreachable).
+   * Sends datagrams[i] to to[i] with sendmmsg (64 per syscall), from to[i].src when given
+   * (sticky source). Returns how many were sent; the rest were dropped (socket buffer full
+   * after a short wait, or unreachable). A source the kernel refuses (address removed) is
+   * dropped: that datagram goes out from the kernel's choice, and so do later sends to the
+   * same `to` object (wireguard-go's ClearSrc); a new endpoint object brings a new source.
    */
   send(datagrams: readonly Uint8Array[], to: readonly UdpAddress[], count = datagrams.length): number {
     if (this.#closed) throw new TunError("ERR_CLOSED", "UDP socket is closed");
     if (count === 0) return 0;
     if (this.#sendAddrs.length < count * ADDR_RECORD_BYTES) this.#sendAddrs = new Uint8Array(count * ADDR_RECORD_BYTES * 2);
     const rec = this.#sendAddrs;
+    let anySrc = false;
     for (let i = 0; i < count; i++) {
       const a = to[i]!;
       let enc = this.#encoded.get(a);
@@ -233,9 +297,18 @@ export class BatchUdpSocket {
         if (!encodeAddress(a, enc, 0)) enc[0] = 0;
         this.#encoded.set(a, enc);
       }
+      if (enc[LOCAL] !== 0) anySrc = true;
       rec.set(enc, i * ADDR_RECORD_BYTES);
     }
     const n = this.native.udpSend(this.fd, this.family === 6, datagrams, rec, count, this.gso);
+    if (anySrc) {
+      for (let i = 0; i < count; i++) {
+        if ((rec[i * ADDR_RECORD_BYTES + LOCAL + 1]! & SRC_REFUSED) === 0) continue;
+        const enc = this.#encoded.get(to[i]!);
+        if (enc !== undefined) enc.fill(0, LOCAL, ADDR_RECORD_BYTES);
+        this.stats.srcCleared++;
+      }
+    }
     this.stats.txDatagrams += n;
     this.stats.txDropped += count - n;
     return n;

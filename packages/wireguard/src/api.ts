@@ -4,12 +4,26 @@
  * UDP socket, the TUN device and the timer; the device owns the protocol.
  */
 
-/** A UDP endpoint: IPv4 dotted quad or IPv6 text (no brackets), and a port. */
+/**
+ * A UDP endpoint: IPv4 dotted quad or IPv6 text (no brackets), and a port. With `src`,
+ * a sticky source ("sticky sockets", wireguard-go's StdNetEndpoint): the local address
+ * (and interface) the peer's datagram arrived at, which replies are sent from.
+ */
 export interface Endpoint {
   readonly address: string;
   readonly port: number;
   /** 4 or 6. */
   readonly family: 4 | 6;
+  /** The local source: set by the edge on received datagrams, absent on configured endpoints. */
+  readonly src?: EndpointSource;
+}
+
+/** The local side of an endpoint (same family as the endpoint). */
+export interface EndpointSource {
+  /** Local IPv4 dotted quad or IPv6 text. */
+  readonly address: string;
+  /** Interface index the datagram arrived on (needed to send from an IPv6 link-local address). */
+  readonly ifindex: number;
 }
 
 /** One allowed-IP prefix. `bits` is the prefix length. */

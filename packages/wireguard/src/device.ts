@@ -135,7 +135,8 @@ export class Device {
       this.peers.set(id, peer);
     }
     if (pu.presharedKey !== undefined) peer.presharedKey = pu.presharedKey === null ? new Uint8Array(32) : Uint8Array.from(pu.presharedKey);
-    if (pu.endpoint !== undefined) peer.endpoint = pu.endpoint;
+    // A configured endpoint has no sticky source: the kernel picks one (wireguard-go ClearSrc).
+    if (pu.endpoint !== undefined) peer.endpoint = withoutSource(pu.endpoint);
     let pkaTurnedOn = false;
     if (pu.persistentKeepaliveInterval !== undefined) {
       const old = peer.timers.persistentKeepaliveInterval;
@@ -681,6 +682,11 @@ export class Device {
       }
     }
   }
+}
+
+/** The endpoint without its sticky source (the same object when it has none). */
+function withoutSource(e: Endpoint): Endpoint {
+  return e.src === undefined ? e : { address: e.address, port: e.port, family: e.family };
 }
 
 /** Address bytes ‖ port (big-endian) of an endpoint: the input of the cookie MAC. */

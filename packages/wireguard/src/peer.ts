@@ -49,7 +49,7 @@ export class Handshake {
 export class Peer {
   /** Preshared key (32 zero bytes when unset). */
   presharedKey: Uint8Array = new Uint8Array(32);
-  /** Where to send (updated by roaming). */
+  /** Where to send, and from which local address (updated by roaming, with the source). */
   endpoint: Endpoint | null = null;
   /** DH(our static, their static), or all zero when invalid (low-order key or no private key). */
   precomputedStaticStatic: Uint8Array = new Uint8Array(32);
