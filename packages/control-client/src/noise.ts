@@ -13,10 +13,9 @@
  * offered through {@link CipherState}'s `endian`.
  */
 import {
-  blake2s256,
+  SymmetricState,
   chachaOpenNonce,
   chachaSealNonce,
-  kdf2,
   x25519PublicKey,
   x25519SharedSecret,
 } from "@lattice/crypto";
@@ -59,7 +58,6 @@ function dh(priv: Uint8Array, pub: Uint8Array): Uint8Array {
   }
 }
 
-const ZERO_NONCE = new Uint8Array(12);
 const MAX_NONCE = 0xffff_ffff_ffff_ffffn;
 
 /** A transport-phase CipherState: one key and a 64-bit counter nonce. */
@@ -105,57 +103,24 @@ export class CipherState {
   }
 }
 
-/** Noise SymmetricState (h, ck) with the single-use handshake key k. */
-class SymmetricState {
-  h: Uint8Array;
-  ck: Uint8Array;
-  private k: Uint8Array | null = null;
+/** Starts the handshake hash: InitializeSymmetric(protocol name), MixHash(prologue). */
+function initialize(prologue: Uint8Array): SymmetricState {
+  const ss = new SymmetricState(new TextEncoder().encode(NOISE_IK_PROTOCOL_NAME));
+  ss.mixHash(prologue);
+  return ss;
+}
 
-  constructor(prologue: Uint8Array) {
-    const name = new TextEncoder().encode(NOISE_IK_PROTOCOL_NAME);
-    // Name ≤ 32 bytes: padded with zeros; longer: hashed (Noise §5.2).
-    if (name.length <= 32) {
-      this.h = new Uint8Array(32);
-      this.h.set(name);
-    } else {
-      this.h = blake2s256(name);
-    }
-    this.ck = this.h;
-    this.mixHash(prologue);
-  }
+/** DecryptAndHash that throws instead of returning null. */
+function decryptAndHash(ss: SymmetricState, ciphertext: Uint8Array): Uint8Array {
+  const pt = ss.decryptAndHash(ciphertext);
+  if (pt === null) throw new NoiseError("ERR_NOISE_DECRYPT", "handshake message failed authentication");
+  return pt;
+}
 
-  mixHash(data: Uint8Array): void {
-    this.h = blake2s256(this.h, data);
-  }
-
-  mixKey(ikm: Uint8Array): void {
-    const [ck, k] = kdf2(this.ck, ikm);
-    this.ck = ck;
-    this.k = k;
-  }
-
-  /** Every handshake AEAD here uses nonce 0: each key encrypts exactly one message. */
-  encryptAndHash(plaintext: Uint8Array): Uint8Array {
-    if (this.k === null) throw new NoiseError("ERR_NOISE_STATE", "encrypt before any key was mixed");
-    const ct = chachaSealNonce(this.k, ZERO_NONCE, plaintext, this.h);
-    this.k = null;
-    this.mixHash(ct);
-    return ct;
-  }
-
-  decryptAndHash(ciphertext: Uint8Array): Uint8Array {
-    if (this.k === null) throw new NoiseError("ERR_NOISE_STATE", "decrypt before any key was mixed");
-    const pt = chachaOpenNonce(this.k, ZERO_NONCE, ciphertext, this.h);
-    this.k = null;
-    if (pt === null) throw new NoiseError("ERR_NOISE_DECRYPT", "handshake message failed authentication");
-    this.mixHash(ciphertext);
-    return pt;
-  }
-
-  split(endian: "little" | "big"): [CipherState, CipherState] {
-    const [k1, k2] = kdf2(this.ck, new Uint8Array(0));
-    return [new CipherState(k1, endian), new CipherState(k2, endian)];
-  }
+/** Split into transport CipherStates (k1 is the initiator's sending key). */
+function split(ss: SymmetricState, endian: "little" | "big"): [CipherState, CipherState] {
+  const [k1, k2] = ss.split();
+  return [new CipherState(k1, endian), new CipherState(k2, endian)];
 }
 
 /** The result of a completed handshake, from one side's point of view. */
@@ -193,7 +158,7 @@ export interface InitiatorPending {
 export function initiatorStart(
   opts: HandshakeOptions & { remoteStatic: Uint8Array; payload?: Uint8Array },
 ): InitiatorPending {
-  const ss = new SymmetricState(opts.prologue);
+  const ss = initialize(opts.prologue);
   const rs = opts.remoteStatic;
   ss.mixHash(rs); // <- s
   const e = opts.localEphemeral;
@@ -216,8 +181,8 @@ export function initiatorStart(
       ss.mixHash(re); // <- e
       ss.mixKey(dh(e.privateKey, re)); // ee
       ss.mixKey(dh(opts.localStatic.privateKey, re)); // se
-      const payload = ss.decryptAndHash(message2.subarray(DH_LENGTH));
-      const [c1, c2] = ss.split(opts.endian);
+      const payload = decryptAndHash(ss, message2.subarray(DH_LENGTH));
+      const [c1, c2] = split(ss, opts.endian);
       return { payload, session: { send: c1, recv: c2, remoteStatic: rs, handshakeHash: ss.h } };
     },
   };
@@ -238,15 +203,15 @@ export function responderRead(opts: HandshakeOptions & { message: Uint8Array }):
   const m = opts.message;
   const min = DH_LENGTH + DH_LENGTH + TAG_LENGTH + TAG_LENGTH;
   if (m.length < min) throw new NoiseError("ERR_NOISE_SHORT", `handshake initiation is ${m.length} bytes, need ≥ ${min}`);
-  const ss = new SymmetricState(opts.prologue);
+  const ss = initialize(opts.prologue);
   const s = opts.localStatic;
   ss.mixHash(s.publicKey); // <- s
   const re = m.subarray(0, DH_LENGTH);
   ss.mixHash(re); // -> e
   ss.mixKey(dh(s.privateKey, re)); // es
-  const rs = ss.decryptAndHash(m.subarray(DH_LENGTH, DH_LENGTH + DH_LENGTH + TAG_LENGTH)); // s
+  const rs = decryptAndHash(ss, m.subarray(DH_LENGTH, DH_LENGTH + DH_LENGTH + TAG_LENGTH)); // s
   ss.mixKey(dh(s.privateKey, rs)); // ss
-  const payload = ss.decryptAndHash(m.subarray(DH_LENGTH + DH_LENGTH + TAG_LENGTH));
+  const payload = decryptAndHash(ss, m.subarray(DH_LENGTH + DH_LENGTH + TAG_LENGTH));
   let done = false;
   return {
     remoteStatic: rs,
@@ -259,7 +224,7 @@ export function responderRead(opts: HandshakeOptions & { message: Uint8Array }):
       ss.mixKey(dh(e.privateKey, re)); // ee
       ss.mixKey(dh(e.privateKey, rs)); // se
       const enc = ss.encryptAndHash(respPayload ?? new Uint8Array(0));
-      const [c1, c2] = ss.split(opts.endian);
+      const [c1, c2] = split(ss, opts.endian);
       return {
         message: concat(e.publicKey, enc),
         session: { send: c2, recv: c1, remoteStatic: rs, handshakeHash: ss.h },
