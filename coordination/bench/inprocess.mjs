@@ -1,13 +1,16 @@
 /**
  * The in-process phases of the control-plane benchmark, run on the server's own code
- * path (built dist/): rows → topologyFrom → parsePolicy/compilePolicy → buildState
+ * path (built dist/): rows → topologyFrom → parsePolicy/compilePolicyCompact → buildState
  * (the node backend's snapshot) → MapSession.full + encodeMapResponse per node → a join
- * handled as ControlNodeBackend handles "nodeAdded" (recompile, rebuild, publish
- * {nodesAdded, policyChanged}) and delivered to every session with MapSession.delta.
+ * handled as ControlNodeBackend handles "nodeAdded" (recompile, diff against the previous
+ * compilation, rebuild, publish {nodesAdded, policyChangedFor}) and delivered to every
+ * session with MapSession.delta. CPU times (process.cpuUsage, user + system) are reported
+ * next to wall times because the machine is shared.
  */
-import { compilePolicy, parsePolicy } from "../../packages/policy/dist/index.js";
+import { compilePolicyCompact, parsePolicy } from "../../packages/policy/dist/index.js";
 import { topologyFrom } from "../dist/services/topology.js";
 import { buildState } from "../dist/services/netmap-state.js";
+import { changedNodes, idsOf } from "../dist/services/policy-diff.js";
 import { MapSession, NodeJsonCache, encodeMapResponse } from "../dist/mapper/index.js";
 
 /** A DERP map shaped like a small self-hosted deployment (5 regions). */
@@ -19,32 +22,41 @@ export function benchDerpMap() {
   return { Regions };
 }
 
+/** CPU milliseconds (user + system) since `start` (a process.cpuUsage() value). */
+export function cpuMs(start) {
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) / 1000;
+}
+
 /** Counts what a compilation produced (peer entries are the size driver of everything after). */
 export function compiledStats(compiled) {
   let nodes = 0, peers = 0, rules = 0, ssh = 0, maxPeers = 0;
-  for (const c of Object.values(compiled)) {
+  const lists = new Set();
+  compiled.nodes.forEach((c, j) => {
     nodes++;
-    let p = 0;
-    for (const _ in c.peers) p++;
+    lists.add(c.peers.list);
+    const p = c.peers.list.length - (c.peers.list.includes(j) ? 1 : 0);
     peers += p;
     if (p > maxPeers) maxPeers = p;
     rules += c.packetFilter.length;
     ssh += c.ssh?.length ?? 0;
-  }
-  return { nodes, peers, maxPeers, rules, ssh };
+  });
+  return { nodes, peers, maxPeers, rules, ssh, distinctPeerLists: lists.size };
 }
 
 /** Phase 1: parse + topology + compile. */
 export function runCompile(tn, policyText, mem) {
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const policy = parsePolicy(policyText);
   const t1 = performance.now();
   const topology = topologyFrom(tn.users, tn.rows);
   const t2 = performance.now();
-  const compiled = compilePolicy(policy, topology, { serverUrl: tn.serverUrl });
+  const compiled = compilePolicyCompact(policy, topology, { serverUrl: tn.serverUrl });
   const t3 = performance.now();
+  const cpu = cpuMs(cpu0);
   mem.sample("after compile");
-  return { policy, compiled, parseMs: t1 - t0, topologyMs: t2 - t1, compileMs: t3 - t2, totalMs: t3 - t0 };
+  return { policy, compiled, parseMs: t1 - t0, topologyMs: t2 - t1, compileMs: t3 - t2, totalMs: t3 - t0, cpuMs: cpu };
 }
 
 function stateInputs(tn, policy, rows, version, now) {
@@ -68,8 +80,10 @@ function stateInputs(tn, policy, rows, version, now) {
  */
 export function runNetmaps(tn, policy, compiled, now, mem) {
   const nodeCache = new Map();
+  const viewCache = {};
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const state = buildState(stateInputs(tn, policy, tn.rows, 1, now), compiled, nodeCache);
+  const state = buildState(stateInputs(tn, policy, tn.rows, 1, now), compiled, nodeCache, viewCache);
   const t1 = performance.now();
   const jsonCache = new NodeJsonCache();
   const sessions = [];
@@ -91,31 +105,42 @@ export function runNetmaps(tn, policy, compiled, now, mem) {
     if (++i % 1000 === 0) mem.sample();
   }
   const t2 = performance.now();
+  const cpu = cpuMs(cpu0);
   mem.sample("after full netmaps");
-  return { state, nodeCache, jsonCache, sessions, buildMs: t1 - t0, fullMs, encodeMs, totalMs: t2 - t0, bytes, maxBytes, peerEntries };
+  const idOf = idsOf(compiled, new Map(tn.rows.map((r) => [r.given_name, r.id])));
+  return { state, nodeCache, viewCache, idOf, jsonCache, sessions, buildMs: t1 - t0, fullMs, encodeMs, totalMs: t2 - t0, cpuMs: cpu, bytes, maxBytes, peerEntries };
 }
 
 /**
  * Phase 3: one node joins. mode "server": what ControlNodeBackend does for "nodeAdded"
- * (recompile everything, rebuild the snapshot, publish {nodesAdded, policyChanged: true});
+ * (recompile everything, diff against the previous compilation, rebuild the snapshot,
+ * publish {nodesAdded, policyChangedFor: the nodes whose compiled view changed});
  * mode "scoped": the snapshot is prepared untimed and only {nodesAdded} is delivered, the
  * lower bound an incremental, change-scoped compiler could reach.
  * Checks that exactly the sessions whose compiled peers include the new node received it.
  */
 export function runJoin(tn, ctx, newRow, mode, version, now, mem) {
   const rows = [...ctx.rows, newRow];
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  let compiled, state, compileMs = 0, buildMs = 0;
+  let compiled, state, changed, compileMs = 0, diffMs = 0, buildMs = 0;
   const compileAndBuild = () => {
     const a = performance.now();
-    compiled = compilePolicy(ctx.policy, topologyFrom(tn.users, rows), { serverUrl: tn.serverUrl });
+    compiled = compilePolicyCompact(ctx.policy, topologyFrom(tn.users, rows), { serverUrl: tn.serverUrl });
     const b = performance.now();
-    state = buildState(stateInputs(tn, ctx.policy, rows, version, now), compiled, ctx.nodeCache);
+    const idOf = idsOf(compiled, new Map(rows.map((r) => [r.given_name, r.id])));
+    changed = changedNodes({ compiled: ctx.compiled, idOf: ctx.idOf }, { compiled, idOf });
+    ctx.compiled = compiled;
+    ctx.idOf = idOf;
+    const c = performance.now();
+    state = buildState(stateInputs(tn, ctx.policy, rows, version, now), compiled, ctx.nodeCache, ctx.viewCache);
     compileMs = b - a;
-    buildMs = performance.now() - b;
+    diffMs = c - b;
+    buildMs = performance.now() - c;
   };
   compileAndBuild();
-  const change = mode === "server" ? { version, nodesAdded: [newRow.id], policyChanged: true } : { version, nodesAdded: [newRow.id] };
+  const change = mode === "server" ? { version, nodesAdded: [newRow.id], policyChangedFor: changed } : { version, nodesAdded: [newRow.id] };
+  const cpuFan = process.cpuUsage();
   const t1 = performance.now();
   let withDelta = 0, reached = 0, bytes = 0, i = 0;
   for (const s of ctx.sessions) {
@@ -128,20 +153,27 @@ export function runJoin(tn, ctx, newRow, mode, version, now, mem) {
     if (++i % 1000 === 0) mem.sample();
   }
   const t2 = performance.now();
+  const cpu = mode === "server" ? cpuMs(cpu0) : cpuMs(cpuFan);
   mem.sample(`after join (${mode})`);
   // The new node's own stream starts with a full netmap.
   const own = new MapSession(newRow.id);
   const ownJson = encodeMapResponse(own.full(state), ctx.jsonCache);
   const t3 = performance.now();
   let expected = 0;
-  for (const [name, c] of Object.entries(compiled)) if (name !== newRow.given_name && newRow.given_name in c.peers) expected++;
+  const newIdx = compiled.names.indexOf(newRow.given_name);
+  compiled.nodes.forEach((c, j) => {
+    if (j !== newIdx && c.peers.list.includes(newIdx)) expected++;
+  });
   ctx.sessions.push(own);
   ctx.rows = rows;
   ctx.state = state;
   return {
     mode,
     compileMs,
+    diffMs,
+    policyChangedFor: mode === "server" ? changed.length : 0,
     buildMs,
+    cpuMs: cpu,
     fanoutMs: t2 - t1,
     ownFullMs: t3 - t2,
     // From the change to the last affected session's delta (what a peer waits for).

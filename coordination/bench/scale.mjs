@@ -85,22 +85,22 @@ async function main() {
   const c = runCompile(tn, policyText, mem);
   const st = compiledStats(c.compiled);
   figures.compile = { ...c, policy: undefined, compiled: undefined, stats: st };
-  console.log(`\n[compile] parse ${ms(c.parseMs)}, topology ${ms(c.topologyMs)}, compile ${ms(c.compileMs)} → total ${ms(c.totalMs)}`);
-  console.log(`          ${st.nodes} nodes, ${st.peers} peer entries (avg ${(st.peers / st.nodes).toFixed(0)}, max ${st.maxPeers}), ${st.rules} filter rules, ${st.ssh} SSH rules`);
+  console.log(`\n[compile] parse ${ms(c.parseMs)}, topology ${ms(c.topologyMs)}, compile ${ms(c.compileMs)} → total ${ms(c.totalMs)} (CPU ${ms(c.cpuMs)})`);
+  console.log(`          ${st.nodes} nodes, ${st.peers} peer entries (avg ${(st.peers / st.nodes).toFixed(0)}, max ${st.maxPeers}), ${st.rules} filter rules, ${st.ssh} SSH rules, ${st.distinctPeerLists} distinct peer lists`);
   table.push({ figure: "compile policy (all nodes)", value: c.totalMs, unit: "ms", goal: GOALS.compileMs, note: `${st.peers} peer entries (avg ${(st.peers / st.nodes).toFixed(0)} per node)` });
 
   let ok = true;
   if (o.only !== "compile") {
     // 2. Full netmaps.
     const n = runNetmaps(tn, c.policy, c.compiled, now, mem);
-    figures.netmap = { buildMs: n.buildMs, fullMs: n.fullMs, encodeMs: n.encodeMs, totalMs: n.totalMs, bytes: n.bytes, maxBytes: n.maxBytes, peerEntries: n.peerEntries };
-    console.log(`\n[netmap]  snapshot ${ms(n.buildMs)}, MapSession.full ${ms(n.fullMs)}, JSON ${ms(n.encodeMs)} → total ${ms(n.totalMs)}`);
+    figures.netmap = { buildMs: n.buildMs, fullMs: n.fullMs, encodeMs: n.encodeMs, totalMs: n.totalMs, cpuMs: n.cpuMs, bytes: n.bytes, maxBytes: n.maxBytes, peerEntries: n.peerEntries };
+    console.log(`\n[netmap]  snapshot ${ms(n.buildMs)}, MapSession.full ${ms(n.fullMs)}, JSON ${ms(n.encodeMs)} → total ${ms(n.totalMs)} (CPU ${ms(n.cpuMs)})`);
     console.log(`          ${n.sessions.length} netmaps, ${n.peerEntries} peers, ${mib(n.bytes)} of JSON (largest ${mib(n.maxBytes)})`);
     table.push({ figure: "every node's full netmap", value: n.totalMs, unit: "ms", goal: GOALS.netmapMs, note: `incl. snapshot build and JSON (${mib(n.bytes)})` });
 
     if (o.only !== "netmap") {
       // 3. Joins.
-      const ctx = { rows: tn.rows, policy: c.policy, nodeCache: n.nodeCache, jsonCache: n.jsonCache, sessions: n.sessions, state: n.state };
+      const ctx = { rows: tn.rows, policy: c.policy, compiled: c.compiled, idOf: n.idOf, nodeCache: n.nodeCache, viewCache: n.viewCache, jsonCache: n.jsonCache, sessions: n.sessions, state: n.state };
       // Hold only what the server holds (the current compile/snapshot lives in ctx from here on).
       c.compiled = null;
       n.state = null;
@@ -117,7 +117,7 @@ async function main() {
         figures.joins.push({ label, ...j });
         const good = j.reached === j.expected;
         ok &&= good;
-        console.log(`\n[join]    ${label}: recompile ${ms(j.compileMs)}, snapshot ${ms(j.buildMs)}, deltas to ${j.sessions} sessions ${ms(j.fanoutMs)} → ${ms(j.totalMs)}`);
+        console.log(`\n[join]    ${label}: recompile ${ms(j.compileMs)}, diff ${ms(j.diffMs)} (${j.policyChangedFor} views changed), snapshot ${ms(j.buildMs)}, deltas to ${j.sessions} sessions ${ms(j.fanoutMs)} → ${ms(j.totalMs)} (CPU ${ms(j.cpuMs)})`);
         console.log(`          ${j.withDelta} sessions got a delta (${mib(j.bytes)}), ${j.reached} got the new peer (policy says ${j.expected})${good ? "" : "  ← MISMATCH"}; its own full netmap ${ms(j.ownFullMs)} (${mib(j.ownBytes)})`);
         table.push({ figure: `join → all peers' streams: ${label}`, value: j.totalMs, unit: "ms", goal: GOALS.joinMs });
       }

@@ -75,14 +75,23 @@ export function fullMapResponse(state: NetmapState, nodeId: NodeID, opts: { omit
   const self = state.nodes.get(nodeId);
   if (!self) return null;
   const pol = state.policyFor(nodeId) ?? DENY_ALL_POLICY;
-  const peers = opts.omitPeers ? [] : visiblePeers(state, nodeId, pol);
+  // The snapshot's shared per-peer-list answer when it has one (same result, no per-peer work).
+  const fast = opts.omitPeers ? undefined : state.visiblePeersOf?.(nodeId);
+  // A shared array when it comes from the fast path: MapResponses are never mutated after building.
+  const peers = opts.omitPeers ? [] : ((fast?.nodes as Node[] | undefined) ?? visiblePeers(state, nodeId, pol));
+  let profiles: UserProfile[];
+  if (fast) {
+    const ids = new Set(fast.users);
+    ids.add(self.User);
+    profiles = profilesById(state, ids);
+  } else profiles = profilesFor(state, self, peers);
   const resp: MapResponse = {
     Node: selfNode(self, pol),
     DERPMap: state.derpMap,
     DNSConfig: state.dnsConfig,
     Domain: state.domain,
     PacketFilter: pol.packetFilter,
-    UserProfiles: profilesFor(state, self, peers),
+    UserProfiles: profiles,
   };
   if (!opts.omitPeers) resp.Peers = peers;
   if (pol.sshPolicy) resp.SSHPolicy = pol.sshPolicy;

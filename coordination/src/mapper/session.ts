@@ -23,9 +23,13 @@ export class MapSession {
   /** The node this stream serves. */
   readonly nodeId: NodeID;
   private readonly omitPeers: boolean;
-  private peersMap: Map<NodeID, Node> | null = new Map();
-  /** The full map's peer list, turned into {@link sentPeers} on first need (keeps full() cheap). */
-  private sentList: readonly Node[] = [];
+  /**
+   * Peers last sent, ascending by ID (a sorted array: ~8 bytes per peer instead of a Map
+   * entry). Starts as the full map's own Peers array and is copied before the first change.
+   */
+  private sent: readonly Node[] = [];
+  /** Whether {@link sent} is this session's own array (not the full map's Peers). */
+  private sentOwned = false;
   private sentUsers = new Set<UserID>();
   /** Last filter / SSH policy sent (by reference; JSON compared only when the reference changes). */
   private sentFilter: unknown = undefined;
@@ -49,8 +53,8 @@ export class MapSession {
     const resp = fullMapResponse(state, this.nodeId, { omitPeers: this.omitPeers });
     this.version = state.version;
     if (!resp) return null;
-    this.peersMap = null;
-    this.sentList = resp.Peers ?? [];
+    this.sent = resp.Peers ?? [];
+    this.sentOwned = false;
     this.sentUsers = new Set((resp.UserProfiles ?? []).map((u) => u.ID));
     this.sentFilter = resp.PacketFilter;
     this.sentSsh = resp.SSHPolicy ?? null;
@@ -74,10 +78,12 @@ export class MapSession {
     const policyHit = change.policyChanged === true || (change.policyChangedFor?.includes(me) ?? false);
     if (policyHit && !this.omitPeers) this.rediffPeers(state, pol, changed, removed);
     if (policyHit) {
-      if (!sameJson(pol.packetFilter ?? [], this.sentFilter ?? [])) resp.PacketFilter = pol.packetFilter;
+      // Interned snapshots give content-equal filters/SSH rules the same object: no JSON needed.
+      const interned = state.policyInterned === true;
+      if (!sameValue(pol.packetFilter ?? [], this.sentFilter ?? [], interned)) resp.PacketFilter = pol.packetFilter;
       this.sentFilter = pol.packetFilter;
       const ssh = pol.sshPolicy;
-      if (!sameJson(ssh ?? null, this.sentSsh ?? null)) resp.SSHPolicy = ssh ?? { rules: [] };
+      if (!sameSsh(ssh ?? null, (this.sentSsh ?? null) as NodePolicyView["sshPolicy"], interned)) resp.SSHPolicy = ssh ?? { rules: [] };
       this.sentSsh = ssh;
     }
 
@@ -97,11 +103,8 @@ export class MapSession {
     }
 
     // Apply peer additions/changes/removals to the remembered set.
-    for (const id of removed) {
-      this.sentPeers.delete(id);
-      changed.delete(id);
-    }
-    for (const [id, node] of changed) this.sentPeers.set(id, node);
+    for (const id of removed) changed.delete(id);
+    if (removed.size > 0 || changed.size > 0) this.applySent(changed, removed);
     if (changed.size > 0) resp.PeersChanged = [...changed.values()].sort((a, b) => a.ID - b.ID);
     if (removed.size > 0) resp.PeersRemoved = [...removed].sort((a, b) => a - b);
 
@@ -114,7 +117,7 @@ export class MapSession {
       const patch: PeerChange = { NodeID: id, Endpoints: peer.Endpoints ?? [], DERPRegion: peer.HomeDERP ?? 0 };
       if (peer.DiscoKey) patch.DiscoKey = peer.DiscoKey;
       patches.push(patch);
-      this.sentPeers.set(id, peerFor(peer, pol.peers.get(id) ?? peer.AllowedIPs));
+      this.replaceSent(id, peerFor(peer, pol.peers.get(id) ?? peer.AllowedIPs));
     }
     if (patches.length > 0) resp.PeersChangedPatch = patches;
     if (change.online) {
@@ -136,7 +139,7 @@ export class MapSession {
     // User profiles: all when they changed, otherwise only users new to this node.
     if (change.userProfilesChanged) {
       const users = new Set<UserID>([self.User]);
-      for (const p of this.sentPeers.values()) users.add(p.User);
+      for (const p of this.sent) users.add(p.User);
       this.sentUsers = users;
       resp.UserProfiles = profilesById(state, users);
     } else if (changed.size > 0 || resp.Node) {
@@ -152,45 +155,86 @@ export class MapSession {
     return Object.keys(resp).length === 0 ? NOTHING : { response: resp, close: false };
   }
 
-  /** Peers last sent, with the Node object sent for each. */
-  private get sentPeers(): Map<NodeID, Node> {
-    if (this.peersMap === null) {
-      this.peersMap = new Map();
-      for (const p of this.sentList) this.peersMap.set(p.ID, p);
-      this.sentList = [];
-    }
-    return this.peersMap;
-  }
-
-  /** Whether peer `id` was sent, without materializing the map (the list is sorted by ID). */
-  private hasSent(id: NodeID): boolean {
-    if (this.peersMap !== null) return this.peersMap.has(id);
-    const list = this.sentList;
+  /** Index of peer `id` in {@link sent}, or -1. */
+  private indexOfSent(id: NodeID): number {
+    const list = this.sent;
     let lo = 0;
     let hi = list.length - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
       const v = list[mid].ID;
-      if (v === id) return true;
+      if (v === id) return mid;
       if (v < id) lo = mid + 1;
       else hi = mid - 1;
     }
-    return false;
+    return -1;
+  }
+
+  /** Whether peer `id` was sent. */
+  private hasSent(id: NodeID): boolean {
+    return this.indexOfSent(id) >= 0;
+  }
+
+  /** Replaces the remembered Node of a sent peer (copying the list it shares with the full map first). */
+  private replaceSent(id: NodeID, node: Node): void {
+    const i = this.indexOfSent(id);
+    if (i < 0) return;
+    const own = this.sentOwned ? (this.sent as Node[]) : [...this.sent];
+    own[i] = node;
+    this.sent = own;
+    this.sentOwned = true;
+  }
+
+  /** Merges changed (added or resent) peers and removals into {@link sent}, keeping ID order. */
+  private applySent(changed: ReadonlyMap<NodeID, Node>, removed: ReadonlySet<NodeID>): void {
+    const added = [...changed.values()].filter((n) => !this.hasSent(n.ID)).sort((a, b) => a.ID - b.ID);
+    const next: Node[] = [];
+    let k = 0;
+    for (const p of this.sent) {
+      while (k < added.length && added[k].ID < p.ID) next.push(added[k++]);
+      if (removed.has(p.ID)) continue;
+      next.push(changed.get(p.ID) ?? p);
+    }
+    while (k < added.length) next.push(added[k++]);
+    this.sent = next;
+    this.sentOwned = true;
   }
 
   /** Policy changed: diff the visible peer set and per-viewer AllowedIPs. */
   private rediffPeers(state: NetmapState, pol: NodePolicyView, changed: Map<NodeID, Node>, removed: Set<NodeID>): void {
+    const sent = this.sent;
+    const fast = state.visiblePeersOf?.(this.nodeId);
+    if (fast) {
+      // Both lists are in ascending ID order: one merge, no lookups.
+      const now = fast.nodes;
+      let i = 0;
+      let k = 0;
+      while (i < sent.length || k < now.length) {
+        if (k >= now.length || (i < sent.length && sent[i].ID < now[k].ID)) {
+          removed.add(sent[i++].ID);
+        } else if (i >= sent.length || now[k].ID < sent[i].ID) {
+          changed.set(now[k].ID, now[k]);
+          k++;
+        } else {
+          const prev = sent[i++];
+          const view = now[k++];
+          if (prev !== view && !sameAllowed(prev, view)) changed.set(view.ID, view);
+        }
+      }
+      return;
+    }
+    const kept = new Uint8Array(sent.length);
     for (const [id, allowed] of pol.peers) {
       if (id === this.nodeId) continue;
       const peer = state.nodes.get(id);
       if (!isVisiblePeer(peer)) continue;
       const view = peerFor(peer, allowed);
-      const prev = this.sentPeers.get(id);
+      const i = this.indexOfSent(id);
+      if (i >= 0) kept[i] = 1;
+      const prev = i >= 0 ? sent[i] : undefined;
       if (prev === undefined || (prev !== view && !sameAllowed(prev, view))) changed.set(id, view);
     }
-    for (const id of this.sentPeers.keys()) {
-      if (!pol.peers.has(id) || !isVisiblePeer(state.nodes.get(id))) removed.add(id);
-    }
+    for (let i = 0; i < sent.length; i++) if (!kept[i]) removed.add(sent[i].ID);
   }
 
   /** A node joined or changed: add/resend it if visible, remove it if it no longer is. */
@@ -209,6 +253,20 @@ export class MapSession {
 
 function sameJson(a: unknown, b: unknown): boolean {
   return a === b || JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** Equal filters: identical objects, or (unless the snapshot interns them) equal JSON. */
+function sameValue(a: unknown, b: unknown, interned: boolean): boolean {
+  if (a === b) return true;
+  if (interned && (!Array.isArray(a) || !Array.isArray(b) || a.length > 0 || b.length > 0)) return false;
+  return sameJson(a, b);
+}
+
+function sameSsh(a: NodePolicyView["sshPolicy"], b: NodePolicyView["sshPolicy"], interned: boolean): boolean {
+  if (a === b) return true;
+  if (a !== null && b !== null && a.rules === b.rules) return true;
+  if (interned && (a?.rules.length ?? 0) + (b?.rules.length ?? 0) > 0) return false;
+  return sameJson(a, b);
 }
 
 function sameAllowed(a: Node, b: Node): boolean {

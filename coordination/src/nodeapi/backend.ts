@@ -84,6 +84,14 @@ export interface NodePolicyView {
   capMap?: NodeCapMap;
 }
 
+/** A node's visible peers, as {@link NetmapState.visiblePeersOf} gives them. */
+export interface VisiblePeers {
+  /** Peer Node objects as this node sees them, ascending by ID. */
+  readonly nodes: readonly Node[];
+  /** The user ids of `nodes` (possibly also of the node itself). */
+  readonly users: ReadonlySet<UserID>;
+}
+
 /**
  * An immutable snapshot of everything the mapper needs. Producing it must be cheap
  * (the backend keeps it in memory and replaces it on every change; nodes and profiles
@@ -107,6 +115,20 @@ export interface NetmapState {
   readonly userProfiles: ReadonlyMap<UserID, UserProfile>;
   /** The compiled policy for one node; undefined = node unknown (treated as deny-all). */
   policyFor(nodeId: NodeID): NodePolicyView | undefined;
+  /**
+   * Optional fast path for full netmaps: what iterating `policyFor(nodeId).peers` gives
+   * (visible peers in ascending ID order, each as the mapper's `peerFor` renders it) and
+   * their user ids; both may be shared between nodes (callers must not mutate them).
+   * Undefined when the backend has no faster answer; the mapper then iterates `peers`.
+   */
+  visiblePeersOf?(nodeId: NodeID): VisiblePeers | undefined;
+  /**
+   * True when a node's `packetFilter` array and `sshPolicy.rules` array are the same objects
+   * as in earlier snapshots for as long as their content is unchanged, so the mapper may
+   * treat a different object as changed content without serializing it (an occasional
+   * new object with unchanged content only costs a resend). Absent = false.
+   */
+  readonly policyInterned?: boolean;
 }
 
 /**

@@ -2,14 +2,17 @@
  * Builds the mapper's in-memory {@link NetmapState} from database rows and the compiled
  * policy. Pure functions plus a small cache so unchanged nodes stay the same objects.
  */
-import { compilePolicy, type NodeCompiled, type Policy } from "@lattice/policy";
-import type { DERPMap, DNSConfig, Node, NodeID, SSHRule, UserID, UserProfile } from "@lattice/types";
+import { compilePolicyCompact, type CompiledPolicy, type Policy } from "@lattice/policy";
+import type { DERPMap, DNSConfig, Node, NodeID, UserID, UserProfile } from "@lattice/types";
 import type { Selectable } from "kysely";
 import type { UsersTable } from "../db/schema.js";
-import type { NetmapState, NodePolicyView } from "../nodeapi/backend.js";
+import type { NetmapState } from "../nodeapi/backend.js";
 import { parseJson } from "./context.js";
 import { effectiveExpiry, isExpired, type NodeRow } from "./nodes.js";
+import { policyViews, type ViewCache } from "./peer-views.js";
 import { topologyFrom } from "./topology.js";
+
+export type { ViewCache } from "./peer-views.js";
 
 /** The user id tagged nodes report (Tailscale's "tagged-devices" pseudo-user). */
 export const TAGGED_DEVICES_USER_ID = 2147455555;
@@ -31,8 +34,8 @@ export interface StateInputs {
 export type NodeCache = Map<NodeID, { sig: string; node: Node }>;
 
 /** Compiles the policy for the rows (approved nodes only). Throws PolicyError if the policy no longer compiles. */
-export function compileFor(inputs: Pick<StateInputs, "users" | "rows" | "policy" | "serverUrl">): Record<string, NodeCompiled> {
-  return compilePolicy(inputs.policy, topologyFrom(inputs.users, inputs.rows), { serverUrl: inputs.serverUrl });
+export function compileFor(inputs: Pick<StateInputs, "users" | "rows" | "policy" | "serverUrl">): CompiledPolicy {
+  return compilePolicyCompact(inputs.policy, topologyFrom(inputs.users, inputs.rows), { serverUrl: inputs.serverUrl });
 }
 
 function renderNode(r: NodeRow, domain: string, primary: readonly string[], now: number): Node {
@@ -75,15 +78,22 @@ function profiles(users: Selectable<UsersTable>[], domain: string): Map<UserID, 
   return m;
 }
 
-/** Builds a snapshot; reuses cached Node objects whose inputs did not change. */
-export function buildState(inputs: StateInputs, compiled: Record<string, NodeCompiled>, cache: NodeCache): NetmapState {
+/**
+ * Builds a snapshot; reuses cached Node objects whose inputs did not change, and the
+ * policy views of `views` while the compilation and the node names are unchanged.
+ */
+export function buildState(inputs: StateInputs, compiled: CompiledPolicy, cache: NodeCache, views: ViewCache = {}): NetmapState {
+  const primaries = new Map<string, readonly string[]>();
+  compiled.nodes.forEach((c, j) => {
+    if (c.primaryRoutes) primaries.set(compiled.names[j], c.primaryRoutes);
+  });
   const nodes = new Map<NodeID, Node>();
   const nameToId = new Map<string, NodeID>();
   const seen = new Set<NodeID>();
   for (const r of inputs.rows) {
     nameToId.set(r.given_name, r.id);
     seen.add(r.id);
-    const primary = compiled[r.given_name]?.primaryRoutes ?? [];
+    const primary = primaries.get(r.given_name) ?? [];
     const expired = isExpired(r, inputs.now);
     const sig = `${r.updated_at}|${r.online}|${r.last_seen}|${r.node_key}|${r.given_name}|${r.approved}|${r.key_expiry}|${r.expiry_disabled}|${r.endpoints}|${r.home_derp}|${r.disco_key}|${r.tags}|${r.user_id}|${inputs.domain}|${expired}|${primary.join(",")}`;
     const hit = cache.get(r.id);
@@ -95,8 +105,8 @@ export function buildState(inputs: StateInputs, compiled: Record<string, NodeCom
     }
   }
   for (const id of [...cache.keys()]) if (!seen.has(id)) cache.delete(id);
-  const views = new Map<NodeID, NodePolicyView>();
   const userProfiles = profiles(inputs.users, inputs.domain);
+  const lookups = policyViews(compiled, nameToId, nodes, views);
   return {
     version: inputs.version,
     domain: inputs.domain,
@@ -104,36 +114,14 @@ export function buildState(inputs: StateInputs, compiled: Record<string, NodeCom
     dnsConfig: inputs.dnsConfig,
     nodes,
     userProfiles,
-    policyFor(nodeId: NodeID): NodePolicyView | undefined {
-      const cached = views.get(nodeId);
-      if (cached) return cached;
-      const node = nodes.get(nodeId);
-      if (!node) return undefined;
-      const name = node.ComputedName ?? "";
-      const c = compiled[name];
-      if (!c) return undefined;
-      const peers = new Map<NodeID, readonly string[]>();
-      const compiledPeers = c.peers;
-      for (const peerName in compiledPeers) {
-        const id = nameToId.get(peerName);
-        if (id === undefined) continue;
-        const allowed = compiledPeers[peerName]!;
-        const peer = nodes.get(id);
-        // Share the peer's own AllowedIPs array when equal, so the mapper reuses the peer object.
-        peers.set(id, peer && sameList(peer.AllowedIPs, allowed) ? peer.AllowedIPs : allowed);
-      }
-      const view: NodePolicyView = {
-        packetFilter: c.packetFilter,
-        sshPolicy: c.ssh && c.ssh.length > 0 ? { rules: c.ssh as SSHRule[] } : null,
-        peers,
-      };
-      if (c.capMap) view.capMap = Object.fromEntries(Object.entries(c.capMap).map(([k, v]) => [k, v ?? []]));
-      views.set(nodeId, view);
-      return view;
+    policyFor(nodeId) {
+      return nodes.has(nodeId) ? lookups.policyFor(nodeId) : undefined;
     },
+    visiblePeersOf(nodeId) {
+      return nodes.has(nodeId) ? lookups.visiblePeersOf(nodeId) : undefined;
+    },
+    // The backend runs every recompilation through changedNodes (policy-diff.ts), which
+    // keeps unchanged packet filters and SSH rule lists as the previous objects.
+    policyInterned: true,
   };
-}
-
-function sameList(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

@@ -8,6 +8,11 @@
  * recompile the policy at most once when peer sets may change, bump the version, swap the
  * snapshot, and only then publish one merged change set. Mutating methods wait for the
  * worker so their effect is in the next `netmapState()`.
+ *
+ * A recompile is diffed against the previous compilation (policy-diff.ts): the change set
+ * names only the nodes whose compiled view changed (`policyChangedFor`), so a join
+ * re-diffs the sessions of the nodes that can see it, not every session. The first
+ * compilation and a failed one (previous compilation kept) publish `policyChanged`.
  */
 import type {
   DERPMap,
@@ -18,7 +23,7 @@ import type {
   RegisterRequest,
   RegisterResponse,
 } from "@lattice/types";
-import type { NodeCompiled, Policy } from "@lattice/policy";
+import type { CompiledPolicy, Policy } from "@lattice/policy";
 import type { Selectable } from "kysely";
 import type { Control } from "../app.js";
 import type { ChangeSet as BusChange } from "../changes/bus.js";
@@ -32,7 +37,8 @@ import {
   type NodeBackend,
   type NodeUpdate,
 } from "../nodeapi/backend.js";
-import { buildState, compileFor, TAGGED_DEVICES_USER_ID, type NodeCache } from "./netmap-state.js";
+import { buildState, compileFor, TAGGED_DEVICES_USER_ID, type NodeCache, type ViewCache } from "./netmap-state.js";
+import { changedNodes, idsOf } from "./policy-diff.js";
 import { isExpired, type NodeRow, type RegistrationInput } from "./nodes.js";
 
 /** Options of {@link ControlNodeBackend}. */
@@ -62,7 +68,10 @@ export class ControlNodeBackend implements NodeBackend {
   #rows = new Map<NodeID, NodeRow>();
   #users: Selectable<UsersTable>[] = [];
   #policy!: Policy;
-  #compiled: Record<string, NodeCompiled> = {};
+  #compiled: CompiledPolicy = { names: [], ids: [], nodes: [], baseAllowed: [] };
+  /** NodeID of each topology index of `#compiled`; null before the first successful compile. */
+  #compiledIds: Int32Array | null = null;
+  readonly #views: ViewCache = {};
   #domain = "";
   readonly #cache: NodeCache = new Map();
   readonly #listeners = new Set<(c: ChangeSet) => void>();
@@ -104,18 +113,31 @@ export class ControlNodeBackend implements NodeBackend {
     this.#rebuild();
   }
 
-  async #recompile(): Promise<void> {
+  /**
+   * Recompiles the policy; returns the nodes whose compiled view changed, or null when
+   * every node must re-check its view (first compilation, or the compile failed).
+   */
+  async #recompile(): Promise<NodeID[] | null> {
     // Users are few; reload them so new owners are known to the compiler.
     this.#users = await this.c.db.kysely.selectFrom("users").selectAll().orderBy("id").execute();
     const cur = await this.c.policies.current();
     this.#policy = cur.policy;
+    const rows = [...this.#rows.values()];
+    let next: CompiledPolicy;
     try {
-      this.#compiled = compileFor({ users: this.#users, rows: [...this.#rows.values()], policy: this.#policy, serverUrl: this.c.ctx.options.serverUrl });
+      next = compileFor({ users: this.#users, rows, policy: this.#policy, serverUrl: this.c.ctx.options.serverUrl });
     } catch (e) {
       // The stored policy stopped compiling for the new topology (e.g. a failing test):
       // keep the previous compilation rather than cutting everyone off.
       this.opts.onError?.(e);
+      return null;
     }
+    const nextIds = idsOf(next, new Map(rows.map((r) => [r.given_name, r.id])));
+    const prevIds = this.#compiledIds;
+    const changed = prevIds ? changedNodes({ compiled: this.#compiled, idOf: prevIds }, { compiled: next, idOf: nextIds }) : null;
+    this.#compiled = next;
+    this.#compiledIds = nextIds;
+    return changed;
   }
 
   #rebuild(): void {
@@ -135,6 +157,7 @@ export class ControlNodeBackend implements NodeBackend {
       },
       this.#compiled,
       this.#cache,
+      this.#views,
     );
   }
 
@@ -155,6 +178,7 @@ export class ControlNodeBackend implements NodeBackend {
     const online = new Map<NodeID, boolean>();
     let recompile = false;
     let policyChanged = false;
+    let policyChangedFor: NodeID[] = [];
     let profiles = false;
     const reload = new Set<NodeID>();
     for (const ch of batch) {
@@ -206,8 +230,9 @@ export class ControlNodeBackend implements NodeBackend {
       }
     }
     if (recompile) {
-      await this.#recompile();
-      policyChanged = true;
+      const changed = await this.#recompile();
+      if (changed === null) policyChanged = true;
+      else policyChangedFor = changed;
     }
     this.#rebuild();
     const present = (ids: Set<NodeID>) => [...ids].filter((id) => this.#rows.has(id));
@@ -222,6 +247,10 @@ export class ControlNodeBackend implements NodeBackend {
     const onlineLive = new Map([...online].filter(([id]) => this.#rows.has(id)));
     if (onlineLive.size) out.online = onlineLive;
     if (policyChanged) out.policyChanged = true;
+    else {
+      const forList = policyChangedFor.filter((id) => this.#rows.has(id));
+      if (forList.length) out.policyChangedFor = forList;
+    }
     if (profiles) out.userProfilesChanged = true;
     if (disconnect.size) out.disconnect = [...disconnect];
     for (const l of [...this.#listeners]) {

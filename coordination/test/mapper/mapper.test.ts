@@ -103,6 +103,22 @@ describe("encodeMapResponse", () => {
     expect(JSON.parse(encodeMapResponse({ PeersChanged: [nodes[1]] }, cache))).toEqual({ PeersChanged: [nodes[1]] });
     expect(encodeMapResponse({ KeepAlive: true }, cache)).toBe('{"KeepAlive":true}');
   });
+
+  it("encodes packet filters like JSON.stringify, sharing SrcIPs lists between filters", () => {
+    const cache = new NodeJsonCache();
+    const src = ["100.64.0.1", "100.64.0.2-100.64.0.9", "fd7a:115c:a1e0::1"];
+    const a = { PacketFilter: [{ SrcIPs: src, DstPorts: [{ IP: "100.64.0.5", Ports: { First: 22, Last: 22 } }], IPProto: [6] }, { SrcIPs: ["*"], CapGrant: [{ Dsts: ["100.64.0.5/32"], CapMap: { "x.example/cap": null } }] }] };
+    const b = { PacketFilter: [{ SrcIPs: src, DstPorts: [{ IP: "*", Ports: { First: 0, Last: 65535 } }] }], Domain: "t.example" };
+    for (const r of [a, b, a, { PacketFilter: [] }]) {
+      const json = encodeMapResponse(r, cache);
+      expect(JSON.parse(json)).toEqual(JSON.parse(JSON.stringify(r)));
+    }
+    const principals = [{ nodeIP: "100.64.0.1" }, { nodeIP: "fd7a:115c:a1e0::1" }];
+    const ssh = { SSHPolicy: { rules: [{ principals, sshUsers: { root: "", "*": "=" }, action: { accept: true } }, { principals, sshUsers: { alice: "alice" }, action: { holdAndDelegate: "https://x/a" }, acceptEnv: ["LANG"] }] } };
+    for (const r of [ssh, ssh, { SSHPolicy: { rules: [] } }, { ...a, ...ssh, Peers: [] }]) expect(JSON.parse(encodeMapResponse(r, cache))).toEqual(JSON.parse(JSON.stringify(r)));
+    // The shared SrcIPs list is cached, so a mutated copy in a new array object is encoded afresh.
+    expect(JSON.parse(encodeMapResponse({ PacketFilter: [{ SrcIPs: [...src, "100.64.1.1"] }] }, cache)).PacketFilter[0].SrcIPs).toHaveLength(4);
+  });
 });
 
 describe("MapSession deltas", () => {

@@ -1,9 +1,10 @@
 /** compilePolicy: policy + topology → what the control plane sends each node. */
-import type { FilterRule, SSHRule } from "@lattice/types";
+import type { FilterRule } from "@lattice/types";
 import { parseAlias } from "./alias.js";
 import { applyAutoApprovers } from "./autoapprove.js";
-import { compileGrant, mergeRules, selfRulesFor, srcMatches, type CompiledGrant, type CompiledRule } from "./filter.js";
-import { AllowedIPs, computePeers } from "./peers.js";
+import { SrcKeys, compileGrant, mergeRules, selfRulesFor, srcMatches, type CompiledGrant, type CompiledRule } from "./filter.js";
+import { expandCompiled, type CompactNode, type CompiledPolicy, type NodeCompiled } from "./compiled.js";
+import { AllowedIPs, computePeers, peerOverrides } from "./peers.js";
 import { RuleIndex } from "./ruleindex.js";
 import type { Grant, Policy } from "./model.js";
 import { compileNodeAttrs } from "./nodeattrs.js";
@@ -11,20 +12,6 @@ import { Resolver } from "./resolve.js";
 import { SshCompiler, validateSshDomains } from "./ssh.js";
 import { runPolicyTests, runSshTests } from "./tests.js";
 import { indexTopology, type NodeInfo, type Topology, type TopologyIndex } from "./topology.js";
-
-/** What one node receives. */
-export interface NodeCompiled {
-  /** Packet filter rules for traffic to this node. */
-  packetFilter: FilterRule[];
-  /** SSH rules (absent when the policy gives this node none). */
-  ssh?: SSHRule[];
-  /** Visible peers: name → AllowedIPs (addresses, primary routes, exit routes). */
-  peers: Record<string, string[]>;
-  /** Subnet routes this node is primary for (absent when none). */
-  primaryRoutes?: string[];
-  /** Node capabilities (absent when there are none). */
-  capMap?: Record<string, unknown[] | null>;
-}
 
 /** Options for {@link compilePolicy}. */
 export interface CompileOptions {
@@ -60,6 +47,14 @@ function primaryRoutes(topo: TopologyIndex): Map<number, string[]> {
 
 /** Compiles a parsed policy for every node of the topology. Throws PolicyError when the policy is rejected. */
 export function compilePolicy(policy: Policy, topology: Topology, opts: CompileOptions = {}): Record<string, NodeCompiled> {
+  return expandCompiled(compilePolicyCompact(policy, topology, opts));
+}
+
+/**
+ * Compiles a parsed policy for every node, compact form (what the server keeps: peer lists
+ * and AllowedIPs arrays shared between nodes). Throws PolicyError when the policy is rejected.
+ */
+export function compilePolicyCompact(policy: Policy, topology: Topology, opts: CompileOptions = {}): CompiledPolicy {
   const topo = indexTopology(applyAutoApprovers(policy, topology));
   const resolver = new Resolver(policy, topo);
   if (policy.ssh) validateSshDomains(policy.ssh, topo.users);
@@ -82,7 +77,7 @@ export function compilePolicy(policy: Policy, topology: Topology, opts: CompileO
     }
   }
   const index = new RuleIndex(topo, rules);
-  const srcKeys = new WeakMap<readonly string[], string>();
+  const srcKeys = new SrcKeys();
   const filterFor = (node: NodeInfo): FilterRule[] => mergeRules(index.filterRules(node), srcKeys);
 
   runPolicyTests(policy, resolver, filterFor);
@@ -95,21 +90,19 @@ export function compilePolicy(policy: Policy, topology: Topology, opts: CompileO
   const noV4 = new Set([...capMaps].filter(([, m]) => "disable-ipv4" in m).map(([i]) => i));
   const allowed = new AllowedIPs(topo, index, primaries, noV4, srcMatches);
 
-  const out: Record<string, NodeCompiled> = {};
+  const baseAllowed = topo.nodes.map((n) => allowed.base(n.idx));
+  const nodes: CompactNode[] = [];
   for (const node of topo.nodes) {
-    const nc: NodeCompiled = { packetFilter: filterFor(node), peers: {} };
+    const nc: CompactNode = { packetFilter: filterFor(node), peers: { list: peers[node.idx], overrides: peerOverrides(allowed, node, peers[node.idx]) } };
     if (ssh) {
       const sshRules = ssh.rulesFor(node);
       if (sshRules.length > 0) nc.ssh = sshRules;
-    }
-    for (const j of peers[node.idx]) {
-      if (j !== node.idx) nc.peers[topo.nodes[j].name] = allowed.forPeer(node, j) as string[];
     }
     const pr = primaries.get(node.idx);
     if (pr) nc.primaryRoutes = pr;
     const cm = capMaps.get(node.idx);
     if (cm) nc.capMap = cm;
-    out[node.name] = nc;
+    nodes.push(nc);
   }
-  return out;
+  return { names: topo.nodes.map((n) => n.name), ids: topo.nodes.map((n) => topology.nodes[n.name]?.id), nodes, baseAllowed };
 }

@@ -87,8 +87,12 @@ export function compileGrant(resolver: Resolver, grant: Grant): CompiledGrant | 
   const src = resolver.resolveAll(grant.src);
   if (src.ranges.length === 0 && !grant.app) return null;
   const srcAll = grant.src.some((a) => isAG(a, "danger-all"));
-  const srcIPs = src.ranges.length === 0 ? [] : sourceStrings(resolver, grant.src, src);
-  const srcPrefixes = new IPSet(src.ranges).prefixes();
+  // ACLs become one grant per destination with the same sources: format them once (the
+  // shared SrcIPs array also lets later stages work per distinct list).
+  const { srcIPs, srcPrefixes } = resolver.memo(`src\u0000${grant.src.map((a) => a.text).join("\u0000")}`, () => ({
+    srcIPs: src.ranges.length === 0 ? [] : sourceStrings(resolver, grant.src, src),
+    srcPrefixes: new IPSet(src.ranges).prefixes(),
+  }));
   if (srcIPs.length > 0 && grant.src.some((a) => a.kind === "wildcard")) {
     // "*" also matches traffic from approved subnets: record them for peer matching.
     for (const n of resolver.topo.nodes) for (const r of n.subnetRoutes) src.ranges.push(r);
@@ -257,8 +261,29 @@ export function reduceRule(rule: CompiledRule, n: NodeInfo): FilterRule | null {
   return out;
 }
 
+/** Short keys for SrcIPs lists: equal contents get the same key, computed once per array object. */
+export class SrcKeys {
+  private readonly byArray = new WeakMap<readonly string[], string>();
+  private readonly byContent = new Map<string, string>();
+
+  /** The key of `list`. */
+  key(list: readonly string[]): string {
+    let k = this.byArray.get(list);
+    if (k === undefined) {
+      const content = list.join(",");
+      k = this.byContent.get(content);
+      if (k === undefined) {
+        k = String(this.byContent.size);
+        this.byContent.set(content, k);
+      }
+      this.byArray.set(list, k);
+    }
+    return k;
+  }
+}
+
 /** Merges rules with the same SrcIPs and IPProto (DstPorts appended, not deduplicated); `keys` caches SrcIPs keys across calls. */
-export function mergeRules(rules: FilterRule[], keys: WeakMap<readonly string[], string> = new WeakMap()): FilterRule[] {
+export function mergeRules(rules: FilterRule[], keys: SrcKeys = new SrcKeys()): FilterRule[] {
   const out: FilterRule[] = [];
   const byKey = new Map<string, FilterRule>();
   for (const r of rules) {
@@ -266,14 +291,11 @@ export function mergeRules(rules: FilterRule[], keys: WeakMap<readonly string[],
       out.push(r);
       continue;
     }
-    let src = keys.get(r.SrcIPs);
-    if (src === undefined) {
-      src = r.SrcIPs.join(",");
-      keys.set(r.SrcIPs, src);
-    }
+    const src = keys.key(r.SrcIPs);
     const key = `${src}|${(r.IPProto ?? []).join(",")}`;
     const prev = byKey.get(key);
-    if (prev) prev.DstPorts = [...(prev.DstPorts ?? []), ...(r.DstPorts ?? [])];
+    // prev is our own copy (below) with its own DstPorts array: append in place.
+    if (prev) for (const d of r.DstPorts ?? []) prev.DstPorts!.push(d);
     else {
       const copy: FilterRule = { ...r, DstPorts: [...(r.DstPorts ?? [])] };
       byKey.set(key, copy);

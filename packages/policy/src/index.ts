@@ -3,5 +3,6 @@ export { PolicyError, type PolicyErrorCode, type Pos } from "./errors.js";
 export { parsePolicy } from "./parse.js";
 export type { Policy, Grant, SshRule, Alias, PolicyTest, SshTest, NodeAttr, PortRange, ProtoPorts } from "./model.js";
 export type { Topology, TopologyNode, TopologyUser } from "./topology.js";
-export { compilePolicy, type NodeCompiled, type CompileOptions } from "./compile.js";
+export { compilePolicy, compilePolicyCompact, type CompileOptions } from "./compile.js";
+export { allowedFor, expandCompiled, type CompactNode, type CompactPeers, type CompiledPolicy, type NodeCompiled } from "./compiled.js";
 export { compileFiles } from "./files.js";

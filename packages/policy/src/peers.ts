@@ -47,7 +47,8 @@ export function computePeers(topo: TopologyIndex, index: RuleIndex): number[][] 
 
 /** Computes the AllowedIPs a viewer gets for each peer. */
 export class AllowedIPs {
-  private readonly base = new Map<number, readonly string[]>();
+  private readonly base_ = new Map<number, readonly string[]>();
+  private special_: number[] | undefined;
   private readonly masked = new Map<number, Map<number, readonly string[]>>();
   private readonly steerCache = new Map<number, Map<string, number>>();
   private readonly viaRules: CompiledRule[];
@@ -91,20 +92,35 @@ export class AllowedIPs {
     return m;
   }
 
+  /** Peer `j`'s AllowedIPs when nothing viewer-specific applies (frozen, shared). */
+  base(j: number): readonly string[] {
+    let b = this.base_.get(j);
+    if (!b) {
+      const p = this.topo.nodes[j];
+      b = Object.freeze([`${p.ipv4}/32`, `${p.ipv6}/128`, ...p.exitRouteStrs]);
+      this.base_.set(j, b);
+    }
+    return b;
+  }
+
+  /** Peers whose AllowedIPs may depend on the viewer (primary routers, disable-ipv4), ascending. */
+  get special(): readonly number[] {
+    this.special_ ??= [...new Set([...this.primaries.keys(), ...this.noV4])].sort((a, b) => a - b);
+    return this.special_;
+  }
+
+  /** Whether every peer's AllowedIPs for `viewer` depend only on the peer unless the peer is {@link special}. */
+  plainViewer(viewer: NodeInfo): boolean {
+    return !this.noV4.has(viewer.idx) && !(this.viaRules.length > 0 && this.steering(viewer).size > 0);
+  }
+
   /** AllowedIPs of peer `j` as seen by `viewer`; the arrays are shared between viewers and frozen. */
   forPeer(viewer: NodeInfo, j: number): readonly string[] {
     const p = this.topo.nodes[j];
     const prim = this.primaries.get(j);
     const steer = this.viaRules.length > 0 ? this.steering(viewer) : null;
     const noV4 = this.noV4.size > 0 && (this.noV4.has(viewer.idx) || this.noV4.has(j));
-    if (!prim && !steer?.size && !noV4) {
-      let b = this.base.get(j);
-      if (!b) {
-        b = Object.freeze([`${p.ipv4}/32`, `${p.ipv6}/128`, ...p.exitRouteStrs]);
-        this.base.set(j, b);
-      }
-      return b;
-    }
+    if (!prim && !steer?.size && !noV4) return this.base(j);
     if (steer?.size || (prim && prim.length > 29)) return this.build(p, viewer, prim ?? [], steer ?? new Map(), noV4);
     // Common case: the variant is determined by which primary routes the viewer may use.
     const prims = prim ?? [];
@@ -138,4 +154,47 @@ export class AllowedIPs {
     for (const [r, via] of steer) if (via === p.idx) routes.push(r);
     return [...(noV4 ? [] : [`${p.ipv4}/32`]), `${p.ipv6}/128`, ...routes, ...p.exitRouteStrs];
   }
+}
+
+/** Whether the ascending list contains `x`. */
+export function sortedHas(list: readonly number[], x: number): boolean {
+  let lo = 0;
+  let hi = list.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const v = list[mid];
+    if (v === x) return true;
+    if (v < x) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return false;
+}
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * The AllowedIPs `viewer` gets that differ from the peers' {@link AllowedIPs.base} arrays,
+ * for the peers of its ascending `list`; null when none differ. Only viewer-specific
+ * peers are examined unless the viewer itself is special (disable-ipv4, via steering).
+ */
+export function peerOverrides(allowed: AllowedIPs, viewer: NodeInfo, list: readonly number[]): Map<number, readonly string[]> | null {
+  let out: Map<number, readonly string[]> | null = null;
+  const check = (j: number): void => {
+    if (j === viewer.idx) return;
+    const v = allowed.forPeer(viewer, j);
+    if (sameStrings(v, allowed.base(j))) return;
+    out ??= new Map();
+    out.set(j, v);
+  };
+  if (allowed.plainViewer(viewer)) {
+    for (const j of allowed.special) if (sortedHas(list, j)) check(j);
+  } else {
+    for (const j of list) check(j);
+  }
+  return out;
 }

@@ -14,6 +14,15 @@ export interface Resolved {
 /** Resolves aliases once each (memoized by text) for one compile. */
 export class Resolver {
   private readonly cache = new Map<string, Resolved>();
+  private readonly memos = new Map<string, unknown>();
+
+  /** Memoizes a value derived from the policy and topology for this compile (results are shared: never mutate them). */
+  memo<T>(key: string, compute: () => T): T {
+    if (this.memos.has(key)) return this.memos.get(key) as T;
+    const v = compute();
+    this.memos.set(key, v);
+    return v;
+  }
 
   /** Binds a policy to a topology. */
   constructor(

@@ -51,6 +51,8 @@ interface RulePrep {
   userIds: number[];
   byUser: Map<number, SSHPrincipal[]>;
   tagged: SSHPrincipal[];
+  /** Every source's principals (users in id order, then tagged), built once and shared by all destinations. */
+  all: SSHPrincipal[];
   dst: Set<number> | null;
   hasSelf: boolean;
 }
@@ -112,7 +114,8 @@ export class SshCompiler {
       const others = rule.dst.filter((d) => !(d.kind === "autogroup" && d.name === "self"));
       const dst = others.length > 0 ? resolver.resolveAll(others).nodes : null;
       const hasSelf = rule.dst.some((d) => d.kind === "autogroup" && d.name === "self");
-      this.preps.push({ rule, src, action, baseUsers, localparts, userIds, byUser, tagged, dst, hasSelf });
+      const all = [...userIds.flatMap((uid) => byUser.get(uid)!), ...tagged];
+      this.preps.push({ rule, src, action, baseUsers, localparts, userIds, byUser, tagged, all, dst, hasSelf });
     }
   }
 
@@ -142,7 +145,7 @@ export class SshCompiler {
           for (const uid of p.userIds) emit(p.byUser.get(uid)!, uid);
           emit(p.tagged, null);
         } else {
-          emit([...p.userIds.flatMap((uid) => p.byUser.get(uid)!), ...p.tagged], null);
+          emit(p.all, null);
         }
       } else if (p.localparts && p.src.nodes.has(n.idx)) {
         if (n.tagged) emit(principals([n]), null);

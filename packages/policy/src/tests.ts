@@ -85,30 +85,112 @@ function hostAddrs(ranges: IPRange[]): { v6: boolean; n: bigint }[] {
   return ranges.filter((r) => r.lo === r.hi).map((r) => ({ v6: r.v6, n: r.lo }));
 }
 
-function ruleAllows(rules: readonly FilterRule[], src: { v6: boolean; n: bigint }, dst: { v6: boolean; n: bigint }, port: number, proto: number): boolean {
-  const inList = (list: readonly string[], a: { v6: boolean; n: bigint }): boolean =>
-    list.some((s) => {
-      if (s === "*") return true;
-      const dash = s.indexOf("-");
-      if (dash > 0) {
-        const lo = parseAddr(s.slice(0, dash));
-        const hi = parseAddr(s.slice(dash + 1));
-        return !!lo && !!hi && lo.v6 === a.v6 && lo.n <= a.n && a.n <= hi.n;
+/** Parsed address list (SrcIPs or one DstPorts IP): sorted, merged ranges per family. */
+interface AddrMatcher {
+  any: boolean;
+  v4: { lo: bigint[]; hi: bigint[] };
+  v6: { lo: bigint[]; hi: bigint[] };
+}
+
+/** One entry of a filter's address list as a range; null when it never matches; "any" for "*". */
+function entryRange(s: string): { v6: boolean; lo: bigint; hi: bigint } | "any" | null {
+  if (s === "*") return "any";
+  const dash = s.indexOf("-");
+  if (dash > 0) {
+    const lo = parseAddr(s.slice(0, dash));
+    const hi = parseAddr(s.slice(dash + 1));
+    if (!lo || !hi || lo.v6 !== hi.v6) return null;
+    return { v6: lo.v6, lo: lo.n, hi: hi.n };
+  }
+  const slash = s.indexOf("/");
+  const base = parseAddr(slash >= 0 ? s.slice(0, slash) : s);
+  if (!base) return null;
+  const width = base.v6 ? 128 : 32;
+  const bits = slash >= 0 ? Number(s.slice(slash + 1)) : width;
+  if (!Number.isInteger(bits) || bits < 0 || bits > width) return null;
+  const shift = BigInt(width - bits);
+  const lo = (base.n >> shift) << shift;
+  return { v6: base.v6, lo, hi: lo + (1n << shift) - 1n };
+}
+
+function matcher(list: readonly string[]): AddrMatcher {
+  const m: AddrMatcher = { any: false, v4: { lo: [], hi: [] }, v6: { lo: [], hi: [] } };
+  const r4: [bigint, bigint][] = [];
+  const r6: [bigint, bigint][] = [];
+  for (const s of list) {
+    const r = entryRange(s);
+    if (r === "any") m.any = true;
+    else if (r) (r.v6 ? r6 : r4).push([r.lo, r.hi]);
+  }
+  for (const [rs, out] of [[r4, m.v4], [r6, m.v6]] as const) {
+    rs.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+    for (const [lo, hi] of rs) {
+      const last = out.hi.length - 1;
+      if (last >= 0 && lo <= out.hi[last] + 1n) {
+        if (hi > out.hi[last]) out.hi[last] = hi;
+      } else {
+        out.lo.push(lo);
+        out.hi.push(hi);
       }
-      const slash = s.indexOf("/");
-      const base = parseAddr(slash >= 0 ? s.slice(0, slash) : s);
-      if (!base || base.v6 !== a.v6) return false;
-      const width = a.v6 ? 128 : 32;
-      const bits = slash >= 0 ? Number(s.slice(slash + 1)) : width;
-      const shift = BigInt(width - bits);
-      return base.n >> shift === a.n >> shift;
-    });
-  for (const r of rules) {
-    if (!r.DstPorts) continue;
-    if (!(r.IPProto ?? DEFAULT_PROTOS).includes(proto)) continue;
-    if (!inList(r.SrcIPs, src)) continue;
-    for (const d of r.DstPorts) {
-      if (d.Ports.First <= port && port <= d.Ports.Last && inList([d.IP], dst)) return true;
+    }
+  }
+  return m;
+}
+
+function matches(m: AddrMatcher, a: { v6: boolean; n: bigint }): boolean {
+  if (m.any) return true;
+  const { lo, hi } = a.v6 ? m.v6 : m.v4;
+  // Last range starting at or below the address.
+  let l = 0;
+  let h = lo.length - 1;
+  let found = -1;
+  while (l <= h) {
+    const mid = (l + h) >>> 1;
+    if (lo[mid] <= a.n) {
+      found = mid;
+      l = mid + 1;
+    } else h = mid - 1;
+  }
+  return found >= 0 && a.n <= hi[found];
+}
+
+/** A filter rule parsed once (per {@link runPolicyTests} run). */
+interface ParsedRule {
+  protos: readonly number[];
+  src: AddrMatcher;
+  dsts: { first: number; last: number; ip: AddrMatcher }[];
+}
+
+/** Parses filter rules once per rule object and SrcIPs array. */
+class RuleParser {
+  private readonly rules = new WeakMap<FilterRule, ParsedRule | null>();
+  private readonly lists = new WeakMap<readonly string[], AddrMatcher>();
+
+  parse(r: FilterRule): ParsedRule | null {
+    let p = this.rules.get(r);
+    if (p !== undefined) return p;
+    if (!r.DstPorts) p = null;
+    else {
+      let src = this.lists.get(r.SrcIPs);
+      if (!src) {
+        src = matcher(r.SrcIPs);
+        this.lists.set(r.SrcIPs, src);
+      }
+      p = { protos: r.IPProto ?? DEFAULT_PROTOS, src, dsts: r.DstPorts.map((d) => ({ first: d.Ports.First, last: d.Ports.Last, ip: matcher([d.IP]) })) };
+    }
+    this.rules.set(r, p);
+    return p;
+  }
+}
+
+function ruleAllows(parser: RuleParser, rules: readonly FilterRule[], src: { v6: boolean; n: bigint }, dst: { v6: boolean; n: bigint }, port: number, proto: number): boolean {
+  for (const rule of rules) {
+    const r = parser.parse(rule);
+    if (!r) continue;
+    if (!r.protos.includes(proto)) continue;
+    if (!matches(r.src, src)) continue;
+    for (const d of r.dsts) {
+      if (d.first <= port && port <= d.last && matches(d.ip, dst)) return true;
     }
   }
   return false;
@@ -118,6 +200,7 @@ function ruleAllows(rules: readonly FilterRule[], src: { v6: boolean; n: bigint 
 export function runPolicyTests(policy: Policy, resolver: Resolver, filterFor: (n: NodeInfo) => FilterRule[]): void {
   if (policy.tests.length === 0) return;
   const globalRules = resolver.topo.nodes.length > 0 ? null : [];
+  const parser = new RuleParser();
   const cache = new Map<number, FilterRule[]>();
   const rulesAt = (dst: { v6: boolean; n: bigint }): FilterRule[] => {
     // A destination that is a node uses that node's filter; any other address uses every node's rules.
@@ -155,7 +238,7 @@ export function runPolicyTests(policy: Policy, resolver: Resolver, filterFor: (n
         for (const da of hostAddrs(dst.ranges).filter((a) => !a.v6)) {
           const rules = rulesAt(da);
           for (const sa of srcAddrs) {
-            if (ruleAllows(rules, sa, da, dst.port, proto) !== want) {
+            if (ruleAllows(parser, rules, sa, da, dst.port, proto) !== want) {
               fail(`${t.src} -> ${d}: expected ${want ? "accept" : "deny"}`, t.pos);
             }
           }
