@@ -33,6 +33,15 @@ const FileSchema = z.strictObject({
   sweepInterval: z.string().optional(),
   derpMap: z.string().optional(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).optional(),
+  oidcIssuer: z.string().optional(),
+  oidcClientId: z.string().optional(),
+  oidcClientSecret: z.string().optional(),
+  oidcClientSecretFile: z.string().optional(),
+  /** Comma-separated string or a list. */
+  oidcAllowedDomains: z.union([z.string(), z.array(z.string())]).optional(),
+  /** Comma-separated string or a list of e-mail addresses. */
+  oidcAllowedUsers: z.union([z.string(), z.array(z.string())]).optional(),
+  oidcOnly: z.boolean().optional(),
 });
 
 /** Raw settings from any source (strings as typed). */
@@ -53,6 +62,22 @@ export interface ServeConfig {
   /** Path of a JSON file holding the tailcfg DERPMap handed to nodes (none = empty map). */
   derpMapFile: string | null;
   logLevel: string;
+  /** OIDC login, when configured (local accounts stay available unless `only`). */
+  oidc: OidcConfig | null;
+}
+
+/** Resolved OIDC settings. */
+export interface OidcConfig {
+  /** Issuer URL (discovery at `<issuer>/.well-known/openid-configuration`). */
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  /** Lowercase e-mail domains allowed to log in (empty = any). */
+  allowedDomains: string[];
+  /** Lowercase e-mail addresses allowed to log in (empty = any). */
+  allowedUsers: string[];
+  /** Hide and refuse the local password login. */
+  only: boolean;
 }
 
 /** Environment variable → config key. */
@@ -70,7 +95,16 @@ export const ENV_VARS: Record<string, keyof RawConfig> = {
   LATTICE_CONTROL_SWEEP_INTERVAL: "sweepInterval",
   LATTICE_CONTROL_DERP_MAP: "derpMap",
   LATTICE_CONTROL_LOG_LEVEL: "logLevel",
+  LATTICE_CONTROL_OIDC_ISSUER: "oidcIssuer",
+  LATTICE_CONTROL_OIDC_CLIENT_ID: "oidcClientId",
+  LATTICE_CONTROL_OIDC_CLIENT_SECRET: "oidcClientSecret",
+  LATTICE_CONTROL_OIDC_CLIENT_SECRET_FILE: "oidcClientSecretFile",
+  LATTICE_CONTROL_OIDC_ALLOWED_DOMAINS: "oidcAllowedDomains",
+  LATTICE_CONTROL_OIDC_ALLOWED_USERS: "oidcAllowedUsers",
+  LATTICE_CONTROL_OIDC_ONLY: "oidcOnly",
 };
+
+const BOOLEAN_KEYS = new Set<keyof RawConfig>(["tlsSelfSigned", "oidcOnly"]);
 
 /** Reads and validates a JSON config file; errors name the file and the key. */
 export function readConfigFile(path: string): RawConfig {
@@ -97,7 +131,7 @@ export function readEnv(env: NodeJS.ProcessEnv): RawConfig {
   for (const [name, key] of Object.entries(ENV_VARS)) {
     const v = env[name];
     if (v === undefined || v === "") continue;
-    if (key === "tlsSelfSigned") {
+    if (BOOLEAN_KEYS.has(key)) {
       if (!/^(1|0|true|false)$/i.test(v)) throw new ValidationError(`${name}: want true or false, got ${JSON.stringify(v)}`);
       out[key] = /^(1|true)$/i.test(v);
     } else out[key] = v;
@@ -165,5 +199,54 @@ export function resolveConfig(...sources: RawConfig[]): ServeConfig {
     sweepIntervalMs: parseDuration(raw.sweepInterval ?? "10s", "sweepInterval"),
     derpMapFile: raw.derpMap ?? null,
     logLevel: raw.logLevel ?? "info",
+    oidc: resolveOidc(raw),
   };
+}
+
+function splitList(v: string | string[] | undefined): string[] {
+  const items = Array.isArray(v) ? v : (v ?? "").split(",");
+  return items.map((x) => x.trim().toLowerCase()).filter((x) => x !== "");
+}
+
+/**
+ * Resolves the OIDC settings: none of the `oidc*` keys → null; otherwise issuer, client id
+ * and a client secret (inline or file) are all required and the error names what is missing.
+ */
+export function resolveOidc(raw: RawConfig): OidcConfig | null {
+  const given = (Object.keys(raw) as Array<keyof RawConfig>).filter((k) => k.startsWith("oidc") && raw[k] !== undefined);
+  if (given.length === 0) return null;
+  const missing: string[] = [];
+  if (!raw.oidcIssuer) missing.push("--oidc-issuer (oidcIssuer)");
+  if (!raw.oidcClientId) missing.push("--oidc-client-id (oidcClientId)");
+  if (!raw.oidcClientSecret && !raw.oidcClientSecretFile) missing.push("--oidc-client-secret or --oidc-client-secret-file (oidcClientSecret)");
+  if (missing.length) throw new ValidationError(`oidc: incomplete OIDC configuration (${given.join(", ")} given): missing ${missing.join(", ")}`);
+  if (raw.oidcClientSecret && raw.oidcClientSecretFile) throw new ValidationError("oidc: give --oidc-client-secret or --oidc-client-secret-file, not both");
+  let issuer: URL;
+  try {
+    issuer = new URL(raw.oidcIssuer!);
+  } catch {
+    throw new ValidationError(`oidcIssuer: ${JSON.stringify(raw.oidcIssuer)} is not a URL`);
+  }
+  const loopback = ["127.0.0.1", "[::1]", "localhost"].includes(issuer.hostname);
+  if (issuer.protocol !== "https:" && !(issuer.protocol === "http:" && loopback)) {
+    throw new ValidationError(`oidcIssuer: ${JSON.stringify(raw.oidcIssuer)} must be an https URL (http only on loopback)`);
+  }
+  let secret = raw.oidcClientSecret;
+  if (raw.oidcClientSecretFile) {
+    try {
+      secret = readFileSync(raw.oidcClientSecretFile, "utf8").trim();
+    } catch (e) {
+      throw new ValidationError(`oidcClientSecretFile: ${(e as Error).message}`);
+    }
+    if (!secret) throw new ValidationError(`oidcClientSecretFile: ${raw.oidcClientSecretFile} is empty`);
+  }
+  const allowedDomains = splitList(raw.oidcAllowedDomains);
+  allowedDomains.forEach((d, i) => {
+    if (!/^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z0-9-]+$/.test(d)) throw new ValidationError(`oidcAllowedDomains[${i}]: ${JSON.stringify(d)} is not a domain name`);
+  });
+  const allowedUsers = splitList(raw.oidcAllowedUsers);
+  allowedUsers.forEach((u, i) => {
+    if (!/^[^@\s]+@[^@\s]+$/.test(u)) throw new ValidationError(`oidcAllowedUsers[${i}]: ${JSON.stringify(u)} is not an e-mail address`);
+  });
+  return { issuer: raw.oidcIssuer!, clientId: raw.oidcClientId!, clientSecret: secret!, allowedDomains, allowedUsers, only: raw.oidcOnly ?? false };
 }

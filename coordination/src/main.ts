@@ -60,6 +60,13 @@ export function buildProgram(): Command {
     .option("--tailnet-domain <domain>", "MagicDNS domain (default lattice.internal)")
     .option("--ephemeral-timeout <duration>", "delete ephemeral nodes offline this long (default 30m)")
     .option("--derp-map <file>", "tailcfg DERPMap JSON handed to nodes")
+    .option("--oidc-issuer <url>", "OIDC issuer for web login (redirect URI <server-url>/oidc/callback)")
+    .option("--oidc-client-id <id>", "OIDC client id")
+    .option("--oidc-client-secret <secret>", "OIDC client secret (visible in the process list; prefer the file)")
+    .option("--oidc-client-secret-file <file>", "file holding the OIDC client secret")
+    .option("--oidc-allowed-domains <list>", "comma-separated e-mail domains allowed to log in via OIDC")
+    .option("--oidc-allowed-users <list>", "comma-separated e-mail addresses allowed to log in via OIDC")
+    .option("--oidc-only", "disable the local password login when OIDC is configured")
     .action(async (o, cmd: Command) => {
       const { readConfigFile, readEnv, resolveConfig } = await import("./config.js");
       const configPath = (o.config as string | undefined) ?? process.env.LATTICE_CONTROL_CONFIG;
@@ -75,6 +82,13 @@ export function buildProgram(): Command {
         tailnetDomain: o.tailnetDomain,
         ephemeralTimeout: o.ephemeralTimeout,
         derpMap: o.derpMap,
+        oidcIssuer: o.oidcIssuer,
+        oidcClientId: o.oidcClientId,
+        oidcClientSecret: o.oidcClientSecret,
+        oidcClientSecretFile: o.oidcClientSecretFile,
+        oidcAllowedDomains: o.oidcAllowedDomains,
+        oidcAllowedUsers: o.oidcAllowedUsers,
+        oidcOnly: o.oidcOnly,
       };
       const cfg = resolveConfig(file, readEnv(process.env), flags);
       const { serve } = await import("./serve.js");

@@ -7,6 +7,7 @@ import { readDerpMapFile, type ServeConfig } from "./config.js";
 import type { DERPMap } from "@lattice/types";
 import { createMainServer, listenAdminSocket } from "./http/server.js";
 import { selfSignedCert } from "./tls.js";
+import { OidcLogin } from "./http/oidc.js";
 import { mountNodeApi } from "./node-api-mount.js";
 import type { ControlNodeBackend } from "./services/node-backend.js";
 
@@ -43,7 +44,8 @@ export async function serve(cfg: ServeConfig, out: (line: string) => void = cons
   if (cfg.tls && "selfSigned" in cfg.tls) tls = await selfSignedCert(control.settings, new URL(cfg.serverUrl).hostname);
   else if (cfg.tls) tls = { cert: readFileSync(cfg.tls.cert), key: readFileSync(cfg.tls.key) };
   const preHandlers: Array<(req: http.IncomingMessage, res: http.ServerResponse) => boolean> = [];
-  const main = createMainServer(control, { tls, log, preHandlers });
+  const oidc = cfg.oidc ? new OidcLogin(control, cfg.oidc, cfg.serverUrl) : null;
+  const main = createMainServer(control, { tls, log, preHandlers, oidc });
   const nodeApi = await mountNodeApi(main, control, log, derpMap);
   preHandlers.push(nodeApi.handleRequest);
   await new Promise<void>((resolve, reject) => {
@@ -58,6 +60,7 @@ export async function serve(cfg: ServeConfig, out: (line: string) => void = cons
   out(`server URL: ${cfg.serverUrl}`);
   out(`database: ${control.db.kind === "sqlite" ? cfg.db : "postgresql"}`);
   out(`admin socket: ${cfg.socket}`);
+  if (oidc) out(`OIDC login: ${oidc.config.issuer} (redirect URI ${oidc.redirectUri})${oidc.config.only ? ", local accounts disabled" : ""}`);
   out(`To add the first node, create a user and an auth key:`);
   out(`  lattice-control users create alice --password-stdin`);
   out(`  lattice-control keys create --user alice --preapproved`);

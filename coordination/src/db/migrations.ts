@@ -114,11 +114,22 @@ function initial(kind: DbKind): Migration {
   };
 }
 
+/** Adds the OIDC identity (issuer + subject) of users who log in with OIDC. */
+function oidcIdentity(): Migration {
+  return {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema.alterTable("users").addColumn("oidc_issuer", "text").execute();
+      await db.schema.alterTable("users").addColumn("oidc_subject", "text").execute();
+      await db.schema.createIndex("users_oidc_idx").on("users").columns(["oidc_issuer", "oidc_subject"]).unique().execute();
+    },
+  };
+}
+
 /** Applies every pending migration; throws with the failing migration's error. */
 export async function migrate(db: Kysely<Database>, kind: DbKind): Promise<void> {
   const provider: MigrationProvider = {
     async getMigrations() {
-      return { "0001_initial": initial(kind) };
+      return { "0001_initial": initial(kind), "0002_oidc_identity": oidcIdentity() };
     },
   };
   const migrator = new Migrator({ db, provider });

@@ -14,6 +14,10 @@ export interface UsersTable {
   /** `scrypt$N$r$p$salt$hash` (base64url parts) or null for accounts without a password. */
   password_hash: string | null;
   created_at: number;
+  /** Issuer URL of the user's OIDC identity (null for local-only accounts). */
+  oidc_issuer: Generated<string | null>;
+  /** OIDC `sub` claim, unique together with the issuer. */
+  oidc_subject: Generated<string | null>;
 }
 
 /** Pre-authentication keys, stored as SHA-256 of the secret, found by a public prefix. */

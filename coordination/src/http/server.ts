@@ -16,6 +16,7 @@ import { UnauthorizedError } from "../errors.js";
 import { createApiHandler } from "./api.js";
 import { sendError, sendJson } from "./json.js";
 import { createWebHandler } from "./web.js";
+import type { OidcLogin } from "./oidc.js";
 
 /** Logger subset used by the servers. */
 export interface HttpLog {
@@ -31,12 +32,14 @@ export interface MainServerOptions {
    * each returns true when it answered. The array may be filled after creation.
    */
   preHandlers?: Array<(req: http.IncomingMessage, res: http.ServerResponse) => boolean>;
+  /** OIDC web login, when configured. */
+  oidc?: OidcLogin | null | undefined;
 }
 
 /** Creates the public HTTP(S) server (not yet listening). */
 export function createMainServer(control: Control, opts: MainServerOptions): http.Server {
   const api = createApiHandler(control);
-  const web = createWebHandler(control, { secureCookies: !!opts.tls });
+  const web = createWebHandler(control, { secureCookies: !!opts.tls, oidc: opts.oidc });
   const handler = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     try {
       for (const h of opts.preHandlers ?? []) if (h(req, res)) return;

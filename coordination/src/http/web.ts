@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Control } from "../app.js";
 import { ControlError } from "../errors.js";
 import { readBody } from "./json.js";
+import { OIDC_FLOW_COOKIE, OIDC_FLOW_MS, type OidcLogin } from "./oidc.js";
 
 const SESSION_COOKIE = "lattice_session";
 const CSRF_COOKIE = "lattice_csrf";
@@ -38,7 +39,8 @@ function page(title: string, body: string): string {
 <title>${esc(title)} · Lattice</title>
 <style>body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem;color:#222}
 label{display:block;margin:.8rem 0 .2rem}input{width:100%;padding:.5rem;box-sizing:border-box}
-button{margin-top:1rem;padding:.5rem 1.2rem}.err{color:#b00020}.box{border:1px solid #ccc;border-radius:6px;padding:1rem}</style>
+button{margin-top:1rem;padding:.5rem 1.2rem}.err{color:#b00020}.box{border:1px solid #ccc;border-radius:6px;padding:1rem}
+.btn{display:inline-block;padding:.5rem 1.2rem;border:1px solid #555;border-radius:4px;color:#222;text-decoration:none}</style>
 </head><body><h1>${esc(title)}</h1>${body}</body></html>`;
 }
 
@@ -46,8 +48,17 @@ function safeNext(next: string | undefined | null): string {
   return next && next.startsWith("/") && !next.startsWith("//") && !next.includes("\\") ? next : "/";
 }
 
+/** Options of {@link createWebHandler}. */
+export interface WebHandlerOptions {
+  secureCookies: boolean;
+  /** OIDC login (adds the "Sign in with …" button and `/oidc/login`, `/oidc/callback`). */
+  oidc?: OidcLogin | null | undefined;
+}
+
 /** Builds the web page handler; returns false when the path is not one of its pages. */
-export function createWebHandler(c: Control, opts: { secureCookies: boolean }) {
+export function createWebHandler(c: Control, opts: WebHandlerOptions) {
+  const oidc = opts.oidc ?? null;
+  const localLogin = !oidc?.config.only;
   const cookieAttrs = `Path=/; HttpOnly; SameSite=Lax${opts.secureCookies ? "; Secure" : ""}`;
 
   const send = (res: ServerResponse, status: number, html: string, headers: Record<string, string | string[]> = {}) => {
@@ -80,20 +91,17 @@ export function createWebHandler(c: Control, opts: { secureCookies: boolean }) {
       headers["set-cookie"] = `${CSRF_COOKIE}=${csrf}; ${cookieAttrs}`;
     }
     const token = c.sessions.sign(`csrf-login:${csrf}`);
-    send(
-      res,
-      status,
-      page(
-        "Log in to Lattice",
-        `${error ? `<p class="err">${esc(error)}</p>` : ""}
-<form method="post" action="/login">
+    const oidcButton = oidc
+      ? `<p><a class="btn" href="/oidc/login?next=${esc(encodeURIComponent(next))}">${esc(oidc.label)}</a></p>${localLogin ? "<p>or log in with a local account:</p>" : ""}`
+      : "";
+    const localForm = !localLogin
+      ? ""
+      : `<form method="post" action="/login">
 <input type="hidden" name="csrf" value="${esc(token)}"><input type="hidden" name="next" value="${esc(next)}">
 <label for="username">User name</label><input id="username" name="username" autocomplete="username" required autofocus>
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit">Log in</button></form>`,
-      ),
-      headers,
-    );
+<button type="submit">Log in</button></form>`;
+    send(res, status, page("Log in to Lattice", `${error ? `<p class="err">${esc(error)}</p>` : ""}${oidcButton}${localForm}`), headers);
   };
 
   // Failed logins per client address: after LOGIN_MAX_FAILURES within LOGIN_WINDOW_MS the
@@ -123,6 +131,11 @@ export function createWebHandler(c: Control, opts: { secureCookies: boolean }) {
       return true;
     }
     if (path === "/login" && req.method === "POST") {
+      if (!localLogin) {
+        req.resume();
+        loginForm(res, req, "/", "Local accounts are disabled on this server; sign in with the identity provider.", 403);
+        return true;
+      }
       const f = await form(req);
       const csrf = cookies.get(CSRF_COOKIE);
       const next = safeNext(f.get("next"));
@@ -144,6 +157,28 @@ export function createWebHandler(c: Control, opts: { secureCookies: boolean }) {
       failures.delete(addr);
       const session = await c.sessions.create(user.id);
       redirect(res, next, { "set-cookie": `${SESSION_COOKIE}=${session}; ${cookieAttrs}` });
+      return true;
+    }
+    if (oidc && path === "/oidc/login" && req.method === "GET") {
+      try {
+        const { location, cookie } = await oidc.start(safeNext(url.searchParams.get("next")));
+        redirect(res, location, { "set-cookie": `${OIDC_FLOW_COOKIE}=${cookie}; ${cookieAttrs}; Max-Age=${OIDC_FLOW_MS / 1000}` });
+      } catch (e) {
+        if (!(e instanceof ControlError)) throw e;
+        send(res, e.status, page("Sign in", `<p class="err">${esc(e.message)}</p><p><a href="/login">Back to the login page</a></p>`));
+      }
+      return true;
+    }
+    if (oidc && path === "/oidc/callback" && req.method === "GET") {
+      const clearFlow = `${OIDC_FLOW_COOKIE}=; ${cookieAttrs}; Max-Age=0`;
+      try {
+        const { user, next } = await oidc.finish(url.searchParams, cookies.get(OIDC_FLOW_COOKIE));
+        const session = await c.sessions.create(user.id);
+        redirect(res, safeNext(next), { "set-cookie": [clearFlow, `${SESSION_COOKIE}=${session}; ${cookieAttrs}`] });
+      } catch (e) {
+        if (!(e instanceof ControlError)) throw e;
+        send(res, e.status, page("Sign in", `<p class="err">${esc(e.message)}</p><p><a href="/login">Back to the login page</a></p>`), { "set-cookie": clearFlow });
+      }
       return true;
     }
     if (path === "/logout" && req.method === "POST") {

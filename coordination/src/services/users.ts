@@ -43,6 +43,23 @@ export function loginName(u: { name: string; email: string | null }): string {
   return u.email ?? `${u.name}@`;
 }
 
+/** A verified identity from an OIDC provider. */
+export interface OidcIdentity {
+  issuer: string;
+  subject: string;
+  /** Verified e-mail (lowercase), or null when the provider gave none. */
+  email: string | null;
+  /** `preferred_username`, when given. */
+  username: string | null;
+  displayName: string | null;
+}
+
+/** Turns an e-mail local part or user name into a valid user name base (may need a suffix). */
+export function userNameBase(s: string): string {
+  const base = s.toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^[._-]+/, "").slice(0, 56).replace(/[._-]+$/, "");
+  return base || "user";
+}
+
 /** User accounts. */
 export class UserService {
   constructor(private readonly ctx: ServiceContext) {}
@@ -112,6 +129,68 @@ export class UserService {
       await tx.deleteFrom("users").where("id", "=", user.id).execute();
     });
     this.ctx.bus.publish({ kind: "userChanged", nodeIds: [], at: this.ctx.now() });
+  }
+
+  /**
+   * Maps a verified OIDC identity to a user: the one already linked to (issuer, subject),
+   * else the one with the same e-mail (which gets linked), else a new user named after the
+   * e-mail's local part (or the user name, or `sub`), made unique with a numeric suffix.
+   * Throws ConflictError when the e-mail's user is linked to a different identity.
+   */
+  async loginOidc(id: OidcIdentity): Promise<Selectable<UsersTable>> {
+    const db = this.ctx.db.kysely;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const linked = await db.selectFrom("users").selectAll().where("oidc_issuer", "=", id.issuer).where("oidc_subject", "=", id.subject).executeTakeFirst();
+      if (linked) return linked;
+      if (id.email) {
+        const byEmail = await db
+          .selectFrom("users")
+          .selectAll()
+          .where((eb) => eb(eb.fn("lower", ["email"]), "=", id.email!.toLowerCase()))
+          .orderBy("id")
+          .executeTakeFirst();
+        if (byEmail) {
+          if (byEmail.oidc_subject != null) {
+            throw new ConflictError("oidc_identity_conflict", `the user with e-mail ${id.email} is linked to a different sign-in identity`);
+          }
+          const updated = await db
+            .updateTable("users")
+            .set({ oidc_issuer: id.issuer, oidc_subject: id.subject })
+            .where("id", "=", byEmail.id)
+            .where("oidc_subject", "is", null)
+            .returningAll()
+            .executeTakeFirst();
+          if (updated) return updated;
+          continue; // linked concurrently: look again
+        }
+      }
+      const base = userNameBase(id.email ? id.email.slice(0, id.email.lastIndexOf("@")) : (id.username ?? id.subject));
+      const taken = new Set(
+        (await db.selectFrom("users").select("name").where((eb) => eb.or([eb("name", "=", base), eb("name", "like", `${base}-%`)])).execute()).map((r) => r.name),
+      );
+      let name = base;
+      for (let i = 2; taken.has(name); i++) name = `${base}-${i}`;
+      try {
+        const row = await db
+          .insertInto("users")
+          .values({
+            name,
+            email: id.email,
+            display_name: id.displayName,
+            password_hash: null,
+            created_at: this.ctx.now(),
+            oidc_issuer: id.issuer,
+            oidc_subject: id.subject,
+          })
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        this.ctx.bus.publish({ kind: "userChanged", nodeIds: [], at: this.ctx.now() });
+        return row;
+      } catch (e) {
+        if (!isUniqueViolation(e)) throw e; // a concurrent login took the name or the identity: retry
+      }
+    }
+    throw new ConflictError("oidc_user_busy", "could not create the user for this sign-in; please try again");
   }
 
   /** Returns the user when name and password match, else null (same time either way, roughly). */
