@@ -7,7 +7,7 @@
  * session with MapSession.delta. CPU times (process.cpuUsage, user + system) are reported
  * next to wall times because the machine is shared.
  */
-import { compilePolicyCompact, parsePolicy } from "../../packages/policy/dist/index.js";
+import { IncrementalCompiler, compilePolicyCompact, parsePolicy } from "../../packages/policy/dist/index.js";
 import { topologyFrom } from "../dist/services/topology.js";
 import { buildState } from "../dist/services/netmap-state.js";
 import { changedNodes, idsOf } from "../dist/services/policy-diff.js";
@@ -52,11 +52,13 @@ export function runCompile(tn, policyText, mem) {
   const t1 = performance.now();
   const topology = topologyFrom(tn.users, tn.rows);
   const t2 = performance.now();
-  const compiled = compilePolicyCompact(policy, topology, { serverUrl: tn.serverUrl });
+  // The server's compiler: a full compile that keeps its state for incremental joins.
+  const inc = new IncrementalCompiler(policy, { serverUrl: tn.serverUrl });
+  const compiled = inc.compile(topology).compiled;
   const t3 = performance.now();
   const cpu = cpuMs(cpu0);
   mem.sample("after compile");
-  return { policy, compiled, parseMs: t1 - t0, topologyMs: t2 - t1, compileMs: t3 - t2, totalMs: t3 - t0, cpuMs: cpu };
+  return { policy, inc, compiled, parseMs: t1 - t0, topologyMs: t2 - t1, compileMs: t3 - t2, totalMs: t3 - t0, cpuMs: cpu };
 }
 
 function stateInputs(tn, policy, rows, version, now) {
@@ -119,17 +121,26 @@ export function runNetmaps(tn, policy, compiled, now, mem) {
  * lower bound an incremental, change-scoped compiler could reach.
  * Checks that exactly the sessions whose compiled peers include the new node received it.
  */
-export function runJoin(tn, ctx, newRow, mode, version, now, mem) {
+export function runJoin(tn, ctx, newRow, mode, version, now, mem, incremental = true) {
   const rows = [...ctx.rows, newRow];
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  let compiled, state, changed, compileMs = 0, diffMs = 0, buildMs = 0;
+  let compiled, state, changed, touched = null, compileMs = 0, diffMs = 0, buildMs = 0;
   const compileAndBuild = () => {
     const a = performance.now();
-    compiled = compilePolicyCompact(ctx.policy, topologyFrom(tn.users, rows), { serverUrl: tn.serverUrl });
+    const topology = topologyFrom(tn.users, rows);
+    if (incremental) {
+      // What ControlNodeBackend does by default: recompute only what depends on the new node.
+      const r = ctx.inc.compile(topology);
+      compiled = r.compiled;
+      touched = r.touched;
+    } else {
+      compiled = compilePolicyCompact(ctx.policy, topology, { serverUrl: tn.serverUrl });
+      ctx.inc = null; // its state no longer matches the server's compilation
+    }
     const b = performance.now();
     const idOf = idsOf(compiled, new Map(rows.map((r) => [r.given_name, r.id])));
-    changed = changedNodes({ compiled: ctx.compiled, idOf: ctx.idOf }, { compiled, idOf });
+    changed = changedNodes({ compiled: ctx.compiled, idOf: ctx.idOf }, { compiled, idOf }, touched ?? undefined);
     ctx.compiled = compiled;
     ctx.idOf = idOf;
     const c = performance.now();
@@ -169,6 +180,8 @@ export function runJoin(tn, ctx, newRow, mode, version, now, mem) {
   ctx.state = state;
   return {
     mode,
+    incremental: touched !== null,
+    touched: touched?.length ?? null,
     compileMs,
     diffMs,
     policyChangedFor: mode === "server" ? changed.length : 0,

@@ -84,7 +84,7 @@ async function main() {
   // 1. Compile.
   const c = runCompile(tn, policyText, mem);
   const st = compiledStats(c.compiled);
-  figures.compile = { ...c, policy: undefined, compiled: undefined, stats: st };
+  figures.compile = { ...c, policy: undefined, inc: undefined, compiled: undefined, stats: st };
   console.log(`\n[compile] parse ${ms(c.parseMs)}, topology ${ms(c.topologyMs)}, compile ${ms(c.compileMs)} → total ${ms(c.totalMs)} (CPU ${ms(c.cpuMs)})`);
   console.log(`          ${st.nodes} nodes, ${st.peers} peer entries (avg ${(st.peers / st.nodes).toFixed(0)}, max ${st.maxPeers}), ${st.rules} filter rules, ${st.ssh} SSH rules, ${st.distinctPeerLists} distinct peer lists`);
   table.push({ figure: "compile policy (all nodes)", value: c.totalMs, unit: "ms", goal: GOALS.compileMs, note: `${st.peers} peer entries (avg ${(st.peers / st.nodes).toFixed(0)} per node)` });
@@ -100,24 +100,28 @@ async function main() {
 
     if (o.only !== "netmap") {
       // 3. Joins.
-      const ctx = { rows: tn.rows, policy: c.policy, compiled: c.compiled, idOf: n.idOf, nodeCache: n.nodeCache, viewCache: n.viewCache, jsonCache: n.jsonCache, sessions: n.sessions, state: n.state };
+      const ctx = { rows: tn.rows, policy: c.policy, inc: c.inc, compiled: c.compiled, idOf: n.idOf, nodeCache: n.nodeCache, viewCache: n.viewCache, jsonCache: n.jsonCache, sessions: n.sessions, state: n.state };
       // Hold only what the server holds (the current compile/snapshot lives in ctx from here on).
       c.compiled = null;
+      c.inc = null;
       n.state = null;
       const engUser = tn.users.find((u) => tn.groups.eng.includes(u.email)) ?? tn.users[0];
+      // Incremental compiles first: the full recompile (the pre-incremental server path, for
+      // comparison) drops the incremental state.
       const joins = [
-        ["laptop joins (server path)", tn.mkRow({ user: engUser }), "server"],
-        ["prod server joins (server path)", tn.mkRow({ tags: ["tag:prod"] }), "server"],
-        ["laptop joins (scoped fan-out only)", tn.mkRow({ user: engUser }), "scoped"],
+        ["laptop joins (server path)", tn.mkRow({ user: engUser }), "server", true],
+        ["prod server joins (server path)", tn.mkRow({ tags: ["tag:prod"] }), "server", true],
+        ["laptop joins (scoped fan-out only)", tn.mkRow({ user: engUser }), "scoped", true],
+        ["laptop joins (server path, full recompile)", tn.mkRow({ user: engUser }), "server", false],
       ];
       figures.joins = [];
       let version = 2;
-      for (const [label, row, mode] of joins) {
-        const j = runJoin(tn, ctx, row, mode, version++, now, mem);
+      for (const [label, row, mode, incremental] of joins) {
+        const j = runJoin(tn, ctx, row, mode, version++, now, mem, incremental);
         figures.joins.push({ label, ...j });
         const good = j.reached === j.expected;
         ok &&= good;
-        console.log(`\n[join]    ${label}: recompile ${ms(j.compileMs)}, diff ${ms(j.diffMs)} (${j.policyChangedFor} views changed), snapshot ${ms(j.buildMs)}, deltas to ${j.sessions} sessions ${ms(j.fanoutMs)} → ${ms(j.totalMs)} (CPU ${ms(j.cpuMs)})`);
+        console.log(`\n[join]    ${label}: ${j.incremental ? `incremental compile ${ms(j.compileMs)} (${j.touched} nodes touched)` : `recompile ${ms(j.compileMs)}`}, diff ${ms(j.diffMs)} (${j.policyChangedFor} views changed), snapshot ${ms(j.buildMs)}, deltas to ${j.sessions} sessions ${ms(j.fanoutMs)} → ${ms(j.totalMs)} (CPU ${ms(j.cpuMs)})`);
         console.log(`          ${j.withDelta} sessions got a delta (${mib(j.bytes)}), ${j.reached} got the new peer (policy says ${j.expected})${good ? "" : "  ← MISMATCH"}; its own full netmap ${ms(j.ownFullMs)} (${mib(j.ownBytes)})`);
         table.push({ figure: `join → all peers' streams: ${label}`, value: j.totalMs, unit: "ms", goal: GOALS.joinMs });
       }

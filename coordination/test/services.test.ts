@@ -159,4 +159,58 @@ describe("services with a fake clock", () => {
     expect(changes.length).toBeLessThanOrEqual(30);
     backend.close();
   });
+
+  it("NodeBackend: incremental compiles publish the same policy views and policyChangedFor as full recompiles", async () => {
+    await c.users.create({ name: "bob" });
+    await c.policies.set(`{
+      "groups": {"group:eng": ["alice"]},
+      "tagOwners": {"tag:web": ["alice"], "tag:db": ["alice"]},
+      "acls": [
+        {"action": "accept", "src": ["group:eng"], "dst": ["tag:web:443"]},
+        {"action": "accept", "src": ["tag:web"], "dst": ["tag:db:5432"]},
+        {"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self:*"]},
+      ],
+      "ssh": [{"action": "accept", "src": ["group:eng"], "dst": ["tag:db"], "users": ["root"]}],
+    }`);
+    const inc = await ControlNodeBackend.create(c);
+    const full = await ControlNodeBackend.create(c, { incrementalCompile: false });
+    const last: Record<string, ChangeSet | undefined> = {};
+    inc.subscribe((ch) => (last.inc = ch));
+    full.subscribe((ch) => (last.full = ch));
+    const same = async (): Promise<void> => {
+      await inc.settled();
+      await full.settled();
+      expect([...(last.inc?.policyChangedFor ?? [])].sort()).toEqual([...(last.full?.policyChangedFor ?? [])].sort());
+      expect(last.inc?.policyChanged).toBe(last.full?.policyChanged);
+      const a = inc.netmapState();
+      const b = full.netmapState();
+      expect([...a.nodes.keys()].sort()).toEqual([...b.nodes.keys()].sort());
+      for (const id of a.nodes.keys()) {
+        const pa = a.policyFor(id)!;
+        const pb = b.policyFor(id)!;
+        expect([...pa.peers.entries()]).toEqual([...pb.peers.entries()]);
+        expect(pa.packetFilter).toEqual(pb.packetFilter);
+        expect(pa.ssh).toEqual(pb.ssh);
+      }
+    };
+    const alice = (await c.authKeys.create({ user: "alice", reusable: true, preapproved: true })).key;
+    const bob = (await c.authKeys.create({ user: "bob", reusable: true, preapproved: true })).key;
+    const web = (await c.authKeys.create({ user: "alice", reusable: true, preapproved: true, tags: ["tag:web"] })).key;
+    const db = (await c.authKeys.create({ user: "alice", reusable: true, preapproved: true, tags: ["tag:db"] })).key;
+    const nodes = [];
+    for (const [k, host] of [[web, "web1"], [db, "db1"], [alice, "a1"], [bob, "b1"], [web, "web2"], [alice, "a2"], [db, "db2"]] as const) {
+      nodes.push(await reg(k, host));
+      await same();
+    }
+    // The last join (a database) changes what the web servers and alice's devices see.
+    expect(last.inc?.policyChangedFor?.length).toBeGreaterThan(1);
+    await c.nodes.setTags(String(nodes[2].id), ["tag:web"]);
+    await same();
+    await c.nodes.delete(String(nodes[3].id));
+    await same();
+    nodes.push(await reg(bob, "b2"));
+    await same();
+    inc.close();
+    full.close();
+  });
 });

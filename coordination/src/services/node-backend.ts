@@ -23,7 +23,7 @@ import type {
   RegisterRequest,
   RegisterResponse,
 } from "@lattice/types";
-import type { CompiledPolicy, Policy } from "@lattice/policy";
+import { IncrementalCompiler, type CompiledPolicy, type Policy } from "@lattice/policy";
 import type { Selectable } from "kysely";
 import type { Control } from "../app.js";
 import type { ChangeSet as BusChange } from "../changes/bus.js";
@@ -40,6 +40,7 @@ import {
 import { buildState, compileFor, TAGGED_DEVICES_USER_ID, type NodeCache, type ViewCache } from "./netmap-state.js";
 import { changedNodes, idsOf } from "./policy-diff.js";
 import { isExpired, type NodeRow, type RegistrationInput } from "./nodes.js";
+import { topologyFrom } from "./topology.js";
 
 /** Options of {@link ControlNodeBackend}. */
 export interface NodeBackendOptions {
@@ -47,6 +48,12 @@ export interface NodeBackendOptions {
   /** Extra DNS settings merged into the generated MagicDNS config. */
   dnsConfig?: DNSConfig;
   onError?: (e: unknown) => void;
+  /**
+   * Compile node joins/changes incrementally (`IncrementalCompiler`, @lattice/policy):
+   * only what depends on the changed nodes is recomputed and diffed. Default true; false
+   * recompiles the whole policy and diffs every node on each change.
+   */
+  incrementalCompile?: boolean;
 }
 
 function toBackendError(e: unknown): unknown {
@@ -71,6 +78,8 @@ export class ControlNodeBackend implements NodeBackend {
   #compiled: CompiledPolicy = { names: [], ids: [], nodes: [], baseAllowed: [] };
   /** NodeID of each topology index of `#compiled`; null before the first successful compile. */
   #compiledIds: Int32Array | null = null;
+  /** Incremental compiler of the current policy (null until the first compile, or when disabled). */
+  #inc: IncrementalCompiler | null = null;
   readonly #views: ViewCache = {};
   #domain = "";
   readonly #cache: NodeCache = new Map();
@@ -124,9 +133,19 @@ export class ControlNodeBackend implements NodeBackend {
     this.#policy = cur.policy;
     const rows = [...this.#rows.values()];
     let next: CompiledPolicy;
+    let touched: number[] | null = null;
     try {
-      next = compileFor({ users: this.#users, rows, policy: this.#policy, serverUrl: this.c.ctx.options.serverUrl });
+      if (this.opts.incrementalCompile === false) {
+        next = compileFor({ users: this.#users, rows, policy: this.#policy, serverUrl: this.c.ctx.options.serverUrl });
+      } else {
+        if (this.#inc?.policy !== this.#policy) this.#inc = new IncrementalCompiler(this.#policy, { serverUrl: this.c.ctx.options.serverUrl });
+        const r = this.#inc.compile(topologyFrom(this.#users, rows));
+        next = r.compiled;
+        touched = r.touched;
+      }
     } catch (e) {
+      // The incremental state may be half-updated: start over on the next compile.
+      this.#inc = null;
       // The stored policy stopped compiling for the new topology (e.g. a failing test):
       // keep the previous compilation rather than cutting everyone off.
       this.opts.onError?.(e);
@@ -134,7 +153,7 @@ export class ControlNodeBackend implements NodeBackend {
     }
     const nextIds = idsOf(next, new Map(rows.map((r) => [r.given_name, r.id])));
     const prevIds = this.#compiledIds;
-    const changed = prevIds ? changedNodes({ compiled: this.#compiled, idOf: prevIds }, { compiled: next, idOf: nextIds }) : null;
+    const changed = prevIds ? changedNodes({ compiled: this.#compiled, idOf: prevIds }, { compiled: next, idOf: nextIds }, touched ?? undefined) : null;
     this.#compiled = next;
     this.#compiledIds = nextIds;
     return changed;

@@ -88,8 +88,12 @@ function sameFields<T extends object>(a: T, b: T, big: keyof T, memo: PairMemo<r
  * new or changed, or present in `prev` only), conservative: a reported node may be
  * unchanged, an unreported one never is. Mutates `next`: unchanged packet filters and
  * SSH rule lists become `prev`'s objects.
+ *
+ * `touched` (optional): the only topology indexes of `next` that may differ from `prev`
+ * (an incremental compile's report, `IncrementalResult.touched`); every other node is
+ * taken as unchanged without comparing it, so the diff costs what the change touched.
  */
-export function changedNodes(prev: IdentifiedCompilation, next: IdentifiedCompilation): NodeID[] {
+export function changedNodes(prev: IdentifiedCompilation, next: IdentifiedCompilation, touched?: readonly number[]): NodeID[] {
   const p = prev.compiled;
   const n = next.compiled;
   const prevIdx = new Map<NodeID, number>();
@@ -119,8 +123,11 @@ export function changedNodes(prev: IdentifiedCompilation, next: IdentifiedCompil
   const present = new Set<NodeID>();
   for (let j = 0; j < n.nodes.length; j++) {
     const id = next.idOf[j];
+    if (id >= 0) present.add(id);
+  }
+  for (const j of touched ?? n.nodes.keys()) {
+    const id = next.idOf[j];
     if (id < 0) continue;
-    present.add(id);
     const pj = prevIdx.get(id);
     const nc = n.nodes[j];
     if (pj === undefined) {

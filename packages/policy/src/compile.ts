@@ -5,7 +5,7 @@ import { applyAutoApprovers } from "./autoapprove.js";
 import { SrcKeys, compileGrant, mergeRules, selfRulesFor, srcMatches, type CompiledGrant, type CompiledRule } from "./filter.js";
 import { expandCompiled, type CompactNode, type CompiledPolicy, type NodeCompiled } from "./compiled.js";
 import { AllowedIPs, computePeers, peerOverrides } from "./peers.js";
-import { RuleIndex } from "./ruleindex.js";
+import { RuleIndex, type RuleCover } from "./ruleindex.js";
 import type { Grant, Policy } from "./model.js";
 import { compileNodeAttrs } from "./nodeattrs.js";
 import { Resolver } from "./resolve.js";
@@ -24,13 +24,13 @@ export interface CompileOptions {
 const ALLOW_ALL_POS = { line: 0, column: 0 };
 
 /** The implicit grant of a policy without `acls` and `grants`. */
-function allowAllGrant(): Grant {
+export function allowAllGrant(): Grant {
   const star = parseAlias("*", ALLOW_ALL_POS);
   return { src: [star], dst: [star], ip: [{ proto: null, ports: [{ First: 0, Last: 65535 }] }], app: null, via: [], pos: ALLOW_ALL_POS };
 }
 
 /** Elects a primary node per approved subnet route: the earliest registered serving node. */
-function primaryRoutes(topo: TopologyIndex): Map<number, string[]> {
+export function electPrimaries(topo: TopologyIndex): Map<number, string[]> {
   const seen = new Set<string>();
   const out = new Map<number, string[]>();
   for (const n of [...topo.nodes].sort((a, b) => a.order - b.order || a.idx - b.idx)) {
@@ -55,28 +55,50 @@ export function compilePolicy(policy: Policy, topology: Topology, opts: CompileO
  * and AllowedIPs arrays shared between nodes). Throws PolicyError when the policy is rejected.
  */
 export function compilePolicyCompact(policy: Policy, topology: Topology, opts: CompileOptions = {}): CompiledPolicy {
+  return compileWithState(policy, topology, opts).compiled;
+}
+
+/** A full compile's intermediate results (what {@link IncrementalCompiler} starts from). */
+export interface CompileState {
+  /** The output. */
+  compiled: CompiledPolicy;
+  /** The indexed topology (autoApprovers applied). */
+  topo: TopologyIndex;
+  /** The alias resolver of this compile. */
+  resolver: Resolver;
+  /** Compiled grants by position in the grant list compiled (policy.grants, or the implicit allow-all). */
+  grants: (CompiledGrant | null)[];
+  /** autogroup:self rules per user id. */
+  selfRules: Map<number, CompiledRule[]>;
+  /** Rule coverage by rule object. */
+  covers: WeakMap<CompiledRule, RuleCover>;
+  /** The SSH compiler (null without `ssh`). */
+  ssh: SshCompiler | null;
+}
+
+/** {@link compilePolicyCompact} keeping its intermediate results. */
+export function compileWithState(policy: Policy, topology: Topology, opts: CompileOptions = {}): CompileState {
   const topo = indexTopology(applyAutoApprovers(policy, topology));
   const resolver = new Resolver(policy, topo);
   if (policy.ssh) validateSshDomains(policy.ssh, topo.users);
 
-  const grants = policy.allowAll ? [allowAllGrant()] : policy.grants;
-  const compiled: CompiledGrant[] = [];
-  for (const g of grants) {
-    const cg = compileGrant(resolver, g);
-    if (cg) compiled.push(cg);
-  }
+  const grantList = policy.allowAll ? [allowAllGrant()] : policy.grants;
+  const grants = grantList.map((g) => compileGrant(resolver, g));
+  const compiled = grants.filter((c): c is CompiledGrant => c !== null);
   // autogroup:self rules depend only on the destination's user: compile them once per user.
   const rules: CompiledRule[] = compiled.flatMap((c) => c.rules);
   const selfGrants = compiled.filter((c) => c.self);
+  const selfRules = new Map<number, CompiledRule[]>();
   if (selfGrants.length > 0) {
-    const doneUsers = new Set<number>();
     for (const node of topo.nodes) {
-      if (!node.user || node.tagged || doneUsers.has(node.user.id)) continue;
-      doneUsers.add(node.user.id);
-      rules.push(...selfGrants.flatMap((cg) => selfRulesFor(resolver, cg, node)));
+      if (!node.user || node.tagged || selfRules.has(node.user.id)) continue;
+      const mine = selfGrants.flatMap((cg) => selfRulesFor(resolver, cg, node));
+      selfRules.set(node.user.id, mine);
+      rules.push(...mine);
     }
   }
-  const index = new RuleIndex(topo, rules);
+  const covers = new WeakMap<CompiledRule, RuleCover>();
+  const index = new RuleIndex(topo, rules, covers);
   const srcKeys = new SrcKeys();
   const filterFor = (node: NodeInfo): FilterRule[] => mergeRules(index.filterRules(node), srcKeys);
 
@@ -84,7 +106,7 @@ export function compilePolicyCompact(policy: Policy, topology: Topology, opts: C
   const ssh = policy.ssh ? new SshCompiler(resolver, policy.ssh, opts.serverUrl ?? "https://unused") : null;
   runSshTests(policy, resolver, ssh);
 
-  const primaries = primaryRoutes(topo);
+  const primaries = electPrimaries(topo);
   const peers = computePeers(topo, index);
   const capMaps = compileNodeAttrs(policy, resolver, { autoUpdate: opts.autoUpdate ?? false });
   const noV4 = new Set([...capMaps].filter(([, m]) => "disable-ipv4" in m).map(([i]) => i));
@@ -104,5 +126,13 @@ export function compilePolicyCompact(policy: Policy, topology: Topology, opts: C
     if (cm) nc.capMap = cm;
     nodes.push(nc);
   }
-  return { names: topo.nodes.map((n) => n.name), ids: topo.nodes.map((n) => topology.nodes[n.name]?.id), nodes, baseAllowed };
+  return {
+    compiled: { names: topo.nodes.map((n) => n.name), ids: topo.nodes.map((n) => topology.nodes[n.name]?.id), nodes, baseAllowed },
+    topo,
+    resolver,
+    grants,
+    selfRules,
+    covers,
+    ssh,
+  };
 }

@@ -12,6 +12,20 @@ import { addressKey, type NodeInfo, type TopologyIndex } from "./topology.js";
 /** A node set; null means every node. */
 export type NodeSet = Set<number> | null;
 
+/** One rule's coverage (what {@link RuleIndex} derives per rule), reusable across compiles while the rule object and the nodes it covers are unchanged. */
+export interface RuleCover {
+  /** Source coverage, and the node count it was computed for. */
+  src: NodeSet;
+  /** Node count at computation (a null `src` means "every node" only for that count). */
+  count: number;
+  /** Destination coverage. */
+  dst: NodeSet;
+  /** Entry indexes landing on every node. */
+  stars: number[];
+  /** node index → entry indexes landing on it. */
+  hits: Map<number, number[]>;
+}
+
 /** Rule → node coverage, computed once per compile. */
 export class RuleIndex {
   /** Source coverage per rule (null = all nodes). */
@@ -27,16 +41,32 @@ export class RuleIndex {
   private readonly routeCache = new Map<string, NodeSet>();
   private readonly viewerSets = new Map<string, NodeSet>();
 
-  /** Builds the index for `rules` over `topo`. */
+  /**
+   * Builds the index for `rules` over `topo`. `covers` (optional) carries rule coverage
+   * from earlier compiles: the caller guarantees that a rule object found there covers the
+   * same nodes in this topology (incremental compile); new coverage is added to it.
+   */
   constructor(
     private readonly topo: TopologyIndex,
     readonly rules: readonly CompiledRule[],
+    covers?: WeakMap<CompiledRule, RuleCover>,
   ) {
     this.routers = topo.nodes.filter((n) => n.subnetRoutes.length > 0);
     this.perNode = topo.nodes.map(() => new Map());
     this.starEntries = [];
-    this.srcNodes = rules.map((r) => this.computeSrc(r));
-    this.dstNodes = rules.map((r, ri) => this.computeDst(r, ri));
+    this.srcNodes = [];
+    this.dstNodes = [];
+    const count = topo.nodes.length;
+    rules.forEach((r, ri) => {
+      let c = covers?.get(r);
+      if (c && c.src === null && c.count !== count) c = { ...c, src: this.computeSrc(r), count };
+      if (!c) c = { src: this.computeSrc(r), count, ...this.computeDst(r) };
+      covers?.set(r, c);
+      this.srcNodes.push(c.src);
+      this.dstNodes.push(c.dst);
+      this.starEntries.push(c.stars);
+      for (const [i, l] of c.hits) this.perNode[i].set(ri, l);
+    });
   }
 
   /** Nodes whose address lies in the range, plus routers whose approved routes overlap it. */
@@ -72,9 +102,9 @@ export class RuleIndex {
     return set;
   }
 
-  private computeDst(r: CompiledRule, ri: number): NodeSet {
+  private computeDst(r: CompiledRule): { dst: NodeSet; stars: number[]; hits: Map<number, number[]> } {
     const stars: number[] = [];
-    this.starEntries.push(stars);
+    const hits = new Map<number, number[]>();
     let all = false;
     const set = new Set<number>();
     r.dsts.forEach((d, ei) => {
@@ -86,20 +116,19 @@ export class RuleIndex {
       for (const i of this.rangeNodes(d.range)) {
         set.add(i);
         if (r.peerOnly || (r.onlyNodes && !r.onlyNodes.has(i))) continue;
-        const m = this.perNode[i];
-        const l = m.get(ri);
+        const l = hits.get(i);
         if (l) l.push(ei);
-        else m.set(ri, [ei]);
+        else hits.set(i, [ei]);
       }
     });
     for (const c of r.caps) for (const d of c.dsts) for (const i of this.rangeNodes(d)) set.add(i);
     if (r.internet) for (const n of this.topo.nodes) if (n.isExit) set.add(n.idx);
     if (r.onlyNodes) {
-      if (all) return new Set(r.onlyNodes);
+      if (all) return { dst: new Set(r.onlyNodes), stars, hits };
       for (const i of set) if (!r.onlyNodes.has(i)) set.delete(i);
-      return set;
+      return { dst: set, stars, hits };
     }
-    return all ? null : set;
+    return { dst: all ? null : set, stars, hits };
   }
 
   /** Whether rule `ri` covers node `i` as a source. */

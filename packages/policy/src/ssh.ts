@@ -119,6 +119,15 @@ export class SshCompiler {
     }
   }
 
+  /**
+   * What each compiled SSH rule depends on (for incremental compiles): source nodes,
+   * destination nodes (null: only autogroup:self), whether it has autogroup:self
+   * destinations and `localpart:` users. Rules with no source are absent.
+   */
+  deps(): { rule: SshRule; src: ReadonlySet<number>; dst: ReadonlySet<number> | null; hasSelf: boolean; localparts: boolean }[] {
+    return this.preps.map((p) => ({ rule: p.rule, src: p.src.nodes, dst: p.dst, hasSelf: p.hasSelf, localparts: p.localparts !== null }));
+  }
+
   /** The SSH rules node `n` receives, or undefined when the policy has no SSH rules for it. */
   rulesFor(n: NodeInfo): SSHRule[] {
     const out: SSHRule[] = [];
