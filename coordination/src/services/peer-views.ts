@@ -6,6 +6,7 @@
  * are cached across snapshots while the compilation and the name → id mapping stay the same.
  */
 import type { CompactNode, CompiledPolicy } from "@lattice/policy";
+import { sortedHas } from "@lattice/policy";
 import type { Node, NodeID, SSHRule, UserID } from "@lattice/types";
 import type { NodePolicyView, VisiblePeers } from "../nodeapi/backend.js";
 import { isVisiblePeer, peerFor } from "../mapper/full.js";
@@ -29,20 +30,6 @@ interface Shared {
   allowed: (readonly string[])[];
   sorted: WeakMap<readonly number[], SortedPeers>;
   views: Map<number, NodePolicyView>;
-}
-
-/** Whether the ascending list contains `x`. */
-function sortedHas(list: readonly number[], x: number): boolean {
-  let lo = 0;
-  let hi = list.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1;
-    const v = list[mid];
-    if (v === x) return true;
-    if (v < x) lo = mid + 1;
-    else hi = mid - 1;
-  }
-  return false;
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {

@@ -9,14 +9,14 @@
  * first compile) falls back to a full compile and reports `touched: null`.
  */
 import { applyAutoApprovers } from "./autoapprove.js";
-import { allowAllGrant, compilePolicyCompact, compileWithState, electPrimaries, type CompileOptions } from "./compile.js";
+import { allowAllGrant, compilePolicyCompact, compileWithState, electPrimaries, type CompileOptions, type CompileState } from "./compile.js";
 import type { CompactNode, CompiledPolicy } from "./compiled.js";
 import { SrcKeys, compileGrant, mergeRules, selfRulesFor, srcMatches, type CompiledGrant, type CompiledRule } from "./filter.js";
 import type { Alias, Grant, Policy } from "./model.js";
 import { compileNodeAttrs } from "./nodeattrs.js";
 import { AllowedIPs, computePeers, peerOverrides, sortedHas } from "./peers.js";
 import { Resolver } from "./resolve.js";
-import { RuleIndex, type NodeSet, type RuleCover } from "./ruleindex.js";
+import { RuleIndex, type NodeSet } from "./ruleindex.js";
 import { SshCompiler } from "./ssh.js";
 import { addressKey, indexTopology, type NodeInfo, type Topology, type TopologyIndex, type TopologyNode } from "./topology.js";
 
@@ -32,17 +32,11 @@ export interface IncrementalResult {
   touched: number[] | null;
 }
 
-interface State {
+/** A compile's state plus what tells whether the next topology is incremental from it. */
+interface State extends CompileState {
   names: string[];
   keys: string[];
   userKey: string;
-  topo: TopologyIndex;
-  resolver: Resolver;
-  grants: (CompiledGrant | null)[];
-  selfRules: Map<number, CompiledRule[]>;
-  covers: WeakMap<CompiledRule, RuleCover>;
-  ssh: SshCompiler | null;
-  compiled: CompiledPolicy;
 }
 
 function deepEq(a: unknown, b: unknown): boolean {

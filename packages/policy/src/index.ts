@@ -6,4 +6,5 @@ export type { Topology, TopologyNode, TopologyUser } from "./topology.js";
 export { compilePolicy, compilePolicyCompact, type CompileOptions } from "./compile.js";
 export { allowedFor, expandCompiled, type CompactNode, type CompactPeers, type CompiledPolicy, type NodeCompiled } from "./compiled.js";
 export { compileFiles } from "./files.js";
+export { sortedHas } from "./peers.js";
 export { IncrementalCompiler, type IncrementalResult } from "./incremental.js";
