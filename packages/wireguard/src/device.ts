@@ -517,6 +517,14 @@ export class Device {
     return { staticKeys: this.staticKeys!, indices: this.indices, random: this.random, wallNow: this.wallNow };
   }
 
+  /** An authenticated handshake message from `p`: roam to its source, count it, fire the timer events. */
+  private handshakeAuthenticated(p: Peer, data: Uint8Array, from: Endpoint, now: number): void {
+    p.endpoint = from;
+    p.rxBytes += data.length;
+    p.timers.anyAuthenticatedPacketTraversal(now);
+    p.timers.anyAuthenticatedPacketReceived();
+  }
+
   private handleInitiation(data: Uint8Array, sender: number, body: Uint8Array, from: Endpoint, now: number): void {
     const ctx = this.hsContext();
     const r = consumeInitiation(ctx, (pub) => this.peers.get(Buffer.from(pub).toString("hex")), sender, body, now);
@@ -525,10 +533,7 @@ export class Device {
       return;
     }
     const p = r;
-    p.endpoint = from;
-    p.rxBytes += data.length;
-    p.timers.anyAuthenticatedPacketTraversal(now);
-    p.timers.anyAuthenticatedPacketReceived();
+    this.handshakeAuthenticated(p, data, from, now);
     const msg = createResponse(ctx, p, now);
     beginSymmetricSession(ctx, p, false, now);
     this.counters.sessionsDerived++;
@@ -546,10 +551,7 @@ export class Device {
       return;
     }
     const p = r;
-    p.endpoint = from;
-    p.rxBytes += data.length;
-    p.timers.anyAuthenticatedPacketTraversal(now);
-    p.timers.anyAuthenticatedPacketReceived();
+    this.handshakeAuthenticated(p, data, from, now);
     beginSymmetricSession(ctx, p, true, now);
     this.counters.sessionsDerived++;
     p.timers.sessionDerived(now);
