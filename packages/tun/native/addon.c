@@ -48,7 +48,9 @@ int arg_u32(napi_env env, napi_value v, uint32_t *out, const char *name) {
   return 0;
 }
 
-int arg_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len, const char *name) {
+/* A typed array argument of element type `want` (`kind` names it in the error). */
+static int arg_typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len,
+                     const char *name, const char *kind) {
   napi_typedarray_type t;
   size_t n;
   void *p;
@@ -56,34 +58,23 @@ int arg_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len, const cha
   size_t off;
   bool is;
   if (napi_is_typedarray(env, v, &is) == napi_ok && is &&
-      napi_get_typedarray_info(env, v, &t, &n, &p, &ab, &off) == napi_ok && t == napi_uint8_array) {
+      napi_get_typedarray_info(env, v, &t, &n, &p, &ab, &off) == napi_ok && t == want) {
     *data = p;
     *len = n;
     return 0;
   }
   char m[128];
-  snprintf(m, sizeof m, "%s must be a Uint8Array", name);
+  snprintf(m, sizeof m, "%s must be a %s", name, kind);
   throw_type(env, m);
   return -1;
 }
 
+int arg_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len, const char *name) {
+  return arg_typed(env, v, napi_uint8_array, (void **)data, len, name, "Uint8Array");
+}
+
 int arg_u32s(napi_env env, napi_value v, uint32_t **data, size_t *len, const char *name) {
-  napi_typedarray_type t;
-  size_t n;
-  void *p;
-  napi_value ab;
-  size_t off;
-  bool is;
-  if (napi_is_typedarray(env, v, &is) == napi_ok && is &&
-      napi_get_typedarray_info(env, v, &t, &n, &p, &ab, &off) == napi_ok && t == napi_uint32_array) {
-    *data = p;
-    *len = n;
-    return 0;
-  }
-  char m[128];
-  snprintf(m, sizeof m, "%s must be a Uint32Array", name);
-  throw_type(env, m);
-  return -1;
+  return arg_typed(env, v, napi_uint32_array, (void **)data, len, name, "Uint32Array");
 }
 
 int wait_writable(int fd, int timeout_ms) {

@@ -108,32 +108,32 @@ napi_value js_link_set_mtu(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* linkGetMtu(name) -> number */
-napi_value js_link_get_mtu(napi_env env, napi_callback_info info) {
+/* An int-valued SIOCGIF* ioctl on the link named by the only argument. */
+static napi_value link_get_int(napi_env env, napi_callback_info info, unsigned long req, const char *reqname,
+                               const char *usage, int (*field)(const struct ifreq *)) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1) return throw_type(env, "linkGetMtu(name)");
+  if (argc < 1) return throw_type(env, usage);
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
-  if (link_ioctl(env, argv[0], SIOCGIFMTU, &ifr, "SIOCGIFMTU")) return NULL;
+  if (link_ioctl(env, argv[0], req, &ifr, reqname)) return NULL;
   napi_value r;
-  napi_create_int32(env, ifr.ifr_mtu, &r);
+  napi_create_int32(env, field(&ifr), &r);
   return r;
+}
+
+static int field_mtu(const struct ifreq *ifr) { return ifr->ifr_mtu; }
+static int field_index(const struct ifreq *ifr) { return ifr->ifr_ifindex; }
+
+/* linkGetMtu(name) -> number */
+napi_value js_link_get_mtu(napi_env env, napi_callback_info info) {
+  return link_get_int(env, info, SIOCGIFMTU, "SIOCGIFMTU", "linkGetMtu(name)", field_mtu);
 }
 
 /* linkIndex(name) -> number */
 napi_value js_link_index(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1) return throw_type(env, "linkIndex(name)");
-  struct ifreq ifr;
-  memset(&ifr, 0, sizeof ifr);
-  if (link_ioctl(env, argv[0], SIOCGIFINDEX, &ifr, "SIOCGIFINDEX")) return NULL;
-  napi_value r;
-  napi_create_int32(env, ifr.ifr_ifindex, &r);
-  return r;
+  return link_get_int(env, info, SIOCGIFINDEX, "SIOCGIFINDEX", "linkIndex(name)", field_index);
 }
 
 /*
