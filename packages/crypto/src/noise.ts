@@ -30,14 +30,35 @@ export class SymmetricState {
     this.ck = this.h;
   }
 
-  /** A copy (to try a message without committing to its result). */
+  /**
+   * A deep copy (to try a message without committing to its result): the copy's mixing
+   * zeroes only its own superseded keys, and zero() on one leaves the other intact.
+   */
   clone(): SymmetricState {
     const c = Object.create(SymmetricState.prototype) as SymmetricState;
-    c.ck = this.ck;
-    c.h = this.h;
-    c.k = this.k;
+    c.h = Uint8Array.from(this.h);
+    c.ck = this.ck === this.h ? c.h : Uint8Array.from(this.ck);
+    c.k = this.k === null ? null : Uint8Array.from(this.k);
     c.n = this.n;
     return c;
+  }
+
+  /** Overwrites the chaining key, hash and cipher key with zeros (the state is unusable afterwards). */
+  zero(): void {
+    this.ck.fill(0);
+    this.h.fill(0);
+    this.k?.fill(0);
+    this.k = null;
+  }
+
+  /** Installs a new chaining key and cipher key, zeroing the ones they replace. */
+  private rekey(ck: Uint8Array, k: Uint8Array): void {
+    // The first chaining key is the protocol-name hash, shared with h (not secret): kept.
+    if (this.ck !== this.h) this.ck.fill(0);
+    this.k?.fill(0);
+    this.ck = ck;
+    this.k = k;
+    this.n = 0;
   }
 
   /** MixHash: h = HASH(h ‖ data). */
@@ -48,18 +69,15 @@ export class SymmetricState {
   /** MixKey: ck, k = HKDF(ck, ikm, 2); n = 0. */
   mixKey(ikm: Uint8Array): void {
     const [ck, k] = kdf2(this.ck, ikm);
-    this.ck = ck;
-    this.k = k;
-    this.n = 0;
+    this.rekey(ck, k);
   }
 
   /** MixKeyAndHash: ck, t, k = HKDF(ck, ikm, 3); MixHash(t); n = 0. */
   mixKeyAndHash(ikm: Uint8Array): void {
     const [ck, t, k] = kdf3(this.ck, ikm);
-    this.ck = ck;
+    this.rekey(ck, k);
     this.mixHash(t);
-    this.k = k;
-    this.n = 0;
+    t.fill(0);
   }
 
   /** EncryptAndHash: c = ENCRYPT(k, n++, h, p); MixHash(c). Plaintext passes through when no key. */

@@ -3,7 +3,7 @@ import {
   x25519, x25519PublicKey, x25519GenerateKeyPair, clampScalar, LowOrderPointError,
   chachaSeal, chachaOpen, chachaSealNonce, chachaOpenNonce, ChaChaPoly, xchachaSeal, xchachaOpen,
   blake2s256, blake2sKeyed, mac128, hmacBlake2s, kdf1, kdf2, kdf3, constantTimeEqual, isAllZero,
-  boxSeal, boxOpen, CryptoError,
+  boxSeal, boxOpen, CryptoError, SymmetricState,
 } from "../src/index.js";
 
 const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s.replace(/\s+/g, ""), "hex"));
@@ -196,5 +196,34 @@ describe("helpers and NaCl box", () => {
     const bad = Uint8Array.from(boxed); bad[20] ^= 1;
     expect(boxOpen(bad, nonce, a.publicKey, b.privateKey)).toBeNull();
     expect(boxOpen(boxed, nonce, b.publicKey, b.privateKey)).toBeNull();
+  });
+});
+
+describe("SymmetricState key hygiene", () => {
+  const nonZero = (b: Uint8Array): boolean => b.some((x) => x !== 0);
+  test("MixKey zeroes the chaining and cipher keys it replaces; zero() wipes the state", () => {
+    const st = new SymmetricState(new TextEncoder().encode("Noise_test"));
+    st.mixKey(new Uint8Array(32).fill(1));
+    const ck1 = st.ck;
+    const k1 = st.k!;
+    st.mixKeyAndHash(new Uint8Array(32).fill(2));
+    expect(ck1.every((x) => x === 0)).toBe(true);
+    expect(k1.every((x) => x === 0)).toBe(true);
+    expect(nonZero(st.ck)).toBe(true);
+    const ck2 = st.ck;
+    st.zero();
+    expect(ck2.every((x) => x === 0)).toBe(true);
+    expect(st.k).toBeNull();
+  });
+
+  test("a clone is independent: mixing or zeroing it leaves the original usable", () => {
+    const st = new SymmetricState(new TextEncoder().encode("Noise_test"));
+    st.mixKey(new Uint8Array(32).fill(1));
+    const ck = Uint8Array.from(st.ck);
+    const c = st.clone();
+    c.mixKey(new Uint8Array(32).fill(9));
+    c.zero();
+    expect(st.ck).toEqual(ck);
+    expect(nonZero(st.k!)).toBe(true);
   });
 });

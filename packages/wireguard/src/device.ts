@@ -113,10 +113,37 @@ export class Device {
   /** Applies a validated UAPI `set=1` request (wireguard-go semantics). */
   applyConfig(u: DeviceUpdate): void {
     if (u.privateKey !== undefined) this.setPrivateKey(u.privateKey);
+    const portChanged = u.listenPort !== undefined && u.listenPort !== this.listenPort && this.listenPort !== 0;
     if (u.listenPort !== undefined) this.listenPort = u.listenPort;
     if (u.fwmark !== undefined) this.fwmark = u.fwmark;
     if (u.replacePeers) for (const p of [...this.peers.values()]) this.removePeer(p);
     for (const pu of u.peers) this.applyPeer(pu);
+    if (portChanged) this.listenPortChanged();
+  }
+
+  /**
+   * The UDP socket moved to another port (the edge rebound it). A reply to an initiation
+   * sent from the old port goes there and is lost, so a pending handshake starts over at
+   * once from the new port instead of after its REKEY_TIMEOUT retry; a peer with a
+   * session gets a keepalive, so it learns the new port now (roaming) rather than with
+   * the next data packet. wireguard-go only rebinds (its mobile apps add the keepalives).
+   */
+  private listenPortChanged(): void {
+    if (!this.up) return;
+    const now = this.now();
+    for (const p of this.peers.values()) {
+      if (p.handshake.state === "initiationCreated") this.restartHandshake(p);
+      else if (this.usableForSending(p.keypairs.current, now)) this.sendKeepalive(p);
+    }
+  }
+
+  /**
+   * Sends a new initiation now, regardless of when the last one went out: for a handshake
+   * in flight that a configuration change made pointless (new endpoint, new port).
+   */
+  private restartHandshake(p: Peer): void {
+    p.handshake.lastSentHandshake = -Infinity;
+    this.sendHandshakeInitiation(p, false);
   }
 
   private applyPeer(pu: PeerUpdate): void {
@@ -134,9 +161,18 @@ export class Device {
       peer.precompute(this.privateKey);
       this.peers.set(id, peer);
     }
-    if (pu.presharedKey !== undefined) peer.presharedKey = pu.presharedKey === null ? new Uint8Array(32) : Uint8Array.from(pu.presharedKey);
+    if (pu.presharedKey !== undefined) {
+      // The old key is zeroed; a session in use keeps its keys, the next handshake uses the new PSK.
+      peer.presharedKey.fill(0);
+      peer.presharedKey = pu.presharedKey === null ? new Uint8Array(32) : Uint8Array.from(pu.presharedKey);
+    }
     // A configured endpoint has no sticky source: the kernel picks one (wireguard-go ClearSrc).
-    if (pu.endpoint !== undefined) peer.endpoint = withoutSource(pu.endpoint);
+    let endpointMoved = false;
+    if (pu.endpoint !== undefined) {
+      const old = peer.endpoint;
+      peer.endpoint = withoutSource(pu.endpoint);
+      endpointMoved = old !== null && (old.address !== pu.endpoint.address || old.port !== pu.endpoint.port);
+    }
     let pkaTurnedOn = false;
     if (pu.persistentKeepaliveInterval !== undefined) {
       const old = peer.timers.persistentKeepaliveInterval;
@@ -147,6 +183,9 @@ export class Device {
     if (pu.replaceAllowedIps) this.allowed.removeByValue(peer);
     for (const ip of pu.allowedIps) this.allowed.insert(ip, peer);
     if (this.up) {
+      // An initiation in flight went to the old address: send a new one there now rather
+      // than after the REKEY_TIMEOUT retry (the kernel and wireguard-go wait for the retry).
+      if (endpointMoved && peer.handshake.state === "initiationCreated") this.restartHandshake(peer);
       if (pkaTurnedOn) this.sendKeepalive(peer);
       else this.sendStaged(peer);
     }
@@ -154,6 +193,9 @@ export class Device {
 
   private setPrivateKey(key: Uint8Array | null): void {
     if (key !== null && this.privateKey !== null && constantTimeEqual(key, this.privateKey)) return;
+    // The replaced key is zeroed (and the clamped copy of it the handshakes used).
+    this.privateKey?.fill(0);
+    this.staticKeys?.privateKey.fill(0);
     this.privateKey = key === null ? null : Uint8Array.from(key);
     if (key === null) {
       this.staticKeys = null;
@@ -171,9 +213,15 @@ export class Device {
     }
   }
 
-  /** Sessions stay valid for receiving, but we no longer send on them; the handshake is cleared. */
+  /**
+   * Sessions stay valid for receiving, but we no longer send on them; the handshake is
+   * cleared and the next one may start at once (wireguard-go ExpireCurrentKeypairs: the
+   * "last initiation sent" time is set back, else the first packet after a key change
+   * would wait up to REKEY_TIMEOUT for a handshake).
+   */
   private expireCurrentKeypairs(p: Peer): void {
     this.clearHandshake(p);
+    p.handshake.lastSentHandshake = -Infinity;
     if (p.keypairs.current) p.keypairs.current.sendNonce = MAX_SAFE_COUNTER;
     if (p.keypairs.next) p.keypairs.next.sendNonce = MAX_SAFE_COUNTER;
   }
@@ -185,6 +233,8 @@ export class Device {
   private removePeer(p: Peer): void {
     this.zeroAndFlush(p);
     p.timers.stopAll();
+    p.presharedKey.fill(0);
+    p.precomputedStaticStatic.fill(0);
     this.allowed.removeByValue(p);
     this.peers.delete(p.id);
   }
@@ -197,8 +247,12 @@ export class Device {
   }
 
   /**
-   * Brings the device up or down. Down drops all sessions, handshakes, staged packets and
-   * timers; up sends a keepalive to peers with a persistent keepalive (as wireguard-go).
+   * Brings the device up or down (the edge follows the interface's link state; wireguard-go
+   * device.go upLocked/downLocked, peer.go Start/Stop). Down: every session and handshake
+   * is zeroed, staged packets and timers are dropped, nothing is sent and whatever
+   * arrives is dropped (counted as `deviceDown`); the configuration (keys, peers,
+   * endpoints, allowed IPs) stays. Up: each peer starts afresh (a handshake may start at
+   * once) and peers with a persistent keepalive get one, which starts their handshake.
    */
   setUp(up: boolean): void {
     if (up === this.up) return;
@@ -207,10 +261,16 @@ export class Device {
       if (!up) {
         this.zeroAndFlush(p);
         p.timers.stopAll();
-      } else if (p.timers.persistentKeepaliveInterval > 0) {
-        this.sendKeepalive(p);
+        continue;
       }
+      p.handshake.lastSentHandshake = -Infinity;
+      if (p.timers.persistentKeepaliveInterval > 0) this.sendKeepalive(p);
     }
+  }
+
+  /** Whether the device is up (see {@link setUp}). */
+  get isUp(): boolean {
+    return this.up;
   }
 
   /** The configuration and counters as UAPI `get=1` reports them. */
@@ -405,7 +465,15 @@ export class Device {
   private sendHandshakeInitiation(p: Peer, isRetry: boolean): void {
     if (!isRetry) p.timers.handshakeAttempts = 0;
     const now = this.now();
-    if (now - p.handshake.lastSentHandshake < REKEY_TIMEOUT) return;
+    if (now - p.handshake.lastSentHandshake < REKEY_TIMEOUT) {
+      // Rate-limited (one initiation per REKEY_TIMEOUT): the handshake is still wanted, so
+      // make sure a retry is due when the limit ends (else staged packets would wait for
+      // an unrelated event).
+      if (!p.timers.pending("retransmitHandshake")) {
+        p.timers.mod("retransmitHandshake", p.handshake.lastSentHandshake + REKEY_TIMEOUT + this.jitter());
+      }
+      return;
+    }
     if (this.staticKeys === null || !p.canHandshake) {
       this.drop(this.staticKeys === null ? "noPrivateKey" : "lowOrderKey");
       return;

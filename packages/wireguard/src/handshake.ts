@@ -9,7 +9,7 @@ import { HANDSHAKE_INITIATION_RATE } from "./constants.js";
 import type { IndexTable } from "./indextable.js";
 import { Keypair } from "./keypair.js";
 import { buildInitiation, buildResponse } from "./messages.js";
-import { ikReadA, ikReadB, ikWriteA, ikWriteB, noiseKeyPair, wireguardInitialize, type NoiseKeyPair } from "./noise.js";
+import { ikReadA, ikReadB, ikWriteA, ikWriteB, noiseKeyPair, wireguardInitialize, type NoiseKeyPair, type SymmetricState } from "./noise.js";
 import type { Peer } from "./peer.js";
 import type { DropReason } from "./stats.js";
 import { tai64n, tai64nAfter } from "./tai64n.js";
@@ -42,7 +42,14 @@ export function createInitiation(ctx: HandshakeContext, p: Peer, now: number): U
   clearHandshake(ctx.indices, p);
   const e = noiseKeyPair(ctx.random(32));
   const sym = wireguardInitialize(p.publicKey);
-  const body = ikWriteA(sym, ctx.staticKeys, e, p.publicKey, tai64n(ctx.wallNow()), p.precomputedStaticStatic);
+  let body: Uint8Array;
+  try {
+    body = ikWriteA(sym, ctx.staticKeys, e, p.publicKey, tai64n(ctx.wallNow()), p.precomputedStaticStatic);
+  } catch (err) {
+    e.privateKey.fill(0);
+    sym.zero();
+    throw err;
+  }
   hs.sym = sym;
   hs.ephemeral = e;
   hs.localIndex = ctx.indices.newIndexForHandshake(p);
@@ -62,9 +69,19 @@ export function consumeInitiation(
   ctx: HandshakeContext, lookupPeer: (pub: Uint8Array) => Peer | undefined, sender: number, body: Uint8Array, now: number,
 ): Peer | DropReason {
   const sym = wireguardInitialize(ctx.staticKeys.publicKey);
+  const r = consumeInitiationWith(ctx, sym, lookupPeer, sender, body, now);
+  if (typeof r === "string") sym.zero(); // refused: nothing of it is kept
+  return r;
+}
+
+function consumeInitiationWith(
+  ctx: HandshakeContext, sym: SymmetricState, lookupPeer: (pub: Uint8Array) => Peer | undefined, sender: number, body: Uint8Array, now: number,
+): Peer | DropReason {
   let peer: Peer | undefined;
   let reason: DropReason = "handshakeDecryptFailed";
-  const a = ikReadA(sym, ctx.staticKeys, body, (rs) => {
+  let a: ReturnType<typeof ikReadA>;
+  try {
+    a = ikReadA(sym, ctx.staticKeys, body, (rs) => {
     peer = lookupPeer(rs);
     if (!peer) {
       reason = "unknownPeer";
@@ -75,7 +92,11 @@ export function consumeInitiation(
       return null;
     }
     return peer.precomputedStaticStatic;
-  });
+    });
+  } catch (err) {
+    sym.zero();
+    throw err;
+  }
   if (a === null || peer === undefined) return reason;
   const p = peer;
   const hs = p.handshake;
@@ -98,7 +119,13 @@ export function createResponse(ctx: HandshakeContext, p: Peer, now: number): Uin
     throw new Error("createResponse: no consumed initiation");
   }
   const e = noiseKeyPair(ctx.random(32));
-  const body = ikWriteB(hs.sym, e, hs.remoteEphemeral, p.publicKey, p.presharedKey, EMPTY);
+  let body: Uint8Array;
+  try {
+    body = ikWriteB(hs.sym, e, hs.remoteEphemeral, p.publicKey, p.presharedKey, EMPTY);
+  } catch (err) {
+    e.privateKey.fill(0);
+    throw err;
+  }
   hs.ephemeral = e;
   hs.localIndex = ctx.indices.newIndexForHandshake(p);
   hs.state = "responseCreated";
@@ -125,10 +152,15 @@ export function consumeResponse(ctx: HandshakeContext, sender: number, receiver:
   try {
     r = ikReadB(sym, ctx.staticKeys, hs.ephemeral, body, p.presharedKey);
   } catch (e) {
+    sym.zero();
     if (e instanceof LowOrderPointError) return "lowOrderKey";
     throw e;
   }
-  if (r === null) return "handshakeDecryptFailed";
+  if (r === null) {
+    sym.zero();
+    return "handshakeDecryptFailed";
+  }
+  hs.sym.zero();
   hs.sym = sym;
   hs.remoteEphemeral = r.re;
   hs.remoteIndex = sender;

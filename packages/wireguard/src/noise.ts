@@ -44,9 +44,10 @@ export function ikInitialize(protocolName: string, prologue: Uint8Array, respond
 export function ikWriteA(st: SymmetricState, s: NoiseKeyPair, e: NoiseKeyPair, rs: Uint8Array, payload: Uint8Array, ss?: Uint8Array): Uint8Array {
   st.mixHash(e.publicKey);
   st.mixKey(e.publicKey); // PSK handshakes: the "e" token also mixes the key.
-  st.mixKey(x25519(e.privateKey, rs));
+  mixDh(st, x25519(e.privateKey, rs));
   const encS = st.encryptAndHash(s.publicKey);
-  st.mixKey(ss ?? x25519(s.privateKey, rs));
+  if (ss) st.mixKey(ss);
+  else mixDh(st, x25519(s.privateKey, rs));
   const encP = st.encryptAndHash(payload);
   const out = new Uint8Array(32 + encS.length + encP.length);
   out.set(e.publicKey, 0);
@@ -74,12 +75,16 @@ export function ikReadA(
   const re = Uint8Array.from(msg.subarray(0, 32));
   st.mixHash(re);
   st.mixKey(re);
-  st.mixKey(x25519(s.privateKey, re));
+  mixDh(st, x25519(s.privateKey, re));
   const rs = st.decryptAndHash(msg.subarray(32, 80));
   if (rs === null) return null;
-  const ss = staticDh ? staticDh(rs) : x25519(s.privateKey, rs);
-  if (ss === null) return null;
-  st.mixKey(ss);
+  if (staticDh) {
+    const ss = staticDh(rs);
+    if (ss === null) return null;
+    st.mixKey(ss);
+  } else {
+    mixDh(st, x25519(s.privateKey, rs));
+  }
   const payload = st.decryptAndHash(msg.subarray(80));
   if (payload === null) return null;
   return { re, rs, payload };
@@ -89,8 +94,8 @@ export function ikReadA(
 export function ikWriteB(st: SymmetricState, e: NoiseKeyPair, re: Uint8Array, rs: Uint8Array, psk: Uint8Array, payload: Uint8Array): Uint8Array {
   st.mixHash(e.publicKey);
   st.mixKey(e.publicKey);
-  st.mixKey(x25519(e.privateKey, re));
-  st.mixKey(x25519(e.privateKey, rs));
+  mixDh(st, x25519(e.privateKey, re));
+  mixDh(st, x25519(e.privateKey, rs));
   st.mixKeyAndHash(psk);
   const encP = st.encryptAndHash(payload);
   const out = new Uint8Array(32 + encP.length);
@@ -105,12 +110,18 @@ export function ikReadB(st: SymmetricState, s: NoiseKeyPair, e: NoiseKeyPair, ms
   const re = Uint8Array.from(msg.subarray(0, 32));
   st.mixHash(re);
   st.mixKey(re);
-  st.mixKey(x25519(e.privateKey, re));
-  st.mixKey(x25519(s.privateKey, re));
+  mixDh(st, x25519(e.privateKey, re));
+  mixDh(st, x25519(s.privateKey, re));
   st.mixKeyAndHash(psk);
   const payload = st.decryptAndHash(msg.subarray(32));
   if (payload === null) return null;
   return { re, payload };
+}
+
+/** MixKey(dh) of a DH result computed here, which is then zeroed (it is key material). */
+function mixDh(st: SymmetricState, dh: Uint8Array): void {
+  st.mixKey(dh);
+  dh.fill(0);
 }
 
 /** WireGuard's initial handshake state for responder `responderStatic`. */

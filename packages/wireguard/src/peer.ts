@@ -34,10 +34,16 @@ export class Handshake {
   /** Monotonic time we last sent an initiation. */
   lastSentHandshake = -Infinity;
 
-  /** Forgets the handshake in progress (keeps the replay/flood markers). */
+  /**
+   * Forgets the handshake in progress (keeps the replay/flood markers), zeroing its
+   * secrets: our ephemeral private key and the chaining key, hash and cipher key
+   * (wireguard-go Handshake.Clear; whitepaper §7.5 "zero key material").
+   */
   clear(): void {
     this.state = "zeroed";
+    this.sym?.zero();
     this.sym = null;
+    this.ephemeral?.privateKey.fill(0);
     this.ephemeral = null;
     this.remoteEphemeral = null;
     this.localIndex = 0;
@@ -83,6 +89,7 @@ export class Peer {
 
   /** Recomputes DH(our static, their static); zero when there is no key or theirs is low-order. */
   precompute(ourPrivate: Uint8Array | null): void {
+    this.precomputedStaticStatic.fill(0);
     if (ourPrivate === null) {
       this.precomputedStaticStatic = new Uint8Array(32);
       return;

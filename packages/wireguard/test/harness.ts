@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { x25519PublicKey, clampScalar } from "@lattice/crypto";
 import { Device } from "../src/device.js";
 import type { DeviceUpdate, Endpoint, OutgoingDatagram, PeerUpdate } from "../src/api.js";
+import type { Peer } from "../src/peer.js";
 
 /** Deterministic byte source (BLAKE2s in counter mode over a seed). */
 export function seededRandom(seed: string): (n: number) => Uint8Array {
@@ -153,4 +154,21 @@ export class Pair {
   count(from: "a" | "b", type: number): number {
     return this.log.filter((l) => l.from === from && l.data[0] === type).length;
   }
+}
+
+/**
+ * White-box access to a device's peer (tests of internal state that has no public view:
+ * session nonces, handshake secrets). Keyed by the peer's public key.
+ */
+export function peerOf(dev: Device, publicKey: Uint8Array): Peer {
+  const peers = (dev as unknown as { peers: Map<string, Peer> }).peers;
+  const p = peers.get(Buffer.from(publicKey).toString("hex"));
+  if (p === undefined) throw new Error("no such peer");
+  return p;
+}
+
+/** White-box access to a device's static private key and its clamped copy. */
+export function staticSecretsOf(dev: Device): { privateKey: Uint8Array | null; clamped: Uint8Array | null } {
+  const d = dev as unknown as { privateKey: Uint8Array | null; staticKeys: { privateKey: Uint8Array } | null };
+  return { privateKey: d.privateKey, clamped: d.staticKeys?.privateKey ?? null };
 }
