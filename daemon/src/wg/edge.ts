@@ -5,6 +5,17 @@
  * drained in batches (sendmmsg to UDP, write() per packet to the TUN). Endpoints carry
  * their sticky source both ways: a received datagram's endpoint names the local address
  * it arrived at (`src`), and a datagram to such an endpoint is sent from that address.
+ *
+ * Link state: the device is up exactly while the interface is (IFF_UP), as in
+ * wireguard-go (device.go upLocked/downLocked): checked every second through the TUN fd
+ * (wherever the link is: another namespace too), at once when a TUN write fails with
+ * EIO, and before any input is dropped while the device is down. The UDP socket stays
+ * bound while down (wireguard-go and the kernel close it); what arrives is dropped.
+ *
+ * Errors: only the loss of the interface (deleted) or of a socket's reader ends the
+ * edge. A single packet the kernel refuses (TUN write EIO/EINVAL/ENOBUFS, UDP send
+ * ENETUNREACH/EMSGSIZE/EPERM..., a failed TUN read) is dropped and counted; the first
+ * of each errno is logged.
  */
 import type { DeviceSnapshot, DeviceUpdate, Endpoint, OutgoingDatagram } from "@lattice/wireguard";
 import { ADDR_RECORD_BYTES, decodeAddress, type BatchUdpSocket, type DatagramBatch, type PacketBatch, type TunDevice, type TunError } from "@lattice/tun";
@@ -33,6 +44,8 @@ export interface EdgeDevice {
   mtu?: number;
   /** Device counters (for logs), if the device keeps them. */
   stats?(): { drops: Record<string, number> };
+  /** Brings the device up or down with the link (down: stop sending, keep the configuration). */
+  setUp?(up: boolean): void;
 }
 
 /** Dependencies of {@link WgEdge}. */
@@ -56,16 +69,25 @@ export interface EdgeStats {
   tunDropped: number;
   /** Inputs the device threw on (a device bug: dropped and logged, never fatal). */
   deviceErrors: number;
+  /** TUN reads that failed (one packet lost each; reading goes on). */
+  tunReadErrors: number;
+  /** Times the device was taken down / brought up with the link. */
+  linkDowns: number;
+  linkUps: number;
 }
 
 /** The running edge. */
 export class WgEdge {
   /** Counters. */
-  readonly stats: EdgeStats = { udpDropped: 0, tunDropped: 0, deviceErrors: 0 };
+  readonly stats: EdgeStats = { udpDropped: 0, tunDropped: 0, deviceErrors: 0, tunReadErrors: 0, linkDowns: 0, linkUps: 0 };
   #udp: BatchUdpSocket | null = null;
   #fwmark = 0;
   #timer: NodeJS.Timeout | null = null;
-  #mtuTimer: NodeJS.Timeout | null = null;
+  #linkTimer: NodeJS.Timeout | null = null;
+  /** What the device was last told: the link is up. */
+  #linkUp = true;
+  /** "where errno" pairs already logged (each kind of I/O error is logged once). */
+  readonly #logged = new Set<string>();
   #timerAt = Infinity;
   #closed = false;
   #lastRec = new Uint8Array(ADDR_RECORD_BYTES);
@@ -76,18 +98,37 @@ export class WgEdge {
 
   constructor(private readonly d: EdgeDeps) {}
 
-  /** Binds UDP on `port` (0 = random), starts the TUN and UDP readers and the timer. */
+  /**
+   * Binds UDP on `port` (0 = random), tells the device its port and the link state,
+   * starts the TUN and UDP readers, the timer and the link watch (1 s).
+   */
   start(port = 0): void {
     this.#rebind(port);
-    // Follow `ip link set mtu` (wireguard-go watches netlink for this; polling is enough).
-    this.#mtuTimer = setInterval(() => this.#syncMtu(), 2_000);
-    this.#mtuTimer.unref();
+    this.d.device.applyConfig({ listenPort: this.port, replacePeers: false, peers: [] });
+    // Follow `ip link set up/down` and `ip link set mtu` wherever the link is (wireguard-go
+    // watches netlink, which cannot see a link moved to another namespace): polling.
+    this.#linkTimer = setInterval(() => {
+      this.#syncLink();
+      this.#syncMtu();
+      this.#flush();
+    }, 1_000);
+    this.#linkTimer.unref();
     this.#syncMtu();
+    this.#syncLink();
     this.d.tun.start({
       onPackets: (b) => this.#onTun(b),
       onError: (e) => this.#fatal(e),
+      onReadError: (e) => {
+        this.stats.tunReadErrors++;
+        this.#logOnce("TUN read", e.syscallCode ?? e.code, "packet lost");
+      },
     });
     this.#flush();
+  }
+
+  /** The link state as the device sees it (true = up). */
+  get linkUp(): boolean {
+    return this.#linkUp;
   }
 
   /** The UDP port bound now (0 if none). */
@@ -147,6 +188,49 @@ export class WgEdge {
     if ((n & (n - 1)) === 0) this.d.log.error(`device ${where} threw (${n} so far): ${(e as Error).stack ?? String(e)}`);
   }
 
+  /** Logs the first I/O error of each kind (`where` + errno), then only counts. */
+  #logOnce(where: string, errno: string, what: string): void {
+    const key = `${where} ${errno}`;
+    if (this.#logged.has(key)) return;
+    this.#logged.add(key);
+    this.d.log.error(`${where} failed (${errno}): ${what}; further ${where} ${errno} errors are only counted`);
+  }
+
+  /**
+   * Reads the link state through the TUN fd and brings the device up or down with it.
+   * Unknown (old kernel) counts as up. Deletion is fatal (ERR_TUN_GONE).
+   */
+  #syncLink(): void {
+    if (this.#closed) return;
+    let up: boolean | undefined;
+    try {
+      up = this.d.tun.linkUp();
+    } catch (e) {
+      const err = e as TunError;
+      if (err.code === "ERR_TUN_GONE") {
+        this.#fatal(err);
+        return;
+      }
+      this.#logOnce("link state", err.syscallCode ?? err.code ?? "error", "treating the link as up");
+      up = undefined;
+    }
+    const now = up ?? true;
+    if (now === this.#linkUp) return;
+    this.#linkUp = now;
+    if (now) this.stats.linkUps++;
+    else this.stats.linkDowns++;
+    this.d.log.info(
+      now
+        ? `Interface ${this.d.tun.name} is up: device up`
+        : `Interface ${this.d.tun.name} is down: device down (sessions dropped, configuration kept)`,
+    );
+    try {
+      this.d.device.setUp?.(now);
+    } catch (e) {
+      this.#deviceError("setUp", e);
+    }
+  }
+
   #syncMtu(): void {
     if (this.d.device.mtu === undefined) return;
     try {
@@ -161,6 +245,8 @@ export class WgEdge {
   }
 
   #onTun(b: PacketBatch): void {
+    // Packets only come from an up link: catch up before the device would drop them.
+    if (!this.#linkUp) this.#syncLink();
     // One copy per batch (the read buffer is reused; staged packets must stay valid).
     const n = b.count;
     const end = b.offsets[n - 1]! + b.lengths[n - 1]!;
@@ -202,6 +288,8 @@ export class WgEdge {
   }
 
   #onUdp(b: DatagramBatch): void {
+    // While down the device drops everything: make sure the link has not come up meanwhile.
+    if (!this.#linkUp) this.#syncLink();
     const dev = this.d.device;
     for (let i = 0; i < b.count; i++) {
       const off = b.offsets[i]!;
@@ -227,16 +315,34 @@ export class WgEdge {
         data.push(g.data);
         to.push(g.to);
       }
-      const sent = this.#udp ? this.#udp.send(data, to) : 0;
+      let sent = 0;
+      try {
+        if (this.#udp) {
+          sent = this.#udp.send(data, to);
+          const err = this.#udp.lastSendError;
+          if (err !== undefined) this.#logOnce("UDP send", err, "datagram dropped");
+        }
+      } catch (e) {
+        this.#logOnce("UDP send", (e as TunError).code ?? "error", `${(e as Error).message}; datagrams dropped`);
+      }
       this.stats.udpDropped += dgs.length - sent;
     }
     const pkts = dev.takePackets();
     if (pkts.length > 0) {
+      let written = 0;
+      let err: string | undefined;
       try {
-        this.stats.tunDropped += pkts.length - this.d.tun.write(pkts);
+        written = this.d.tun.write(pkts);
+        err = this.d.tun.lastWriteError;
       } catch (e) {
-        this.#fatal(e as Error);
-        return;
+        err = (e as TunError).code ?? "error";
+      }
+      this.stats.tunDropped += pkts.length - written;
+      if (err !== undefined) {
+        this.#logOnce("TUN write", err, "packet dropped");
+        // EIO: the link is down; follow it now rather than at the next poll.
+        if (err === "EIO") this.#syncLink();
+        if (this.#closed) return;
       }
     }
     this.#schedule();
@@ -295,7 +401,7 @@ export class WgEdge {
     }
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
-    if (this.#mtuTimer) clearInterval(this.#mtuTimer);
+    if (this.#linkTimer) clearInterval(this.#linkTimer);
     this.#udp?.close();
     this.d.tun.close();
   }

@@ -10,8 +10,13 @@
  * Differences: the daemon child reports readiness (or its setup error, exit 1) to the
  * parent, so failures are visible to the caller; bad flags exit 2 with a message; the
  * UDP socket (one dual-stack socket) is bound at start on a random port, not when the
- * link goes up, and the device does not follow the link's up/down state (WG_TUN_FD /
- * WG_UAPI_FD inheritance is not supported). The interface MTU is polled every 2 s.
+ * link goes up, and stays bound while the link is down (WG_TUN_FD / WG_UAPI_FD
+ * inheritance is not supported). The device follows the link's up/down state (down:
+ * sessions dropped, nothing sent, configuration kept), polled every second through the
+ * TUN fd, so also in another namespace, where wireguard-go's netlink watch cannot see
+ * it; the interface MTU is polled with it. A packet the kernel refuses (TUN write EIO
+ * while down, UDP send ENETUNREACH, ...) is dropped, counted and logged once: only the
+ * interface's deletion ends the daemon.
  */
 import { parseArgs } from "./args.js";
 import { readinessFromEnv, spawnDaemon } from "./daemonize.js";

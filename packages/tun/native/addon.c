@@ -77,6 +77,10 @@ int arg_u32s(napi_env env, napi_value v, uint32_t **data, size_t *len, const cha
   return arg_typed(env, v, napi_uint32_array, (void **)data, len, name, "Uint32Array");
 }
 
+int arg_i32s(napi_env env, napi_value v, int32_t **data, size_t *len, const char *name) {
+  return arg_typed(env, v, napi_int32_array, (void **)data, len, name, "Int32Array");
+}
+
 int wait_writable(int fd, int timeout_ms) {
   struct pollfd p = {.fd = fd, .events = POLLOUT};
   int r;
@@ -103,6 +107,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"linkGetMtu", NULL, js_link_get_mtu, NULL, NULL, NULL, napi_default, NULL},
       {"linkIndex", NULL, js_link_index, NULL, NULL, NULL, napi_default, NULL},
       {"writePackets", NULL, js_write_packets, NULL, NULL, NULL, napi_default, NULL},
+      {"tunLinkUp", NULL, js_tun_link_up, NULL, NULL, NULL, napi_default, NULL},
       {"closeFd", NULL, js_close_fd, NULL, NULL, NULL, napi_default, NULL},
       {"udpOpen", NULL, js_udp_open, NULL, NULL, NULL, napi_default, NULL},
       {"udpSetMark", NULL, js_udp_set_mark, NULL, NULL, NULL, napi_default, NULL},

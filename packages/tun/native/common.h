@@ -37,6 +37,7 @@ int arg_int32(napi_env env, napi_value v, int32_t *out, const char *name);
 int arg_u32(napi_env env, napi_value v, uint32_t *out, const char *name);
 int arg_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len, const char *name);
 int arg_u32s(napi_env env, napi_value v, uint32_t **data, size_t *len, const char *name);
+int arg_i32s(napi_env env, napi_value v, int32_t **data, size_t *len, const char *name);
 
 /* TUN: open/configure. */
 napi_value js_tun_open(napi_env env, napi_callback_info info);
@@ -44,6 +45,7 @@ napi_value js_link_set_mtu(napi_env env, napi_callback_info info);
 napi_value js_link_get_mtu(napi_env env, napi_callback_info info);
 napi_value js_link_index(napi_env env, napi_callback_info info);
 napi_value js_write_packets(napi_env env, napi_callback_info info);
+napi_value js_tun_link_up(napi_env env, napi_callback_info info);
 napi_value js_close_fd(napi_env env, napi_callback_info info);
 
 /* UDP: open/bind, mark, batched send. */
@@ -55,8 +57,9 @@ napi_value js_udp_send(napi_env env, napi_callback_info info);
 napi_value js_reader_start(napi_env env, napi_callback_info info);
 napi_value js_reader_stop(napi_env env, napi_callback_info info);
 
-/* vnet.c: writes a batch to an IFF_VNET_HDR TUN with TCP coalescing; count or -errno. */
-int tun_write_vnet(int fd, uint8_t *const *pkts, const size_t *lens, uint32_t n);
+/* vnet.c: writes a batch to an IFF_VNET_HDR TUN with TCP coalescing; count written or
+ * -ENOMEM; the errno of the first refused write goes to *first_err (left alone if none). */
+int tun_write_vnet(int fd, uint8_t *const *pkts, const size_t *lens, uint32_t n, int *first_err);
 
 /* vnet.c: splits one virtio-net-framed TUN read into plain packets; returns the new count. */
 uint32_t vnet_split(const uint8_t *in, size_t len, uint8_t *out, size_t cap, size_t *off, uint32_t *offs, uint32_t *lens,

@@ -2,8 +2,10 @@
  * Batched readers on the JS thread: uv_poll on a non-blocking fd; when readable, read up
  * to maxBatch packets (read() for TUN, recvmmsg() for UDP) into JS-owned buffers and make
  * ONE JS callback `cb(count, errno)` per batch. The buffers are reused for the next batch,
- * so JS must consume (or copy) them before returning. errno != 0 means the reader stopped
- * for good (e.g. EBADFD when the TUN interface was deleted).
+ * so JS must consume (or copy) them before returning. `cb(count, errno, fatal)`: errno != 0
+ * with fatal = true means the reader stopped for good (EBADFD when the TUN interface was
+ * deleted, a poll error); with fatal = false, one read failed (that packet is lost) and
+ * reading goes on.
  */
 #define _GNU_SOURCE
 #include "common.h"
@@ -34,6 +36,7 @@ typedef struct {
   char *ctl; /* per-message control buffers (UDP GRO segment size) */
   uint8_t *scratch; /* one raw TUN read (vnet mode) */
   int fd, kind, stopped;
+  uint32_t errs_in_row; /* consecutive polls that read nothing but an error */
   struct mmsghdr *msgs;
   struct iovec *iovs;
   struct sockaddr_in6 *names;
@@ -63,16 +66,17 @@ static void release(reader_t *r) {
   uv_close((uv_handle_t *)&r->poll, on_closed);
 }
 
-static void call_js(reader_t *r, int count, int err) {
+static void call_js(reader_t *r, int count, int err, int fatal) {
   napi_env env = r->env;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
-  napi_value cb, recv, argv[2];
+  napi_value cb, recv, argv[3];
   napi_get_reference_value(env, r->cb, &cb);
   napi_get_global(env, &recv);
   napi_create_int32(env, count, &argv[0]);
   napi_create_int32(env, err, &argv[1]);
-  napi_status s = napi_make_callback(env, r->actx, recv, cb, 2, argv, NULL);
+  napi_get_boolean(env, fatal != 0, &argv[2]);
+  napi_status s = napi_make_callback(env, r->actx, recv, cb, 3, argv, NULL);
   if (s == napi_pending_exception) {
     napi_value exc;
     napi_get_and_clear_last_exception(env, &exc);
@@ -193,12 +197,21 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   if (r->stopped) return;
   int err = 0;
   int n = r->kind == KIND_UDP ? read_udp(r, &err) : r->kind == KIND_TUN_VNET ? read_tun_vnet(r, &err) : read_tun(r, &err);
-  if (status < 0 && n == 0 && err == 0 && r->kind != KIND_UDP) err = EIO;
-  if (n > 0) call_js(r, n, 0);
+  int fatal = 0;
+  if (status < 0) { /* poll error (libuv stops the handle) */
+    if (err == 0) err = EIO;
+    fatal = 1;
+  }
+  /* The interface is gone (EBADFD) or the fd is: stop. Any other errno costs one packet. */
+  if (err == EBADFD || err == EBADF || err == ENODEV) fatal = 1;
+  /* A failure that never clears (nothing read for 10000 polls in a row) would spin: stop. */
+  if (err && n == 0 && ++r->errs_in_row >= 10000) fatal = 1;
+  if (n > 0 || !err) r->errs_in_row = 0;
+  if (n > 0) call_js(r, n, 0, 0);
   if (err && !r->stopped) {
-    uv_poll_stop(&r->poll);
-    call_js(r, 0, err);
-    /* JS is expected to call readerStop; stop polling regardless. */
+    if (fatal) uv_poll_stop(&r->poll);
+    call_js(r, 0, err, fatal);
+    /* After a fatal error JS is expected to call readerStop; polling is stopped regardless. */
   }
 }
 

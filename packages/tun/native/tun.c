@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sched.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int arg_ifname(napi_env env, napi_value v, char out[IFNAMSIZ]) {
@@ -137,17 +139,19 @@ napi_value js_link_index(napi_env env, napi_callback_info info) {
 }
 
 /*
- * writePackets(fd, packets: Uint8Array[], count?, vnet?) -> number written. Plain mode:
- * one write() per packet; EAGAIN waits up to 2 ms for POLLOUT once, then the rest of the
- * batch is dropped. vnet mode (fd opened with IFF_VNET_HDR): see vnet.c (TCP segments
- * coalesced into GSO super-packets). Unrecoverable errors (EBADFD, EIO: interface gone)
- * throw if nothing was written yet; a packet the kernel rejects (EINVAL) is dropped.
+ * writePackets(fd, packets: Uint8Array[], count?, vnet?, err?: Int32Array) -> number written.
+ * Plain mode: one write() per packet; EAGAIN waits up to 2 ms for POLLOUT once, then the
+ * rest of the batch is dropped. vnet mode (fd opened with IFF_VNET_HDR): see vnet.c (TCP
+ * segments coalesced into GSO super-packets). A packet the kernel refuses (EIO while the
+ * link is down, EINVAL, ENOBUFS, EBADFD once the interface is gone, ...) is dropped and
+ * the rest of the batch still goes out: no errno ever throws (the reader reports a deleted
+ * interface). err[0], when given, receives the errno of the first refused packet (0: none).
  */
 napi_value js_write_packets(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 2) return throw_type(env, "writePackets(fd, packets, count, vnet)");
+  if (argc < 2) return throw_type(env, "writePackets(fd, packets, count, vnet, err)");
   int32_t fd;
   if (arg_int32(env, argv[0], &fd, "fd")) return NULL;
   uint32_t n;
@@ -163,6 +167,18 @@ napi_value js_write_packets(napi_env env, napi_callback_info info) {
   }
   bool vnet = false;
   if (argc >= 4) napi_get_value_bool(env, argv[3], &vnet);
+  int32_t *err_out = NULL;
+  if (argc >= 5) {
+    napi_valuetype t;
+    napi_typeof(env, argv[4], &t);
+    if (t != napi_undefined && t != napi_null) {
+      size_t el = 0;
+      if (arg_i32s(env, argv[4], &err_out, &el, "err")) return NULL;
+      if (el < 1) return throw_type(env, "err must hold at least 1 element");
+      err_out[0] = 0;
+    }
+  }
+  int first_err = 0;
   napi_value r;
   if (vnet) {
     uint8_t **ptrs = malloc(sizeof(uint8_t *) * (n ? n : 1));
@@ -179,9 +195,10 @@ napi_value js_write_packets(napi_env env, napi_callback_info info) {
         return NULL;
       }
     }
-    int w = tun_write_vnet(fd, ptrs, lens, n);
+    int w = tun_write_vnet(fd, ptrs, lens, n, &first_err);
     free(ptrs), free(lens);
     if (w < 0) return throw_errno(env, "write", -w);
+    if (err_out) err_out[0] = first_err;
     napi_create_uint32(env, (uint32_t)w, &r);
     return r;
   }
@@ -205,11 +222,66 @@ napi_value js_write_packets(napi_env env, napi_callback_info info) {
         if (wait_writable(fd, 2)) continue;
       }
       if (errno == EAGAIN) goto done;
-      if (written == 0 && (errno == EBADFD || errno == EBADF || errno == EIO)) return throw_errno(env, "write", errno);
-      break;
+      if (first_err == 0) first_err = errno;
+      break; /* refused: dropped */
     }
   }
 done:
+  if (err_out) err_out[0] = first_err;
   napi_create_uint32(env, written, &r);
+  return r;
+}
+
+/*
+ * tunLinkUp(fd) -> 1 (IFF_UP), 0 (down) or -1 (unknown). The interface is found through
+ * the fd, wherever it is now: its current name (TUNGETIFF) looked up with SIOCGIFFLAGS in
+ * its current network namespace (TUNGETDEVNETNS, Linux >= 5.3; the calling thread enters
+ * that namespace only to create the ioctl socket and returns at once). A link moved to
+ * another namespace cannot be watched with netlink from ours, and a zero-length write no
+ * longer tells (since Linux 5.0 the kernel checks the packet before IFF_UP: always EINVAL).
+ * Throws EBADFD when the interface was deleted. Unknown = no way to ask (old kernel, no
+ * CAP_SYS_ADMIN for setns).
+ */
+napi_value js_tun_link_up(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  if (argc < 1 || arg_int32(env, argv[0], &fd, "fd")) return NULL;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  if (ioctl(fd, TUNGETIFF, &ifr) < 0) return throw_errno(env, "TUNGETIFF", errno);
+  char name[IFNAMSIZ];
+  memcpy(name, ifr.ifr_name, IFNAMSIZ);
+  name[IFNAMSIZ - 1] = 0;
+  int s = -1;
+  int devns = ioctl(fd, TUNGETDEVNETNS);
+  if (devns >= 0) {
+    int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    struct stat a, b;
+    if (self >= 0 && fstat(devns, &a) == 0 && fstat(self, &b) == 0) {
+      if (a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+        s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      } else if (setns(devns, CLONE_NEWNET) == 0) {
+        s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (setns(self, CLONE_NEWNET) != 0) {
+          /* Cannot happen for a process that could enter: never keep running elsewhere. */
+          abort();
+        }
+      }
+    }
+    if (self >= 0) close(self);
+    close(devns);
+  }
+  int result = -1;
+  if (s < 0 && devns < 0) s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0); /* old kernel: our namespace */
+  if (s >= 0) {
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, name, IFNAMSIZ);
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) result = (ifr.ifr_flags & IFF_UP) ? 1 : 0;
+    close(s);
+  }
+  napi_value r;
+  napi_create_int32(env, result, &r);
   return r;
 }

@@ -261,11 +261,13 @@ static int src_refused(int err) { return err == EINVAL || err == ENETUNREACH || 
  * kernel refuses the source (EINVAL, ENETUNREACH, EADDRNOTAVAIL: the address is gone), the
  * message is resent without it and REC_SRC_REFUSED is set in the flags of its records, so the
  * caller can forget that source. Messages go out with sendmmsg in chunks of 64. EAGAIN waits
- * up to 2 ms once, then the rest is dropped (the caller counts count - sent).
+ * up to 2 ms once, then the rest is dropped (the caller counts count - sent). Any other
+ * refusal (ENETUNREACH, EMSGSIZE, ENOBUFS, EPERM, ...) drops that message and the rest still
+ * goes out; err[0] (optional Int32Array) receives the errno of the first one (0: none).
  */
 napi_value js_udp_send(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 7;
+  napi_value argv[7];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 5) return throw_type(env, "udpSend(fd, sockV6, datagrams, addrs, count, gso)");
   int32_t fd;
@@ -279,6 +281,17 @@ napi_value js_udp_send(napi_env env, napi_callback_info info) {
   if (arg_u32(env, argv[4], &count, "count")) return NULL;
   if (argc >= 6) napi_get_value_bool(env, argv[5], &gso);
   if ((size_t)count * ADDR_REC > alen) return throw_type(env, "addrs too short for count");
+  int32_t *err_out = NULL;
+  if (argc >= 7) {
+    napi_valuetype t;
+    napi_typeof(env, argv[6], &t);
+    if (t != napi_undefined && t != napi_null) {
+      size_t el = 0;
+      if (arg_i32s(env, argv[6], &err_out, &el, "err")) return NULL;
+      if (el < 1) return throw_type(env, "err must hold at least 1 element");
+    }
+  }
+  int first_err = 0;
 
   struct mmsghdr msgs[SEND_BATCH];
   struct iovec iovs[SEND_BATCH];
@@ -370,6 +383,7 @@ napi_value js_udp_send(napi_env env, napi_callback_info info) {
         continue;
       }
       /* msgs[off] failed. A GSO message is retried datagram by datagram; others dropped. */
+      if (first_err == 0 && segs[off] == 1) first_err = err;
       if (segs[off] > 1) {
         struct msghdr one = *m;
         send_ctl_t c1;
@@ -380,12 +394,14 @@ napi_value js_udp_send(napi_env env, napi_callback_info info) {
           int s1 = send_one(fd, &one, &waited);
           if (s1 == 0) goto done;
           if (s1 > 0) sent++;
+          else if (first_err == 0) first_err = -s1;
         }
       }
       off++;
     }
   }
 done:;
+  if (err_out) err_out[0] = first_err;
   napi_value res;
   napi_create_uint32(env, sent, &res);
   return res;

@@ -113,10 +113,11 @@ static int write_iov(int fd, struct iovec *iov, int n, int *waited) {
 
 /*
  * Writes n packets to a TUN fd opened with IFF_VNET_HDR, coalescing TCP. Returns the
- * number of input packets written (a super-packet counts its segments), or -errno if
- * the device failed before anything was written.
+ * number of input packets written (a super-packet counts its segments), or -ENOMEM.
+ * A write the kernel refuses (EIO: link down, EINVAL, EBADFD: interface gone, ...) drops
+ * that packet (or super-packet) and goes on; the first such errno goes to *first_err.
  */
-int tun_write_vnet(int fd, uint8_t *const *pkts, const size_t *lens, uint32_t n) {
+int tun_write_vnet(int fd, uint8_t *const *pkts, const size_t *lens, uint32_t n, int *first_err) {
   group_t *groups = malloc(sizeof(group_t) * (n ? n : 1));
   uint32_t *link = malloc(sizeof(uint32_t) * (n ? n : 1));
   if (!groups || !link) {
@@ -171,7 +172,7 @@ int tun_write_vnet(int fd, uint8_t *const *pkts, const size_t *lens, uint32_t n)
   next:;
   }
 
-  int written = 0, waited = 0, err = 0;
+  int written = 0, waited = 0;
   struct iovec iov[MAX_SEGS + 2];
   uint8_t hbuf[120]; /* IPv6 40 + TCP max 60 */
   for (uint32_t k = 0; k < ng; k++) {
@@ -223,17 +224,14 @@ int tun_write_vnet(int fd, uint8_t *const *pkts, const size_t *lens, uint32_t n)
     int r = write_iov(fd, iov, niov, &waited);
     if (r == 0) break; /* queue full: drop the rest */
     if (r < 0) {
-      if (written == 0 && (r == -EBADFD || r == -EBADF || r == -EIO)) {
-        err = r;
-        break;
-      }
-      continue; /* rejected packet: dropped */
+      if (*first_err == 0) *first_err = -r;
+      continue; /* refused: dropped */
     }
     written += (int)g->nseg;
   }
   free(groups);
   free(link);
-  return err ? err : written;
+  return written;
 }
 
 /* Completes a partial checksum: the field at start+offset holds the pseudo-header sum. */

@@ -14,11 +14,15 @@ export interface NativeAddon {
   linkSetMtu(name: string, mtu: number): void;
   linkGetMtu(name: string): number;
   linkIndex(name: string): number;
-  writePackets(fd: number, packets: readonly Uint8Array[], count: number, vnet: boolean): number;
+  /** Never throws for an errno: refused packets are dropped; err[0] gets the first errno (0: none). */
+  writePackets(fd: number, packets: readonly Uint8Array[], count: number, vnet: boolean, err?: Int32Array): number;
+  /** 1 = IFF_UP, 0 = down, -1 = cannot tell; throws (code EBADFD) once the interface is deleted. */
+  tunLinkUp(fd: number): number;
   closeFd(fd: number): void;
   udpOpen(port: number, ipv6: boolean): { fd: number; port: number; family: 4 | 6; gro: boolean };
   udpSetMark(fd: number, mark: number): void;
-  udpSend(fd: number, sockV6: boolean, datagrams: readonly Uint8Array[], addrs: Uint8Array, count: number, gso: boolean): number;
+  /** Refused datagrams are dropped; err[0] gets the errno of the first (0: none). */
+  udpSend(fd: number, sockV6: boolean, datagrams: readonly Uint8Array[], addrs: Uint8Array, count: number, gso: boolean, err?: Int32Array): number;
   readerStart(
     kind: 0 | 1 | 2,
     fd: number,
@@ -28,7 +32,8 @@ export interface NativeAddon {
     addrs: Uint8Array | null,
     maxBatch: number,
     slot: number,
-    cb: (count: number, errno: number) => void,
+    /** errno != 0: `fatal` = the reader stopped for good; otherwise one read failed and reading goes on. */
+    cb: (count: number, errno: number, fatal: boolean) => void,
   ): ReaderHandle;
   readerStop(handle: ReaderHandle): void;
 }

@@ -34,6 +34,11 @@ export interface TunHandlers {
   onPackets(batch: PacketBatch): void;
   /** Reading stopped for good: `ERR_TUN_GONE` when the interface was deleted. */
   onError(err: TunError): void;
+  /**
+   * One read failed (that packet is lost, counted in `stats.rxErrors`) and reading goes on:
+   * `ERR_TUN_READ` with the errno name in `syscallCode`.
+   */
+  onReadError?(err: TunError): void;
 }
 
 /** Counters of a TUN device. */
@@ -46,6 +51,8 @@ export interface TunStats {
   txPackets: number;
   /** Packets dropped on write (queue full or rejected by the kernel). */
   txDropped: number;
+  /** Reads that failed without stopping the reader (each one lost packet). */
+  rxErrors: number;
 }
 
 const SLOT = 65_536;
@@ -56,7 +63,14 @@ const VNET_SLOT = 65_536 + 8_192;
 /** An open TUN interface. Create with {@link TunDevice.open}. */
 export class TunDevice {
   /** Counters. */
-  readonly stats: TunStats = { rxPackets: 0, rxBatches: 0, txPackets: 0, txDropped: 0 };
+  readonly stats: TunStats = { rxPackets: 0, rxBatches: 0, txPackets: 0, txDropped: 0, rxErrors: 0 };
+  /**
+   * errno name of the first packet the kernel refused in the most recent `write()` call
+   * (EIO while the link is down, EINVAL, ENOBUFS, EBADFD once the interface is gone, ...),
+   * undefined if it refused none. Refused packets are dropped and counted in `stats.txDropped`.
+   */
+  lastWriteError: string | undefined = undefined;
+  readonly #err = new Int32Array(1);
   #reader: ReaderHandle | null = null;
   #closed = false;
   readonly #maxBatch: number;
@@ -127,8 +141,14 @@ export class TunDevice {
     const offsets = new Uint32Array(maxOut);
     const lengths = new Uint32Array(maxOut);
     const batch = { buffer, offsets, lengths, count: 0 };
-    this.#reader = this.native.readerStart(this.vnetHdr ? 2 : 0, this.fd, buffer, offsets, lengths, null, this.#maxBatch, slot, (count, errno) => {
+    this.#reader = this.native.readerStart(this.vnetHdr ? 2 : 0, this.fd, buffer, offsets, lengths, null, this.#maxBatch, slot, (count, errno, fatal) => {
       if (errno !== 0) {
+        if (!fatal) {
+          this.stats.rxErrors++;
+          const name = errnoName(errno);
+          h.onReadError?.(new TunError("ERR_TUN_READ", `reading TUN interface "${this.name}" failed (${name}): packet lost`, name));
+          return;
+        }
         this.#stopReader();
         h.onError(this.#readError(errno));
         return;
@@ -164,20 +184,46 @@ export class TunDevice {
 
   /**
    * Writes packets (one write() each; with vnetHdr, in-order TCP segments of one flow
-   * are merged into one GSO write) and returns how many the kernel took.
+   * are merged into one GSO write) and returns how many the kernel took. A packet the
+   * kernel refuses is dropped and the rest still go out: no errno throws (see
+   * `lastWriteError`); a deleted interface is reported by the reader. Throws TunError
+   * ERR_CLOSED after close().
    */
   write(packets: readonly Uint8Array[], count = packets.length): number {
     if (this.#closed) throw new TunError("ERR_CLOSED", "TUN device is closed");
+    this.lastWriteError = undefined;
     if (count === 0) return 0;
     let n: number;
+    const err = this.#err;
     try {
-      n = this.native.writePackets(this.fd, packets, count, this.vnetHdr);
+      n = this.native.writePackets(this.fd, packets, count, this.vnetHdr, err);
     } catch (e) {
       throw wrapNative("ERR_TUN_WRITE", `writing to TUN interface "${this.name}"`, e);
     }
+    if (err[0] !== 0) this.lastWriteError = errnoName(err[0]!);
     this.stats.txPackets += n;
     this.stats.txDropped += count - n;
     return n;
+  }
+
+  /**
+   * Whether the interface is administratively up (IFF_UP), wherever it is now: the fd
+   * names it even after `ip link set IF netns OTHER` or a rename. Undefined when the
+   * kernel cannot tell (before Linux 5.3, or without CAP_SYS_ADMIN to enter the
+   * interface's namespace). Throws TunError ERR_TUN_GONE once the interface was deleted,
+   * ERR_CLOSED after close().
+   */
+  linkUp(): boolean | undefined {
+    if (this.#closed) throw new TunError("ERR_CLOSED", "TUN device is closed");
+    let r: number;
+    try {
+      r = this.native.tunLinkUp(this.fd);
+    } catch (e) {
+      const code = (e as { code?: unknown }).code;
+      if (code === "EBADFD" || code === "EBADF") throw new TunError("ERR_TUN_GONE", `TUN interface "${this.name}" was deleted (${String(code)})`, String(code), e);
+      throw wrapNative("ERR_TUN_READ", `reading the link state of TUN interface "${this.name}"`, e);
+    }
+    return r < 0 ? undefined : r === 1;
   }
 
   /** Stops reading and closes the fd (the kernel deletes a non-persistent interface). Idempotent. */

@@ -70,7 +70,7 @@ export interface UdpBindOptions {
 export interface UdpHandlers {
   /** One call per received batch (GRO super-datagrams arrive already split). */
   onDatagrams(batch: DatagramBatch): void;
-  /** Reading failed for good. */
+  /** Reading failed for good (the socket is broken). Single failed receives are not reported. */
   onError(err: TunError): void;
 }
 
@@ -205,6 +205,13 @@ export class BatchUdpSocket {
   #reader: ReaderHandle | null = null;
   #closed = false;
   #sendAddrs = new Uint8Array(64 * ADDR_RECORD_BYTES);
+  readonly #err = new Int32Array(1);
+  /**
+   * errno name of the first datagram the kernel refused in the most recent `send()` call
+   * (ENETUNREACH, EMSGSIZE, ENOBUFS, EPERM, ...), undefined if it refused none. Refused
+   * datagrams are dropped and counted in `stats.txDropped`; `send()` never throws for them.
+   */
+  lastSendError: string | undefined = undefined;
   /** Encoded records of address objects seen before (callers reuse endpoint objects). */
   #encoded = new WeakMap<UdpAddress, Uint8Array>();
 
@@ -255,8 +262,9 @@ export class BatchUdpSocket {
     const lengths = new Uint32Array(maxOut);
     const addrs = new Uint8Array(maxOut * ADDR_RECORD_BYTES);
     const batch = { buffer, offsets, lengths, addrs, count: 0 };
-    this.#reader = this.native.readerStart(1, this.fd, buffer, offsets, lengths, addrs, this.maxBatch, SLOT, (count, errno) => {
+    this.#reader = this.native.readerStart(1, this.fd, buffer, offsets, lengths, addrs, this.maxBatch, SLOT, (count, errno, fatal) => {
       if (errno !== 0) {
+        if (!fatal) return;
         this.#stopReader();
         const name = errnoName(errno);
         h.onError(new TunError("ERR_TUN_READ", `reading UDP socket failed (${name})`, name));
@@ -300,7 +308,9 @@ export class BatchUdpSocket {
       if (enc[LOCAL] !== 0) anySrc = true;
       rec.set(enc, i * ADDR_RECORD_BYTES);
     }
-    const n = this.native.udpSend(this.fd, this.family === 6, datagrams, rec, count, this.gso);
+    const err = this.#err;
+    const n = this.native.udpSend(this.fd, this.family === 6, datagrams, rec, count, this.gso, err);
+    this.lastSendError = err[0] === 0 ? undefined : errnoName(err[0]!);
     if (anySrc) {
       for (let i = 0; i < count; i++) {
         if ((rec[i * ADDR_RECORD_BYTES + LOCAL + 1]! & SRC_REFUSED) === 0) continue;

@@ -149,6 +149,40 @@ describe.runIf(isRoot)("TunDevice (root, private netns)", () => {
     tun.close();
   });
 
+  it("linkUp() follows the link wherever it is; a write to a down or deleted link drops, never throws", () => {
+    const tun = setup("l");
+    const ns2 = `ltun2-${process.pid}`;
+    ip("netns", "add", ns2);
+    const pkt = echoReply(Uint8Array.from([0x45, 0, 0, 28, 0, 0, 0, 0, 64, 1, 0, 0, 10, 77, 0, 2, 10, 77, 0, 1, 8, 0, 0, 0, 0, 0, 0, 0]))!;
+    try {
+      expect(tun.linkUp()).toBe(true);
+      expect(tun.write([pkt])).toBe(1);
+      expect(tun.lastWriteError).toBeUndefined();
+      ip("-n", ns, "link", "set", tun.name, "down");
+      expect(tun.linkUp()).toBe(false);
+      // Two packets, both refused (EIO): no throw, both counted as dropped.
+      const dropped = tun.stats.txDropped;
+      expect(tun.write([pkt, pkt])).toBe(0);
+      expect(tun.lastWriteError).toBe("EIO");
+      expect(tun.stats.txDropped).toBe(dropped + 2);
+      // Moved to another namespace (netlink in ours cannot see it there) and renamed.
+      ip("-n", ns, "link", "set", tun.name, "up");
+      ip("-n", ns, "link", "set", tun.name, "netns", ns2);
+      expect(tun.linkUp()).toBe(false);
+      ip("-n", ns2, "link", "set", tun.name, "name", `ltr${process.pid}`.slice(0, 15));
+      ip("-n", ns2, "link", "set", `ltr${process.pid}`.slice(0, 15), "up");
+      expect(tun.linkUp()).toBe(true);
+      expect(tun.write([pkt])).toBe(1);
+      ip("-n", ns2, "link", "del", `ltr${process.pid}`.slice(0, 15));
+      expect(() => tun.linkUp()).toThrow(expect.objectContaining({ code: "ERR_TUN_GONE" }));
+      expect(tun.write([pkt])).toBe(0);
+      expect(tun.lastWriteError).toBe("EBADFD");
+    } finally {
+      tun.close();
+      spawnSync("ip", ["netns", "del", ns2]);
+    }
+  });
+
   it("rejects a bad name with ERR_TUN_OPEN", () => {
     expect(() => TunDevice.open({ name: "x".repeat(16) })).toThrow(TunError);
     try {
