@@ -238,7 +238,7 @@ done:
  * its current network namespace (TUNGETDEVNETNS, Linux >= 5.3; the calling thread enters
  * that namespace only to create the ioctl socket and returns at once). A link moved to
  * another namespace cannot be watched with netlink from ours, and a zero-length write no
- * longer tells (since Linux 5.0 the kernel checks the packet before IFF_UP: always EINVAL).
+ * longer tells (current kernels check the packet before IFF_UP: always EINVAL).
  * Throws EBADFD when the interface was deleted. Unknown = no way to ask (old kernel, no
  * CAP_SYS_ADMIN for setns).
  */
