@@ -46,7 +46,7 @@ lc_alive() {
 	wg show "$LC_A" >/dev/null || { echo "$LC_A's UAPI socket does not answer"; return 1; }
 }
 
-# lc_address NS: gives A's link its address in NS and brings it up.
+# lc_up_in NS: gives A's link its address in NS and brings it up.
 lc_up_in() {
 	ip -n "$1" addr add "$LC_NET.1/24" dev "$LC_A" 2>/dev/null || true
 	ip -n "$1" link set up dev "$LC_A"
