@@ -3,7 +3,7 @@
 // follows wireguard-go, and no handshake or replaced secret stays in memory.
 import { afterEach, describe, expect, test, vi } from "vitest";
 import { clampScalar, x25519PublicKey, type SymmetricState } from "@lattice/crypto";
-import { MAX_SAFE_COUNTER, REKEY_AFTER_TIME, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX, ZERO_KEY_MATERIAL_TIME } from "../src/constants.js";
+import { MAX_SAFE_COUNTER, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX, ZERO_KEY_MATERIAL_TIME } from "../src/constants.js";
 import { Handshake } from "../src/peer.js";
 import { Pair, peerOf, peerUpdate, seededRandom, staticSecretsOf } from "./harness.js";
 
@@ -95,8 +95,7 @@ describe("no stale handshake timer after a configuration change", () => {
       net.advance(1000);
     }
     expect(net.b.received.length).toBe(131);
-    expect(net.count("a", INIT)).toBeGreaterThanOrEqual(2); // rekeyed after REKEY_AFTER_TIME
-    expect(REKEY_AFTER_TIME).toBeLessThan(130_000);
+    expect(net.count("a", INIT)).toBeGreaterThanOrEqual(2); // rekeyed after REKEY_AFTER_TIME (120 s)
     expect(net.b.dev.stats().drops.handshakeDecryptFailed).toBe(0);
   });
 });
