@@ -43,11 +43,30 @@ export interface CreateControlOptions {
   sweepIntervalMs?: number;
   /** Reports errors from background work. */
   onError?: (e: unknown) => void;
+  /** Accept SQLite files that group/others may access (see db/open.ts). */
+  allowInsecurePermissions?: boolean;
+  /** Called when the database lock is lost while running (PostgreSQL connection gone). */
+  onDbLockLost?: (e: Error) => void;
 }
 
-/** Opens the database and builds the services. */
+/**
+ * Opens the database (taking its lock) and builds the services.
+ * @throws {StartupError} when the database cannot be opened; nothing stays open then.
+ */
 export async function createControl(o: CreateControlOptions): Promise<Control> {
-  const db = await openDatabase(o.db);
+  const db = await openDatabase(o.db, {
+    allowInsecurePermissions: o.allowInsecurePermissions ?? false,
+    ...(o.onDbLockLost ? { onLockLost: o.onDbLockLost } : {}),
+  });
+  try {
+    return await buildControl(o, db);
+  } catch (e) {
+    await db.close().catch(() => {});
+    throw e;
+  }
+}
+
+async function buildControl(o: CreateControlOptions, db: Db): Promise<Control> {
   const onError = o.onError ?? (() => {});
   const bus = new ChangeBus(onError);
   const ctx: ServiceContext = {

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { ValidationError } from "./errors.js";
+import { describeSystemError, StartupError, ValidationError } from "./errors.js";
 import { parseDuration } from "./duration.js";
 import { formatZodError } from "./http/json.js";
 
@@ -42,6 +42,8 @@ const FileSchema = z.strictObject({
   /** Comma-separated string or a list of e-mail addresses. */
   oidcAllowedUsers: z.union([z.string(), z.array(z.string())]).optional(),
   oidcOnly: z.boolean().optional(),
+  /** Accept database files that group/others may read (default false: refuse to start). */
+  allowInsecurePermissions: z.boolean().optional(),
 });
 
 /** Raw settings from any source (strings as typed). */
@@ -64,6 +66,8 @@ export interface ServeConfig {
   logLevel: string;
   /** OIDC login, when configured (local accounts stay available unless `only`). */
   oidc: OidcConfig | null;
+  /** Start even when the SQLite files are group/world-accessible (they hold secrets). */
+  allowInsecurePermissions: boolean;
 }
 
 /** Resolved OIDC settings. */
@@ -102,26 +106,30 @@ export const ENV_VARS: Record<string, keyof RawConfig> = {
   LATTICE_CONTROL_OIDC_ALLOWED_DOMAINS: "oidcAllowedDomains",
   LATTICE_CONTROL_OIDC_ALLOWED_USERS: "oidcAllowedUsers",
   LATTICE_CONTROL_OIDC_ONLY: "oidcOnly",
+  LATTICE_CONTROL_ALLOW_INSECURE_PERMISSIONS: "allowInsecurePermissions",
 };
 
-const BOOLEAN_KEYS = new Set<keyof RawConfig>(["tlsSelfSigned", "oidcOnly"]);
+const BOOLEAN_KEYS = new Set<keyof RawConfig>(["tlsSelfSigned", "oidcOnly", "allowInsecurePermissions"]);
 
-/** Reads and validates a JSON config file; errors name the file and the key. */
+/**
+ * Reads and validates a JSON config file.
+ * @throws {StartupError} `config_invalid` naming `--config`, the file and the bad key.
+ */
 export function readConfigFile(path: string): RawConfig {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch (e) {
-    throw new ValidationError(`config file ${path}: ${(e as Error).message}`);
+    throw new StartupError("config_invalid", "--config", path, `cannot read: ${describeSystemError(e)}`);
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (e) {
-    throw new ValidationError(`config file ${path}: not valid JSON: ${(e as Error).message}`);
+    throw new StartupError("config_invalid", "--config", path, `not valid JSON: ${(e as Error).message}`);
   }
   const r = FileSchema.safeParse(value);
-  if (!r.success) throw new ValidationError(`config file ${path}: ${formatZodError(r.error, "config")}`);
+  if (!r.success) throw new StartupError("config_invalid", "--config", path, formatZodError(r.error, "config"));
   return r.data;
 }
 
@@ -200,6 +208,7 @@ export function resolveConfig(...sources: RawConfig[]): ServeConfig {
     derpMapFile: raw.derpMap ?? null,
     logLevel: raw.logLevel ?? "info",
     oidc: resolveOidc(raw),
+    allowInsecurePermissions: raw.allowInsecurePermissions ?? false,
   };
 }
 

@@ -61,3 +61,55 @@ export class PolicyRejectedError extends ControlError {
     this.name = "PolicyRejectedError";
   }
 }
+
+/** Stable codes of {@link StartupError}: which kind of resource could not be opened. */
+export type StartupErrorCode =
+  /** A config file or a file a setting names (e.g. --derp-map) is unreadable or invalid. */
+  | "config_invalid"
+  /** The database (file, directory or PostgreSQL server) cannot be opened or migrated. */
+  | "db_unavailable"
+  /** Another lattice-control holds the database's lock (one server per database). */
+  | "db_locked"
+  /** A secret-holding file is readable or writable by group/others. */
+  | "insecure_permissions"
+  /** The admin socket's path or directory is unusable. */
+  | "socket_unavailable"
+  /** A live server already answers on the admin socket. */
+  | "socket_in_use"
+  /** The HTTP(S) listen address cannot be bound. */
+  | "listen_failed"
+  /** TLS certificate or key unreadable, malformed or not matching. */
+  | "tls_invalid"
+  /** OIDC discovery at the issuer failed. */
+  | "oidc_unavailable";
+
+/**
+ * `serve` could not open a resource it was asked to open. The message is one line,
+ * `<setting> <value>: <reason>`, e.g. `--db /proc/nope/a.db: cannot create directory
+ * /proc/nope: no such file or directory (ENOENT)`; the program prints it and exits 1.
+ */
+export class StartupError extends ControlError {
+  constructor(
+    code: StartupErrorCode,
+    /** The setting as its command-line flag, e.g. `--db`. */
+    readonly setting: string,
+    /** The setting's value (passwords in URLs redacted). */
+    readonly value: string,
+    reason: string,
+  ) {
+    super(code, `${setting} ${value}: ${reason}`, 500);
+    this.name = "StartupError";
+  }
+}
+
+/**
+ * Describes a Node system error as `what it means (CODE)`, e.g. `no such file or directory
+ * (ENOENT)`, without the syscall and path Node appends (callers name the path themselves).
+ */
+export function describeSystemError(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  // "ENOENT: no such file or directory, mkdir '/x'" or "listen EADDRINUSE: address already in use 127.0.0.1:80"
+  const m = typeof err?.code === "string" ? new RegExp(`^(?:[a-z]+ )?${err.code}: ([^,]+)`).exec(err.message ?? "") : null;
+  if (m) return `${m[1]} (${err.code})`;
+  return err?.code && !String(err.message).includes(err.code) ? `${err.message} (${err.code})` : String(err?.message ?? e);
+}

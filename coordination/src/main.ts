@@ -67,6 +67,7 @@ export function buildProgram(): Command {
     .option("--oidc-allowed-domains <list>", "comma-separated e-mail domains allowed to log in via OIDC")
     .option("--oidc-allowed-users <list>", "comma-separated e-mail addresses allowed to log in via OIDC")
     .option("--oidc-only", "disable the local password login when OIDC is configured")
+    .option("--allow-insecure-permissions", "start even when the SQLite database files are readable by group/others (they hold secrets)")
     .action(async (o, cmd: Command) => {
       const { readConfigFile, readEnv, resolveConfig } = await import("./config.js");
       const configPath = (o.config as string | undefined) ?? process.env.LATTICE_CONTROL_CONFIG;
@@ -89,22 +90,36 @@ export function buildProgram(): Command {
         oidcAllowedDomains: o.oidcAllowedDomains,
         oidcAllowedUsers: o.oidcAllowedUsers,
         oidcOnly: o.oidcOnly,
+        allowInsecurePermissions: o.allowInsecurePermissions,
       };
       const cfg = resolveConfig(file, readEnv(process.env), flags);
       const { serve } = await import("./serve.js");
-      const server = await serve(cfg);
       let stopping = false;
-      const stop = () => {
+      let server: Awaited<ReturnType<typeof serve>> | undefined;
+      const stop = (code: number) => {
         if (stopping) return;
         stopping = true;
-        server.close().then(
-          () => process.exit(0),
+        (server ? server.close() : Promise.resolve()).then(
+          () => process.exit(code),
           () => process.exit(1),
         );
         setTimeout(() => process.exit(1), 5000).unref();
       };
-      process.on("SIGINT", stop);
-      process.on("SIGTERM", stop);
+      try {
+        server = await serve(cfg, console.log, {
+          onFatal: (e) => {
+            process.stderr.write(`error: ${e.message}; stopping (the database lock is gone)\n`);
+            stop(1);
+          },
+        });
+      } catch (e) {
+        // serve() closed whatever it had opened; exit now so nothing half-started lingers.
+        process.stderr.write(`error: ${(e as Error).message}\n`);
+        process.exit(1);
+      }
+      if (stopping) return;
+      process.on("SIGINT", () => stop(0));
+      process.on("SIGTERM", () => stop(0));
     });
 
   // users

@@ -1,6 +1,14 @@
-/** `lattice-control serve`: opens the database, starts the listener and the admin socket. */
+/**
+ * `lattice-control serve`: one startup sequence that opens every resource in order —
+ * DERP map and TLS files, the database (directory, file modes, lock, migrations), the
+ * self-signed certificate, OIDC discovery, the admin socket, and last the HTTP(S)
+ * listener, so nothing is served before everything opened. Any failure is one
+ * {@link StartupError} naming the setting and its value; whatever was opened before is
+ * closed again (lock released, socket removed) before it is thrown.
+ */
 import { readFileSync } from "node:fs";
 import type http from "node:http";
+import { createSecureContext } from "node:tls";
 import { pino } from "pino";
 import { createControl, type Control } from "./app.js";
 import { readDerpMapFile, type ServeConfig } from "./config.js";
@@ -10,6 +18,7 @@ import { selfSignedCert } from "./tls.js";
 import { OidcLogin } from "./http/oidc.js";
 import { mountNodeApi } from "./node-api-mount.js";
 import type { ControlNodeBackend } from "./services/node-backend.js";
+import { describeSystemError, StartupError } from "./errors.js";
 
 /** A running server. */
 export interface RunningServer {
@@ -23,12 +32,103 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Starts the server with a resolved config. */
-export async function serve(cfg: ServeConfig, out: (line: string) => void = console.log): Promise<RunningServer> {
-  const derpMap = cfg.derpMapFile ? (readDerpMapFile(cfg.derpMapFile) as unknown as DERPMap) : undefined;
+/** Options of {@link serve} beyond the config. */
+export interface ServeOptions {
+  /**
+   * Called once when the server can no longer run safely (the PostgreSQL connection
+   * holding the database lock was lost). The caller closes the server and exits ≠ 0.
+   */
+  onFatal?: (e: Error) => void;
+}
+
+/** Closers of what startup has opened so far, run in reverse order on failure. */
+class Opened {
+  private readonly closers: Array<() => Promise<void> | void> = [];
+  add(close: () => Promise<void> | void): void {
+    this.closers.push(close);
+  }
+  async closeAll(): Promise<void> {
+    for (const c of this.closers.reverse()) await Promise.resolve().then(c).catch(() => {});
+  }
+}
+
+function closeServer(s: http.Server): Promise<void> {
+  const closed = new Promise<void>((r) => s.close(() => r()));
+  s.closeAllConnections();
+  return closed;
+}
+
+/** Reads --tls-cert/--tls-key and checks that they parse and belong together. */
+function readTlsFiles(cert: string, key: string): { cert: Buffer; key: Buffer } {
+  const read = (setting: string, path: string) => {
+    try {
+      return readFileSync(path);
+    } catch (e) {
+      throw new StartupError("tls_invalid", setting, path, `cannot read: ${describeSystemError(e)}`);
+    }
+  };
+  const c = read("--tls-cert", cert);
+  const k = read("--tls-key", key);
+  try {
+    createSecureContext({ cert: c });
+  } catch (e) {
+    throw new StartupError("tls_invalid", "--tls-cert", cert, `not a usable PEM certificate: ${(e as Error).message}`);
+  }
+  try {
+    createSecureContext({ key: k });
+  } catch (e) {
+    throw new StartupError("tls_invalid", "--tls-key", key, `not a usable PEM private key: ${(e as Error).message}`);
+  }
+  try {
+    createSecureContext({ cert: c, key: k });
+  } catch (e) {
+    throw new StartupError("tls_invalid", "--tls-key", key, `does not match --tls-cert ${cert}: ${(e as Error).message}`);
+  }
+  return { cert: c, key: k };
+}
+
+/** Binds the main listener; a failure names `--listen`. */
+function listenMain(server: http.Server, host: string, port: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onError = (e: Error) => {
+      const shown = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+      reject(new StartupError("listen_failed", "--listen", shown, `cannot listen: ${describeSystemError(e)}`));
+    };
+    server.once("error", onError);
+    server.listen(port, host, () => {
+      server.off("error", onError);
+      resolve();
+    });
+  });
+}
+
+/**
+ * Starts the server with a resolved config.
+ * @throws {StartupError} when any resource cannot be opened (all opened ones closed again).
+ */
+export async function serve(cfg: ServeConfig, out: (line: string) => void = console.log, so: ServeOptions = {}): Promise<RunningServer> {
+  const opened = new Opened();
+  try {
+    return await start(cfg, out, so, opened);
+  } catch (e) {
+    await opened.closeAll();
+    throw e;
+  }
+}
+
+async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOptions, opened: Opened): Promise<RunningServer> {
+  let derpMap: DERPMap | undefined;
+  if (cfg.derpMapFile) {
+    try {
+      derpMap = readDerpMapFile(cfg.derpMapFile) as unknown as DERPMap;
+    } catch (e) {
+      throw new StartupError("config_invalid", "--derp-map", cfg.derpMapFile, (e as Error).message);
+    }
+  }
+  let tls: { cert: string | Buffer; key: string | Buffer } | undefined;
+  if (cfg.tls && !("selfSigned" in cfg.tls)) tls = readTlsFiles(cfg.tls.cert, cfg.tls.key);
+
   const log = pino({ level: cfg.logLevel }, pino.destination(2));
-  // Background failures are logged, never allowed to take the server down.
-  process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection"));
   const control = await createControl({
     db: cfg.db,
     options: {
@@ -39,20 +139,37 @@ export async function serve(cfg: ServeConfig, out: (line: string) => void = cons
     },
     sweepIntervalMs: cfg.sweepIntervalMs,
     onError: (err) => log.error({ err }, "background task failed"),
+    allowInsecurePermissions: cfg.allowInsecurePermissions,
+    onDbLockLost: (err) => {
+      log.fatal({ err }, "lost the database lock (PostgreSQL connection); stopping");
+      so.onFatal?.(err);
+    },
   });
-  let tls: { cert: string | Buffer; key: string | Buffer } | undefined;
+  opened.add(() => control.close());
+
   if (cfg.tls && "selfSigned" in cfg.tls) tls = await selfSignedCert(control.settings, new URL(cfg.serverUrl).hostname);
-  else if (cfg.tls) tls = { cert: readFileSync(cfg.tls.cert), key: readFileSync(cfg.tls.key) };
-  const preHandlers: Array<(req: http.IncomingMessage, res: http.ServerResponse) => boolean> = [];
   const oidc = cfg.oidc ? new OidcLogin(control, cfg.oidc, cfg.serverUrl) : null;
+  if (oidc) {
+    try {
+      await oidc.ready();
+    } catch (e) {
+      throw new StartupError("oidc_unavailable", "--oidc-issuer", cfg.oidc!.issuer, `discovery failed: ${(e as Error).message}${(e as Error).cause ? ` (${describeSystemError((e as Error).cause)})` : ""}`);
+    }
+  }
+
+  const preHandlers: Array<(req: http.IncomingMessage, res: http.ServerResponse) => boolean> = [];
   const main = createMainServer(control, { tls, log, preHandlers, oidc });
   const nodeApi = await mountNodeApi(main, control, log, derpMap);
+  opened.add(() => nodeApi.close());
   preHandlers.push(nodeApi.handleRequest);
-  await new Promise<void>((resolve, reject) => {
-    main.once("error", reject);
-    main.listen(cfg.listenPort, cfg.listenHost, () => resolve());
-  });
+
   const admin = await listenAdminSocket(control, cfg.socket, log);
+  opened.add(() => closeServer(admin));
+  await listenMain(main, cfg.listenHost, cfg.listenPort);
+  opened.add(() => closeServer(main));
+  // Background failures are logged, never allowed to take the server down.
+  process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection"));
+
   const addr = main.address();
   const port = typeof addr === "object" && addr ? addr.port : cfg.listenPort;
   const scheme = tls ? "https" : "http";
@@ -73,13 +190,7 @@ export async function serve(cfg: ServeConfig, out: (line: string) => void = cons
     backend: nodeApi.backend,
     async close() {
       nodeApi.close();
-      const closed = Promise.all([
-        new Promise<void>((r) => main.close(() => r())),
-        new Promise<void>((r) => admin.close(() => r())),
-      ]);
-      main.closeAllConnections();
-      admin.closeAllConnections();
-      await closed;
+      await Promise.all([closeServer(main), closeServer(admin)]);
       await control.close();
     },
   };

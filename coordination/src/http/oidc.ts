@@ -61,6 +61,16 @@ export class OidcLogin {
     return `Sign in with ${new URL(this.config.issuer).host}`;
   }
 
+  /**
+   * Runs discovery now (at startup: a server configured for OIDC that cannot reach its
+   * issuer refuses to start, as headscale does). Throws the discovery error itself.
+   */
+  async ready(): Promise<void> {
+    const started = this.provider();
+    started.catch(() => {});
+    await this.discovered;
+  }
+
   /** Discovery, done once on first use (and retried after a failure). */
   private provider(): Promise<client.Configuration> {
     if (!this.discovered) {

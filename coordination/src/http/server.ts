@@ -8,11 +8,10 @@
  */
 import http from "node:http";
 import https from "node:https";
-import net from "node:net";
-import { chmodSync, existsSync, mkdirSync, unlinkSync } from "node:fs";
-import { dirname } from "node:path";
+import { chmodSync } from "node:fs";
 import type { Control } from "../app.js";
-import { UnauthorizedError } from "../errors.js";
+import { describeSystemError, StartupError, UnauthorizedError } from "../errors.js";
+import { claimSocketPath } from "../startup/socket.js";
 import { createApiHandler } from "./api.js";
 import { sendError, sendJson } from "./json.js";
 import { createWebHandler } from "./web.js";
@@ -70,7 +69,11 @@ export function createMainServer(control: Control, opts: MainServerOptions): htt
   return server as http.Server;
 }
 
-/** Creates the admin API server on the unix socket `path` and starts listening. */
+/**
+ * Creates the admin API server on the unix socket `path` (mode 0600) and starts listening;
+ * a stale socket file is taken over, a live one refused (startup/socket.ts).
+ * @throws {StartupError} `socket_in_use` / `socket_unavailable` naming `--socket` and the path.
+ */
 export async function listenAdminSocket(control: Control, path: string, log: HttpLog): Promise<http.Server> {
   const api = createApiHandler(control);
   const server = http.createServer((req, res) => {
@@ -85,24 +88,9 @@ export async function listenAdminSocket(control: Control, path: string, log: Htt
       }
     })();
   });
-  const dir = dirname(path);
-  try {
-    if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
-  } catch (e) {
-    throw new Error(`cannot create the admin socket directory ${dir}: ${(e as Error).message} (run as root or pass --socket PATH)`);
-  }
-  if (existsSync(path)) {
-    // Remove a stale socket, but never steal one a live server answers on.
-    const live = await new Promise<boolean>((resolve) => {
-      const s = net.connect(path);
-      s.once("connect", () => (s.destroy(), resolve(true)));
-      s.once("error", () => resolve(false));
-    });
-    if (live) throw new Error(`admin socket ${path} is in use by another running server`);
-    unlinkSync(path);
-  }
+  await claimSocketPath(path);
   await new Promise<void>((resolve, reject) => {
-    server.once("error", (e) => reject(new Error(`cannot listen on the admin socket ${path}: ${e.message} (use --socket PATH)`)));
+    server.once("error", (e: NodeJS.ErrnoException) => reject(new StartupError("socket_unavailable", "--socket", path, `cannot listen: ${describeSystemError(e)}`)));
     const old = process.umask(0o177);
     try {
       server.listen(path, () => resolve());
