@@ -5,7 +5,8 @@ import { openDatabase } from "../dist/db/open.js";
 
 const [db, spec] = process.argv.slice(2);
 const { table, set, where } = JSON.parse(spec);
-const d = await openDatabase(db);
+// Beside the running server: without the one-server-per-database lock it holds.
+const d = await openDatabase(db, { lock: false });
 try {
   const r = await d.kysely.updateTable(table).set(set).where(where[0], "=", where[1]).executeTakeFirst();
   process.stdout.write(`${Number(r.numUpdatedRows)}\n`);

@@ -33,6 +33,11 @@ export interface OpenDatabaseOptions {
   allowInsecurePermissions?: boolean;
   /** Called once when the PostgreSQL lock connection is lost while open. */
   onLockLost?: (e: Error) => void;
+  /**
+   * Take the one-server-per-database lock (default true). Only a tool that works on the
+   * database beside a running server (e.g. the tests' db-update.mjs) passes false.
+   */
+  lock?: boolean;
 }
 
 /** True when the location names a PostgreSQL server. */
@@ -67,7 +72,7 @@ export async function openDatabase(location: string, o: OpenDatabaseOptions = {}
     kind = "postgres";
     // Loaded only when used, so SQLite installs never touch the pg driver.
     const { default: pg } = await import("pg");
-    lock = await lockPostgres(pg, location, shown, o.onLockLost ?? (() => {}));
+    if (o.lock !== false) lock = await lockPostgres(pg, location, shown, o.onLockLost ?? (() => {}));
     // int8 (bigint, count(*)) as JS numbers: our values are millisecond timestamps and counts.
     const types = {
       getTypeParser(oid: number, format?: any) {
@@ -89,8 +94,10 @@ export async function openDatabase(location: string, o: OpenDatabaseOptions = {}
       const ref: SettingRef = { code: "db_unavailable", setting: "--db", value: shown };
       ensureDirectory(dirname(file), ref);
       for (const f of [file, `${file}-wal`, `${file}-shm`, sqliteLockPath(file)]) checkPrivateFile(f, ref, !!o.allowInsecurePermissions);
-      createPrivateFile(sqliteLockPath(file), ref);
-      lock = lockSqlite(sqliteLockPath(file), shown);
+      if (o.lock !== false) {
+        createPrivateFile(sqliteLockPath(file), ref);
+        lock = lockSqlite(sqliteLockPath(file), shown);
+      }
       try {
         createPrivateFile(file, ref);
         try {
@@ -116,7 +123,7 @@ export async function openDatabase(location: string, o: OpenDatabaseOptions = {}
         }
         kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
       } catch (e) {
-        await lock.release();
+        await lock?.release();
         throw e;
       }
     }
