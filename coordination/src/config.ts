@@ -156,16 +156,25 @@ const DerpMapSchema = z.looseObject({
   ),
 });
 
-/** Reads and checks a DERP map file (tailcfg.DERPMap JSON); errors name the file and field. */
+/**
+ * Reads and checks a DERP map file (tailcfg.DERPMap JSON).
+ * @throws {StartupError} `config_invalid` naming `--derp-map`, the file and the bad field.
+ */
 export function readDerpMapFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new StartupError("config_invalid", "--derp-map", path, `cannot read: ${describeSystemError(e)}`);
+  }
   let value: unknown;
   try {
-    value = JSON.parse(readFileSync(path, "utf8"));
+    value = JSON.parse(text);
   } catch (e) {
-    throw new ValidationError(`derpMap ${path}: ${(e as Error).message}`);
+    throw new StartupError("config_invalid", "--derp-map", path, `not valid JSON: ${(e as Error).message}`);
   }
   const r = DerpMapSchema.safeParse(value);
-  if (!r.success) throw new ValidationError(`derpMap ${path}: ${formatZodError(r.error, "derpMap")}`);
+  if (!r.success) throw new StartupError("config_invalid", "--derp-map", path, formatZodError(r.error, "derpMap"));
   return r.data as Record<string, unknown>;
 }
 

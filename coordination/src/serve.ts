@@ -117,18 +117,13 @@ export async function serve(cfg: ServeConfig, out: (line: string) => void = cons
 }
 
 async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOptions, opened: Opened): Promise<RunningServer> {
-  let derpMap: DERPMap | undefined;
-  if (cfg.derpMapFile) {
-    try {
-      derpMap = readDerpMapFile(cfg.derpMapFile) as unknown as DERPMap;
-    } catch (e) {
-      throw new StartupError("config_invalid", "--derp-map", cfg.derpMapFile, (e as Error).message);
-    }
-  }
+  const derpMap = cfg.derpMapFile ? (readDerpMapFile(cfg.derpMapFile) as unknown as DERPMap) : undefined;
   let tls: { cert: string | Buffer; key: string | Buffer } | undefined;
   if (cfg.tls && !("selfSigned" in cfg.tls)) tls = readTlsFiles(cfg.tls.cert, cfg.tls.key);
 
   const log = pino({ level: cfg.logLevel }, pino.destination(2));
+  // Background failures are logged, never allowed to take the server down.
+  process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection"));
   const control = await createControl({
     db: cfg.db,
     options: {
@@ -147,7 +142,14 @@ async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOpt
   });
   opened.add(() => control.close());
 
-  if (cfg.tls && "selfSigned" in cfg.tls) tls = await selfSignedCert(control.settings, new URL(cfg.serverUrl).hostname);
+  if (cfg.tls && "selfSigned" in cfg.tls) {
+    const host = new URL(cfg.serverUrl).hostname;
+    try {
+      tls = await selfSignedCert(control.settings, host);
+    } catch (e) {
+      throw new StartupError("tls_invalid", "--tls-self-signed", `(for ${host})`, `cannot make the certificate: ${(e as Error).message}`);
+    }
+  }
   const oidc = cfg.oidc ? new OidcLogin(control, cfg.oidc, cfg.serverUrl) : null;
   if (oidc) {
     try {
@@ -167,8 +169,6 @@ async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOpt
   opened.add(() => closeServer(admin));
   await listenMain(main, cfg.listenHost, cfg.listenPort);
   opened.add(() => closeServer(main));
-  // Background failures are logged, never allowed to take the server down.
-  process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection"));
 
   const addr = main.address();
   const port = typeof addr === "object" && addr ? addr.port : cfg.listenPort;

@@ -42,7 +42,13 @@ export function probeUnixSocket(path: string, timeoutMs = PROBE_TIMEOUT_MS): Pro
  */
 export async function claimSocketPath(path: string): Promise<void> {
   const ref = { code: "socket_unavailable" as const, setting: "--socket", value: path };
-  ensureDirectory(dirname(path), ref);
+  try {
+    ensureDirectory(dirname(path), ref);
+  } catch (e) {
+    // The default lives under /var/run: say how to run without root.
+    if (e instanceof StartupError && /\(EACCES\)$/.test(e.message)) throw new StartupError(e.code as "socket_unavailable", e.setting, e.value, `${e.message.slice(`${e.setting} ${e.value}: `.length)} (run as root or pass --socket PATH)`);
+    throw e;
+  }
   let st: Stats;
   try {
     st = lstatSync(path);
