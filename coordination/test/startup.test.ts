@@ -89,6 +89,21 @@ describe("serve: a resource that cannot be opened ends startup with one line nam
     expect((await s.cli(["users", "list"])).code).toBe(0);
   });
 
+  it("--socket in a directory the server's user cannot write names --socket and the path", async () => {
+    // Root ignores directory modes: run the server as nobody then (dist must be readable by it).
+    const asRoot = process.getuid?.() === 0;
+    const d = mkdtempSync(join(tmpdir(), "lattice-startup-user-"));
+    chmodSync(d, 0o755);
+    mkdirSync(join(d, "data"), { mode: 0o777 });
+    chmodSync(join(d, "data"), 0o777);
+    mkdirSync(join(d, "run"), { mode: 0o555 });
+    chmodSync(join(d, "run"), 0o555);
+    const sock = join(d, "run", "control.sock");
+    const wrap = asRoot ? ["runuser", "-u", "nobody", "--"] : [];
+    const r = await serveExpectingExit(["--listen", "127.0.0.1:0", "--db", join(d, "data", "x.db"), "--socket", sock], { wrap });
+    expect(failureLine(r)).toBe(`error: --socket ${sock}: cannot listen: permission denied ${sock} (EACCES)`);
+  });
+
   it("--socket naming a regular file is refused and the file is not deleted", async () => {
     const d = fresh();
     const f = join(d, "notes.txt");
