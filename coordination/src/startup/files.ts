@@ -7,7 +7,7 @@
  * Node's own `mkdirSync(..., { recursive: true })` is not used: under /proc it retries
  * forever (mkdir of a missing child answers ENOENT while the parent exists).
  */
-import { closeSync, constants, lstatSync, mkdirSync, openSync, statSync, type Stats } from "node:fs";
+import { closeSync, constants, mkdirSync, openSync, statSync, type Stats } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { describeSystemError, StartupError, type StartupErrorCode } from "../errors.js";
 
@@ -96,19 +96,4 @@ export function checkPrivateFile(file: string, ref: SettingRef, allowInsecure: b
     `${file} holds secrets but has mode ${mode} (group/others may access it); run \`chmod 600 ${file}\` or pass --allow-insecure-permissions`,
     "insecure_permissions",
   );
-}
-
-/** True for a file system error meaning "not there" (the path or a parent is missing). */
-export function isMissing(e: unknown): boolean {
-  return (e as NodeJS.ErrnoException)?.code === "ENOENT";
-}
-
-/** lstat without throwing for a missing path. */
-export function lstatOrNull(path: string): Stats | null {
-  try {
-    return lstatSync(path);
-  } catch (e) {
-    if (isMissing(e)) return null;
-    throw e;
-  }
 }
