@@ -10,6 +10,7 @@ import { z } from "zod";
 import { describeSystemError, StartupError, ValidationError } from "./errors.js";
 import { parseDuration } from "./duration.js";
 import { formatZodError } from "./http/json.js";
+import { LIMIT_ENV_VARS, LimitsFileSchema, resolveListenerLimits, type ListenerLimits } from "./http/limits.js";
 
 /** Default listen address. */
 export const DEFAULT_LISTEN = "0.0.0.0:8080";
@@ -44,6 +45,8 @@ const FileSchema = z.strictObject({
   oidcOnly: z.boolean().optional(),
   /** Accept database files that group/others may read (default false: refuse to start). */
   allowInsecurePermissions: z.boolean().optional(),
+  // Listener timeouts and caps (http/limits.ts).
+  ...LimitsFileSchema.shape,
 });
 
 /** Raw settings from any source (strings as typed). */
@@ -68,6 +71,8 @@ export interface ServeConfig {
   oidc: OidcConfig | null;
   /** Start even when the SQLite files are group/world-accessible (they hold secrets). */
   allowInsecurePermissions: boolean;
+  /** Timeouts and caps of every listener. */
+  limits: ListenerLimits;
 }
 
 /** Resolved OIDC settings. */
@@ -107,6 +112,7 @@ export const ENV_VARS: Record<string, keyof RawConfig> = {
   LATTICE_CONTROL_OIDC_ALLOWED_USERS: "oidcAllowedUsers",
   LATTICE_CONTROL_OIDC_ONLY: "oidcOnly",
   LATTICE_CONTROL_ALLOW_INSECURE_PERMISSIONS: "allowInsecurePermissions",
+  ...LIMIT_ENV_VARS,
 };
 
 const BOOLEAN_KEYS = new Set<keyof RawConfig>(["tlsSelfSigned", "oidcOnly", "allowInsecurePermissions"]);
@@ -218,6 +224,7 @@ export function resolveConfig(...sources: RawConfig[]): ServeConfig {
     logLevel: raw.logLevel ?? "info",
     oidc: resolveOidc(raw),
     allowInsecurePermissions: raw.allowInsecurePermissions ?? false,
+    limits: resolveListenerLimits(raw),
   };
 }
 

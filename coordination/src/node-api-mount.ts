@@ -7,6 +7,7 @@ import type http from "node:http";
 import { noiseKeyPair } from "@lattice/control-client";
 import type { DERPMap } from "@lattice/types";
 import type { Control } from "./app.js";
+import type { ListenerLimits, UpgradeHandler } from "./http/limits.js";
 import { attachNodeApi, type NodeApi } from "./nodeapi/attach.js";
 import { ControlNodeBackend } from "./services/node-backend.js";
 
@@ -14,27 +15,37 @@ import { ControlNodeBackend } from "./services/node-backend.js";
 export interface MountedNodeApi {
   api: NodeApi;
   backend: ControlNodeBackend;
+  /** Handles a control-channel upgrade; false (doing nothing) for other upgrades. */
+  handleUpgrade: UpgradeHandler;
   /** Serves `GET /key`; false for other requests. */
   handleRequest(req: http.IncomingMessage, res: http.ServerResponse): boolean;
   /** Detaches from the server and closes every node stream. */
   close(): void;
 }
 
-/** Attaches the node API to `server`. */
+/**
+ * Builds the node API for `control`. The caller routes requests to `handleRequest` and
+ * upgrades to `handleUpgrade` (the server's upgrade dispatch answers the rest).
+ */
 export async function mountNodeApi(
-  server: http.Server,
   control: Control,
   log: { error(o: unknown, m?: string): void },
   derpMap?: DERPMap,
+  limits?: ListenerLimits,
 ): Promise<MountedNodeApi> {
   const priv = Buffer.from(await control.settings.getOrCreate("noise_private_key", () => control.ctx.random(32).toString("base64url")), "base64url");
   const onError = (err: unknown) => log.error({ err }, "node API error");
   const backend = await ControlNodeBackend.create(control, derpMap ? { onError, derpMap } : { onError });
-  const api = attachNodeApi(server, backend, { serverKey: noiseKeyPair(new Uint8Array(priv)), log: onError });
+  const api = attachNodeApi(null, backend, {
+    serverKey: noiseKeyPair(new Uint8Array(priv)),
+    log: onError,
+    ...(limits ? { idleTimeoutMs: limits.controlIdleTimeoutMs, bodyTimeoutMs: limits.bodyTimeoutMs, maxStreamsPerConnection: limits.maxStreamsPerConnection, refuseGraceMs: limits.headerTimeoutMs } : {}),
+  });
   return {
     api,
     backend,
     handleRequest: (req, res) => api.handleRequest(req, res),
+    handleUpgrade: (req, socket, head) => api.handleUpgrade(req, socket, head),
     close() {
       api.close();
       backend.close();

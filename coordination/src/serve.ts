@@ -14,6 +14,7 @@ import { createControl, type Control } from "./app.js";
 import { readDerpMapFile, type ServeConfig } from "./config.js";
 import type { DERPMap } from "@lattice/types";
 import { createMainServer, listenAdminSocket } from "./http/server.js";
+import { newListenerCounters, type UpgradeHandler } from "./http/limits.js";
 import { selfSignedCert } from "./tls.js";
 import { OidcLogin } from "./http/oidc.js";
 import { mountNodeApi } from "./node-api-mount.js";
@@ -160,12 +161,19 @@ async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOpt
   }
 
   const preHandlers: Array<(req: http.IncomingMessage, res: http.ServerResponse) => boolean> = [];
-  const main = createMainServer(control, { tls, log, preHandlers, oidc });
-  const nodeApi = await mountNodeApi(main, control, log, derpMap);
+  const upgradeHandlers: UpgradeHandler[] = [];
+  const counters = { http: newListenerCounters(), admin: newListenerCounters() };
+  const main = createMainServer(control, { tls, log, preHandlers, oidc, limits: cfg.limits, counters: counters.http, upgradeHandlers });
+  const nodeApi = await mountNodeApi(control, log, derpMap, cfg.limits);
   opened.add(() => nodeApi.close());
   preHandlers.push(nodeApi.handleRequest);
+  upgradeHandlers.push(nodeApi.handleUpgrade);
 
-  const admin = await listenAdminSocket(control, cfg.socket, log);
+  const admin = await listenAdminSocket(control, cfg.socket, log, {
+    limits: cfg.limits,
+    counters: counters.admin,
+    metrics: () => ({ listeners: counters, control: { ...nodeApi.api.counters, activeMapStreams: nodeApi.api.activeStreams() } }),
+  });
   opened.add(() => closeServer(admin));
   await listenMain(main, cfg.listenHost, cfg.listenPort);
   opened.add(() => closeServer(main));

@@ -8,6 +8,7 @@ import type { Control } from "../app.js";
 import { ControlError, NotFoundError } from "../errors.js";
 import { parseDuration } from "../duration.js";
 import { readJson, sendJson } from "./json.js";
+import { decodePathParam } from "./decode.js";
 
 const CreateUser = z.strictObject({
   name: z.string(),
@@ -123,7 +124,7 @@ export function createApiHandler(control: Control): (req: IncomingMessage, res: 
       if (!m) continue;
       pathMatched = true;
       if (r.method !== req.method) continue;
-      const params = m.slice(1).map((p) => decodeURIComponent(p));
+      const params = m.slice(1).map((p, i) => decodePathParam(p, `#${i + 1} of ${path}`));
       const out = await r.handler(req, params);
       sendJson(res, out.status ?? 200, out.body);
       return true;

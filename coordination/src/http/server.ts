@@ -5,6 +5,9 @@
  *
  * Node cannot read the peer uid of a unix socket connection (no SO_PEERCRED API), so
  * the file permissions are the only check; keep the socket's directory private.
+ *
+ * Both listeners take their timeouts and connection caps from one {@link ListenerLimits}
+ * (./limits.ts); every upgrade request that no handler claims is answered 400 and closed.
  */
 import http from "node:http";
 import https from "node:https";
@@ -16,10 +19,26 @@ import { createApiHandler } from "./api.js";
 import { sendError, sendJson } from "./json.js";
 import { createWebHandler } from "./web.js";
 import type { OidcLogin } from "./oidc.js";
+import type { LoginThrottleOptions } from "./login-throttle.js";
+import { requestUrl } from "./decode.js";
+import {
+  DEFAULT_LISTENER_LIMITS,
+  guardListener,
+  httpServerOptions,
+  newListenerCounters,
+  type ListenerCounters,
+  type ListenerLimits,
+  type UpgradeHandler,
+} from "./limits.js";
 
 /** Logger subset used by the servers. */
 export interface HttpLog {
   error(obj: unknown, msg?: string): void;
+  warn?(obj: unknown, msg?: string): void;
+}
+
+function limitsLog(log: HttpLog) {
+  return log.warn ? { warn: (o: unknown, m?: string) => log.warn!(o, m) } : undefined;
 }
 
 /** Options for {@link createMainServer}. */
@@ -33,16 +52,28 @@ export interface MainServerOptions {
   preHandlers?: Array<(req: http.IncomingMessage, res: http.ServerResponse) => boolean>;
   /** OIDC web login, when configured. */
   oidc?: OidcLogin | null | undefined;
+  /** Timeouts and connection caps (default {@link DEFAULT_LISTENER_LIMITS}). */
+  limits?: ListenerLimits | undefined;
+  /** Where refusals are counted (default: a fresh set). */
+  counters?: ListenerCounters | undefined;
+  /**
+   * Upgrade handlers (e.g. the node API's control channel), tried in order; an upgrade
+   * none claims is answered 400 and closed. The array may be filled after creation.
+   */
+  upgradeHandlers?: UpgradeHandler[] | undefined;
+  /** Failed-login throttling (defaults: see login-throttle.ts). */
+  loginThrottle?: Partial<LoginThrottleOptions> | undefined;
 }
 
 /** Creates the public HTTP(S) server (not yet listening). */
 export function createMainServer(control: Control, opts: MainServerOptions): http.Server {
   const api = createApiHandler(control);
-  const web = createWebHandler(control, { secureCookies: !!opts.tls, oidc: opts.oidc });
+  const web = createWebHandler(control, { secureCookies: !!opts.tls, oidc: opts.oidc, loginThrottle: opts.loginThrottle });
+  const limits = opts.limits ?? DEFAULT_LISTENER_LIMITS;
   const handler = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     try {
       for (const h of opts.preHandlers ?? []) if (h(req, res)) return;
-      const url = new URL(req.url ?? "/", "http://localhost");
+      const url = requestUrl(req);
       if (url.pathname === "/health") return sendJson(res, 200, { ok: true });
       if (url.pathname.startsWith("/api/")) {
         const auth = String(req.headers.authorization ?? "");
@@ -57,30 +88,45 @@ export function createMainServer(control: Control, opts: MainServerOptions): htt
       sendError(res, e, (err) => opts.log.error({ err }, "request failed"));
     }
   };
+  const serverOpts = httpServerOptions(limits);
   const server = opts.tls
-    ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, (q, s) => void handler(q, s))
-    : http.createServer((q, s) => void handler(q, s));
-  server.requestTimeout = 60_000;
-  server.headersTimeout = 30_000;
-  server.on("clientError", (_err, socket) => {
-    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
-    else socket.destroy();
+    ? https.createServer({ ...serverOpts, cert: opts.tls.cert, key: opts.tls.key }, (q, s) => void handler(q, s))
+    : http.createServer(serverOpts, (q, s) => void handler(q, s));
+  guardListener(server as http.Server, {
+    limits,
+    counters: opts.counters ?? newListenerCounters(),
+    upgradeHandlers: opts.upgradeHandlers,
+    log: limitsLog(opts.log),
+    name: opts.tls ? "https" : "http",
   });
   return server as http.Server;
 }
 
+/** Options of {@link listenAdminSocket}. */
+export interface AdminSocketOptions {
+  /** Timeouts and connection caps (default {@link DEFAULT_LISTENER_LIMITS}). */
+  limits?: ListenerLimits | undefined;
+  /** Where refusals are counted (default: a fresh set). */
+  counters?: ListenerCounters | undefined;
+  /** The body of `GET /metrics` (JSON): counters of refused and cut-off input. */
+  metrics?: (() => unknown) | undefined;
+}
+
 /**
  * Creates the admin API server on the unix socket `path` (mode 0600) and starts listening;
- * a stale socket file is taken over, a live one refused (startup/socket.ts).
+ * a stale socket file is taken over, a live one refused (startup/socket.ts). Besides the
+ * REST API it serves `GET /health` and `GET /metrics` (see {@link AdminSocketOptions}).
  * @throws {StartupError} `socket_in_use` / `socket_unavailable` naming `--socket` and the path.
  */
-export async function listenAdminSocket(control: Control, path: string, log: HttpLog): Promise<http.Server> {
+export async function listenAdminSocket(control: Control, path: string, log: HttpLog, opts: AdminSocketOptions = {}): Promise<http.Server> {
   const api = createApiHandler(control);
-  const server = http.createServer((req, res) => {
+  const limits = opts.limits ?? DEFAULT_LISTENER_LIMITS;
+  const server = http.createServer(httpServerOptions(limits), (req, res) => {
     void (async () => {
       try {
-        const url = new URL(req.url ?? "/", "http://admin");
+        const url = requestUrl(req, "http://admin");
         if (url.pathname === "/health") return sendJson(res, 200, { ok: true });
+        if (url.pathname === "/metrics" && opts.metrics && (req.method === "GET" || req.method === "HEAD")) return sendJson(res, 200, opts.metrics());
         if (await api(req, res, url.pathname)) return;
         sendJson(res, 404, { error: { code: "not_found", message: `no such path: ${url.pathname}` } });
       } catch (e) {
@@ -88,6 +134,7 @@ export async function listenAdminSocket(control: Control, path: string, log: Htt
       }
     })();
   });
+  guardListener(server, { limits, counters: opts.counters ?? newListenerCounters(), log: limitsLog(log), name: "admin" });
   await claimSocketPath(path);
   await new Promise<void>((resolve, reject) => {
     server.once("error", (e: NodeJS.ErrnoException) => reject(new StartupError("socket_unavailable", "--socket", path, `cannot listen: ${describeSystemError(e)}`)));

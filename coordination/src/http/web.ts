@@ -9,28 +9,18 @@ import type { Control } from "../app.js";
 import { ControlError } from "../errors.js";
 import { readBody } from "./json.js";
 import { OIDC_FLOW_COOKIE, OIDC_FLOW_MS, type OidcLogin } from "./oidc.js";
+import { parseCookies } from "./decode.js";
+import { safeRedirectPath } from "./redirect.js";
+import { LoginThrottle, type LoginThrottleOptions } from "./login-throttle.js";
+
+export { parseCookies } from "./decode.js";
 
 const SESSION_COOKIE = "lattice_session";
 const CSRF_COOKIE = "lattice_csrf";
-/** Failed logins allowed per client address within {@link LOGIN_WINDOW_MS}. */
-export const LOGIN_MAX_FAILURES = 10;
-/** Window for counting failed logins. */
-export const LOGIN_WINDOW_MS = 5 * 60_000;
 
 /** Escapes text for HTML. */
 export function esc(s: string): string {
   return s.replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch]!);
-}
-
-/** Parses a Cookie header. */
-export function parseCookies(header: string | undefined): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const part of (header ?? "").split(";")) {
-    const i = part.indexOf("=");
-    if (i < 0) continue;
-    out.set(part.slice(0, i).trim(), decodeURIComponent(part.slice(i + 1).trim()));
-  }
-  return out;
 }
 
 function page(title: string, body: string): string {
@@ -44,21 +34,21 @@ button{margin-top:1rem;padding:.5rem 1.2rem}.err{color:#b00020}.box{border:1px s
 </head><body><h1>${esc(title)}</h1>${body}</body></html>`;
 }
 
-function safeNext(next: string | undefined | null): string {
-  return next && next.startsWith("/") && !next.startsWith("//") && !next.includes("\\") ? next : "/";
-}
-
 /** Options of {@link createWebHandler}. */
 export interface WebHandlerOptions {
   secureCookies: boolean;
   /** OIDC login (adds the "Sign in with …" button and `/oidc/login`, `/oidc/callback`). */
   oidc?: OidcLogin | null | undefined;
+  /** Failed-login throttling (defaults: see login-throttle.ts). */
+  loginThrottle?: Partial<LoginThrottleOptions> | undefined;
 }
 
 /** Builds the web page handler; returns false when the path is not one of its pages. */
 export function createWebHandler(c: Control, opts: WebHandlerOptions) {
   const oidc = opts.oidc ?? null;
   const localLogin = !oidc?.config.only;
+  const origin = new URL(c.ctx.options.serverUrl).origin;
+  const safeNext = (next: string | null | undefined) => safeRedirectPath(next, origin);
   const cookieAttrs = `Path=/; HttpOnly; SameSite=Lax${opts.secureCookies ? "; Secure" : ""}`;
 
   const send = (res: ServerResponse, status: number, html: string, headers: Record<string, string | string[]> = {}) => {
@@ -104,24 +94,8 @@ export function createWebHandler(c: Control, opts: WebHandlerOptions) {
     send(res, status, page("Log in to Lattice", `${error ? `<p class="err">${esc(error)}</p>` : ""}${oidcButton}${localForm}`), headers);
   };
 
-  // Failed logins per client address: after LOGIN_MAX_FAILURES within LOGIN_WINDOW_MS the
-  // address gets 429 until the window passes (each attempt costs an scrypt evaluation).
-  const failures = new Map<string, { count: number; since: number }>();
-  const throttled = (addr: string): boolean => {
-    const f = failures.get(addr);
-    if (!f) return false;
-    if (c.ctx.now() - f.since > LOGIN_WINDOW_MS) {
-      failures.delete(addr);
-      return false;
-    }
-    return f.count >= LOGIN_MAX_FAILURES;
-  };
-  const recordFailure = (addr: string) => {
-    const f = failures.get(addr);
-    if (!f || c.ctx.now() - f.since > LOGIN_WINDOW_MS) failures.set(addr, { count: 1, since: c.ctx.now() });
-    else f.count++;
-    if (failures.size > 10_000) failures.clear(); // bound memory under address floods
-  };
+  // Failed logins: per (account, address) with backoff, plus a gentler per-address cap.
+  const throttle = new LoginThrottle(c.ctx.now, opts.loginThrottle);
 
   return async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> => {
     const path = url.pathname;
@@ -143,18 +117,23 @@ export function createWebHandler(c: Control, opts: WebHandlerOptions) {
         loginForm(res, req, next, "Your form expired; please try again.", 403);
         return true;
       }
-      const addr = req.socket.remoteAddress ?? "?";
-      if (throttled(addr)) {
-        loginForm(res, req, next, "Too many failed attempts; try again in a few minutes.", 429);
+      const addr = req.socket.remoteAddress;
+      const username = f.get("username") ?? "";
+      const verdict = throttle.check(username, addr);
+      if (!verdict.allowed) {
+        const minutes = Math.max(1, Math.ceil(verdict.retryAfterMs / 60_000));
+        const what = verdict.scope === "account" ? `for ${JSON.stringify(username)} from your address` : "from your address";
+        res.setHeader("retry-after", String(Math.ceil(verdict.retryAfterMs / 1000)));
+        loginForm(res, req, next, `Too many failed attempts ${what}; try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`, 429);
         return true;
       }
-      const user = await c.users.authenticate(f.get("username") ?? "", f.get("password") ?? "");
+      const user = await c.users.authenticate(username, f.get("password") ?? "");
       if (!user) {
-        recordFailure(addr);
+        throttle.fail(username, addr);
         loginForm(res, req, next, "Wrong user name or password.", 401);
         return true;
       }
-      failures.delete(addr);
+      throttle.succeed(username, addr);
       const session = await c.sessions.create(user.id);
       redirect(res, next, { "set-cookie": `${SESSION_COOKIE}=${session}; ${cookieAttrs}` });
       return true;

@@ -19,7 +19,7 @@ import type { Duplex } from "node:stream";
 import { type NoiseKeyPair } from "@lattice/control-client";
 import { formatKey, type MachineKeyString, type OverTLSPublicKeyResponse } from "@lattice/types";
 import { acceptControlUpgrade, isControlUpgrade, newNoiseCounters, type NoiseCounters } from "../noise/upgrade.js";
-import { serveControlH2 } from "../noise/h2.js";
+import { serveControlH2, type ControlH2Counters } from "../noise/h2.js";
 import { NodeJsonCache } from "../mapper/encode.js";
 import type { NodeBackend } from "./backend.js";
 import { readBody, respondError, respondJson } from "./http.js";
@@ -38,8 +38,14 @@ export interface NodeApiOptions {
   maxBodyBytes?: number;
   /** Close map streams whose unsent output exceeds this (default 32 MiB). */
   maxBufferedBytes?: number;
-  /** Close control connections idle (no open request, no traffic) this long, ms (default 5 min). */
+  /** Close control connections without an active request this long, ms (default 5 min; stalled request bodies count as idle). */
   idleTimeoutMs?: number;
+  /** A control-channel request body must be complete within this, ms (default 30 s). */
+  bodyTimeoutMs?: number;
+  /** Concurrent HTTP/2 streams per control connection (default 16). */
+  maxStreamsPerConnection?: number;
+  /** How long a refused upgrade's peer may take to read the answer, ms (default 5000). */
+  refuseGraceMs?: number;
   /** Timers (default: the global ones). */
   timers?: Timers;
   /** Where unexpected errors are reported (never sent to nodes). */
@@ -47,7 +53,7 @@ export interface NodeApiOptions {
 }
 
 /** Counters of the node API (hostile input, traffic). */
-export interface NodeApiCounters extends NoiseCounters {
+export interface NodeApiCounters extends NoiseCounters, ControlH2Counters {
   /** Inner requests refused with a 4xx. */
   badRequests: number;
   /** Map streams opened so far. */
@@ -83,7 +89,7 @@ export function attachNodeApi(server: HttpServer | HttpsServer | null, backend: 
     setTimeout: (fn, ms) => setTimeout(fn, ms),
     clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
   };
-  const counters: NodeApiCounters = { ...newNoiseCounters(), badRequests: 0, streamsOpened: 0 };
+  const counters: NodeApiCounters = { ...newNoiseCounters(), stalledStreams: 0, idleChannelsClosed: 0, channelErrors: 0, badRequests: 0, streamsOpened: 0 };
   const maxBody = opts.maxBodyBytes ?? 256 * 1024;
   const live = new Map<number, { close(): void }>();
   const jsonCache = new NodeJsonCache();
@@ -154,10 +160,16 @@ export function attachNodeApi(server: HttpServer | HttpsServer | null, backend: 
     },
     handleUpgrade(req, socket, head) {
       if (!isControlUpgrade(req)) return false;
-      const conn = acceptControlUpgrade(req, socket, head, { serverKey: opts.serverKey, random, counters });
+      const conn = acceptControlUpgrade(req, socket, head, { serverKey: opts.serverKey, random, counters, refuseGraceMs: opts.refuseGraceMs });
       if (!conn) return true;
       conn.on("error", () => {});
-      const session = serveControlH2(conn, route, { idleTimeoutMs: opts.idleTimeoutMs });
+      const session = serveControlH2(conn, route, {
+        idleTimeoutMs: opts.idleTimeoutMs,
+        bodyTimeoutMs: opts.bodyTimeoutMs,
+        maxConcurrentStreams: opts.maxStreamsPerConnection,
+        counters,
+        timers,
+      });
       sessions.add(session);
       session.on("close", () => sessions.delete(session));
       return true;

@@ -22,6 +22,7 @@ import {
   noiseKeyPair,
   serverAccept,
 } from "@lattice/control-client";
+import { refuseSocket } from "../http/refuse.js";
 
 /** Path of the upgrade request. */
 export const CONTROL_UPGRADE_PATH = "/ts2021";
@@ -54,21 +55,14 @@ export interface ControlUpgradeOptions {
   counters: NoiseCounters;
   /** Protocol versions accepted (default: the current one). */
   supportedVersions?: readonly number[];
+  /** How long a refused peer may take to read the error answer before the socket is closed, ms (default 5000). */
+  refuseGraceMs?: number;
 }
 
 /** Whether an upgrade request is addressed to the control protocol (path + Upgrade header). */
 export function isControlUpgrade(req: IncomingMessage): boolean {
   const path = (req.url ?? "").split("?")[0];
   return path === CONTROL_UPGRADE_PATH && String(req.headers.upgrade ?? "").toLowerCase() === CONTROL_UPGRADE_PROTOCOL;
-}
-
-function refuse(socket: Duplex, status: number, message: string): void {
-  const body = message + "\n";
-  socket.end(
-    `HTTP/1.1 ${status} ${status === 405 ? "Method Not Allowed" : "Bad Request"}\r\n` +
-      `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    () => socket.destroy(),
-  );
 }
 
 /**
@@ -86,7 +80,7 @@ export function acceptControlUpgrade(
   socket.on("error", () => {}); // errors end the socket; never crash the process
   const fail = (status: number, message: string): null => {
     opts.counters.handshakeFailures++;
-    refuse(socket, status, message);
+    refuseSocket(socket, status, status === 405 ? "Method Not Allowed" : "Bad Request", message, opts.refuseGraceMs ?? 5000);
     return null;
   };
   if (req.method !== "POST") return fail(405, "control upgrade must be POST");
