@@ -172,6 +172,24 @@ describe("OIDC login (oidc-provider + lattice-control)", () => {
     expect((await fetch(`${s.url}/health`)).status).toBe(200);
   });
 
+  it("/oidc/login?next= only ever leads back to a path on the server's own origin", async () => {
+    for (const next of ["/%09/evil.example/x", "//evil.example/x", "/%5C%5Cevil.example", "https://evil.example/x"]) {
+      const b = new Browser();
+      const foreign = (u: URL) => u.origin !== new URL(s.url).origin && u.origin !== new URL(idp.issuer).origin;
+      let page = await b.go(`${s.url}/oidc/login?next=${next}`, {}, foreign);
+      for (let i = 0; i < 4 && page.url.startsWith(idp.issuer); i++) {
+        const form = parseForm(page.html, page.url);
+        expect(form, page.html).not.toBeNull();
+        if (form!.fields.prompt === "login") Object.assign(form!.fields, { login: "carol", password: "any password" });
+        page = await b.go(form!.action, { form: form!.fields }, foreign);
+      }
+      const callback = page.hops.find((h) => h.url.startsWith(`${s.url}/oidc/callback`));
+      expect(callback?.status, `${next}: ${JSON.stringify(page.hops)}`).toBe(303);
+      expect(callback!.location, next).toBe("/");
+      expect(new URL(page.url).origin).toBe(new URL(s.url).origin);
+    }
+  });
+
   it("keeps local accounts available next to OIDC", async () => {
     const html = await (await fetch(`${s.url}/login`)).text();
     expect(html).toContain('name="password"');
