@@ -8,6 +8,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import http from "node:http";
 import net from "node:net";
+import tls from "node:tls";
 import { startServer, TestNode, waitFor, type ServerProc } from "./harness.js";
 import { h2FrameFlood, idleConnections, openUnknownUpgrades, procStats, slowHeaders, stalledH2Streams, type Hostile } from "./hostile/clients.js";
 
@@ -129,11 +130,28 @@ describe("listener limits: unknown upgrades, timeouts, connection caps", () => {
     const m = (await metrics(s)).listeners.admin;
     expect(m.connectionsRefused).toBeGreaterThanOrEqual(5);
     expect(m.timeouts).toBeGreaterThanOrEqual(1);
-    const up = openUnknownUpgrades(s.url, 1);
-    open.push(up);
-    expect(await up.settle((o) => o.closedByServer)).toBe(true);
+    const answer = await exchange(net.connect(s.socket), "GET /health HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+    expect(answer.split("\r\n")[0]).toBe("HTTP/1.1 400 Bad Request");
+    expect((await metrics(s)).listeners.admin.upgradesRefused).toBeGreaterThanOrEqual(1);
+  });
+
+  it("oversized request headers are answered 431 and closed (not 500, not left open)", async () => {
+    const answer = await exchange(net.connect(s.port, "127.0.0.1"), `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`);
+    expect(answer.split("\r\n")[0]).toBe("HTTP/1.1 431 Request Header Fields Too Large");
   });
 });
+
+/** Writes `request` on `sock` and resolves with everything read until the server closes it (rejects after 10 s). */
+function exchange(sock: net.Socket, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let data = "";
+    const t = setTimeout(() => (sock.destroy(), reject(new Error(`not closed by the server; got ${JSON.stringify(data.slice(0, 80))}`))), 10_000);
+    sock.on("data", (d) => (data += d));
+    sock.on("error", () => {});
+    sock.on("close", () => (clearTimeout(t), resolve(data)));
+    sock.write(request);
+  });
+}
 
 /** A request whose body never completes; resolves `closed` true when the server closes it (false after 10 s). */
 function openBodyStall(port: number): { closed: Promise<boolean> } {
@@ -161,6 +179,9 @@ describe("control channel: stalled HTTP/2 streams, stream limit, frame floods", 
       env: {
         LATTICE_CONTROL_BODY_TIMEOUT: "300ms",
         LATTICE_CONTROL_CONTROL_IDLE_TIMEOUT: "1500ms",
+        // Short HTTP/1.1 timeouts must not touch upgraded control channels.
+        LATTICE_CONTROL_HEADER_TIMEOUT: "300ms",
+        LATTICE_CONTROL_REQUEST_TIMEOUT: "500ms",
         LATTICE_CONTROL_MAX_STREAMS_PER_CONNECTION: "4",
       },
     });
@@ -212,7 +233,7 @@ describe("control channel: stalled HTTP/2 streams, stream limit, frame floods", 
     expect(await hostile.settle((o) => o.closedByServer)).toBe(true);
     expect(await upgrades.settle((o) => o.closedByServer)).toBe(true);
     // The map stream is an active request: its channel outlives the idle timeout.
-    await new Promise((res) => setTimeout(res, 1500));
+    await new Promise((res) => setTimeout(res, 2500));
     expect(n.client.closed).toBe(false);
     await stream.return!();
   });
@@ -236,5 +257,43 @@ describe("control channel: stalled streams count as idle", () => {
     open.push(h);
     await waitFor(() => h.channelsClosed() === 3, 10_000);
     expect((await metrics(s)).control.idleChannelsClosed).toBeGreaterThanOrEqual(3);
+  });
+});
+
+describe("HTTPS listener: same limits before and after the TLS handshake", () => {
+  let s: ServerProc;
+  beforeAll(async () => {
+    s = await startServer({ args: ["--tls-self-signed"], https: true, env: { LATTICE_CONTROL_HEADER_TIMEOUT: "300ms", LATTICE_CONTROL_MAX_CONNECTIONS_PER_ADDRESS: "3" } });
+  }, 30_000);
+  afterAll(async () => {
+    await s?.stop();
+  });
+  const tlsConnect = () => tls.connect({ host: "127.0.0.1", port: s.port, rejectUnauthorized: false });
+
+  it("an unknown upgrade over TLS is answered 400 and closed", async () => {
+    const answer = await exchange(tlsConnect(), "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+    expect(answer.split("\r\n")[0]).toBe("HTTP/1.1 400 Bad Request");
+  });
+
+  it("a TCP connection that never starts the TLS handshake is closed by the handshake timeout", async () => {
+    const before = (await metrics(s)).listeners.http.timeouts;
+    const answer = await exchange(net.connect(s.port, "127.0.0.1"), "");
+    expect(answer).toBe("");
+    expect((await metrics(s)).listeners.http.timeouts).toBeGreaterThan(before);
+  });
+
+  it("the per-source cap applies before TLS", async () => {
+    const held = Array.from({ length: 5 }, () => {
+      const x = net.connect(s.port, "127.0.0.1");
+      x.on("error", () => {});
+      x.resume();
+      return x;
+    });
+    try {
+      await waitFor(async () => (await metrics(s)).listeners.http.connectionsRefused >= 2);
+    } finally {
+      for (const x of held) x.destroy();
+    }
+    expect((await metrics(s)).listeners.http.connectionsRefused).toBe(2);
   });
 });
