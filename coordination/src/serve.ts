@@ -172,7 +172,7 @@ async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOpt
   const admin = await listenAdminSocket(control, cfg.socket, log, {
     limits: cfg.limits,
     counters: counters.admin,
-    metrics: () => ({ listeners: counters, control: { ...nodeApi.api.counters, activeMapStreams: nodeApi.api.activeStreams() } }),
+    metrics: () => ({ listeners: counters, control: { ...nodeApi.api.counters, activeMapStreams: nodeApi.api.activeStreams(), bodyBytesInFlight: nodeApi.api.bodyBytesInFlight() } }),
   });
   opened.add(() => closeServer(admin));
   await listenMain(main, cfg.listenHost, cfg.listenPort);

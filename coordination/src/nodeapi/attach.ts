@@ -22,7 +22,7 @@ import { acceptControlUpgrade, isControlUpgrade, newNoiseCounters, type NoiseCou
 import { serveControlH2, type ControlH2Counters } from "../noise/h2.js";
 import { NodeJsonCache } from "../mapper/encode.js";
 import type { NodeBackend } from "./backend.js";
-import { readBody, respondError, respondJson } from "./http.js";
+import { readBody, respondError, respondJson, type BodyBudget } from "./http.js";
 import { serveMap, type Timers } from "./map-stream.js";
 import { RequestError, parseJsonBody, validateMapRequest, validateRegisterRequest } from "./validate.js";
 
@@ -36,6 +36,8 @@ export interface NodeApiOptions {
   keepAliveMs?: number;
   /** Largest accepted request body, bytes (default 256 KiB). */
   maxBodyBytes?: number;
+  /** Request body bytes being received at once over all channels (default 64 MiB; 503 beyond). */
+  maxBodyBytesInFlight?: number;
   /** Close map streams whose unsent output exceeds this (default 32 MiB). */
   maxBufferedBytes?: number;
   /** Close control connections without an active request this long, ms (default 5 min; stalled request bodies count as idle). */
@@ -74,6 +76,8 @@ export interface NodeApi {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
   /** Number of open map streams. */
   activeStreams(): number;
+  /** Request body bytes being received right now, over all channels. */
+  bodyBytesInFlight(): number;
   /** Closes every stream and channel and detaches from the server. */
   close(): void;
 }
@@ -91,6 +95,7 @@ export function attachNodeApi(server: HttpServer | HttpsServer | null, backend: 
   };
   const counters: NodeApiCounters = { ...newNoiseCounters(), stalledStreams: 0, idleChannelsClosed: 0, channelErrors: 0, badRequests: 0, streamsOpened: 0 };
   const maxBody = opts.maxBodyBytes ?? 256 * 1024;
+  const bodyBudget: BodyBudget = { used: 0, max: opts.maxBodyBytesInFlight ?? 64 * 1024 * 1024 };
   const live = new Map<number, { close(): void }>();
   const jsonCache = new NodeJsonCache();
   const sessions = new Set<ServerHttp2Session>();
@@ -118,7 +123,7 @@ export function attachNodeApi(server: HttpServer | HttpsServer | null, backend: 
     }
     void (async () => {
       try {
-        const body = parseJsonBody(await readBody(stream, maxBody));
+        const body = parseJsonBody(await readBody(stream, maxBody, bodyBudget));
         if (path === "/machine/register") {
           const req = validateRegisterRequest(body);
           const ac = new AbortController();
@@ -176,6 +181,9 @@ export function attachNodeApi(server: HttpServer | HttpsServer | null, backend: 
     },
     activeStreams() {
       return live.size;
+    },
+    bodyBytesInFlight() {
+      return bodyBudget.used;
     },
     close() {
       server?.off("upgrade", onUpgrade);

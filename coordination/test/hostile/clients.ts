@@ -171,7 +171,7 @@ export interface StalledStreams extends Hostile {
 
 /**
  * Opens `conns` control channels (fresh machine keys, real Noise handshake) and on each
- * `streams` POST /machine/register streams that send `bodyBytes` (default 1024) of an
+ * `streams` POST /machine/register streams that send exactly `bodyBytes` (default 1024, at least 22) of an
  * unfinished JSON body and then nothing. Streams beyond the server's concurrency limit
  * wait in the client's queue (they count as outcomes too).
  */
@@ -204,7 +204,8 @@ export async function stalledH2Streams(serverUrl: string, conns: number, streams
         if (st.rstCode !== undefined && st.rstCode !== http2.constants.NGHTTP2_CANCEL) o.rstCode = st.rstCode;
         if (!(st as { byClient?: boolean }).byClient) o.closedByServer = true;
       });
-      st.write(`{"Version":100,"Pad":"${"x".repeat(Math.max(0, bodyBytes - 30))}`);
+      const prefix = `{"Version":100,"Pad":"`;
+      st.write(prefix + "x".repeat(Math.max(0, bodyBytes - prefix.length)));
     }
   }
   const h = hostile(outcomes, () => {
