@@ -9,24 +9,11 @@
  *   LATTICE_SOAK_SECONDS=60 … for a longer run
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
-import http from "node:http";
 import { startServer, TestNode, waitFor, type ServerProc } from "../harness.js";
-import { procStats } from "../hostile/clients.js";
+import { adminJson, procStats } from "../hostile/clients.js";
 import { sampleProc, startHostileLoad } from "../hostile/load.js";
 
 const SECONDS = Number(process.env.LATTICE_SOAK_SECONDS ?? 30);
-
-function adminJson(socket: string, path: string): Promise<any> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ socketPath: socket, path }, (res) => {
-        let b = "";
-        res.on("data", (c) => (b += c));
-        res.on("end", () => resolve(JSON.parse(b)));
-      })
-      .on("error", reject);
-  });
-}
 
 let s: ServerProc;
 beforeAll(async () => {
@@ -66,11 +53,9 @@ it(`hostile listener load for ${SECONDS} s: a legitimate node keeps working, fds
   sampler.stop();
   await stream.return!();
   node.close();
-  const after = await waitFor(async () => {
-    const st = await procStats(pid);
-    return st.fds <= before.fds + 2 ? st : null;
-  }, 20_000).catch(async () => procStats(pid));
-  const m = await adminJson(s.socket, "/metrics");
+  await waitFor(async () => (await procStats(pid)).fds <= before.fds + 2, 20_000).catch(() => {});
+  const after = await procStats(pid);
+  const m = (await adminJson(s.socket, "/metrics")).json;
   console.log(`hostile soak, ${SECONDS} s, ${load.waves} waves (each: 50 unknown upgrades, 10 slowloris, 4 channels x 16 stalled streams); client errors ${load.errors}`);
   console.log(`server fds / RSS: before ${before.fds} / ${(before.rssKiB / 1024).toFixed(1)} MiB, at ${SECONDS} s ${during.fds} / ${(during.rssKiB / 1024).toFixed(1)} MiB, after ${after.fds} / ${(after.rssKiB / 1024).toFixed(1)} MiB`);
   console.log(`samples (t ms: fds, RSS MiB): ${sampler.samples.map((x) => `${x.t}: ${x.fds}, ${(x.rssKiB / 1024).toFixed(1)}`).join("; ")}`);

@@ -13,6 +13,7 @@
  * - {@link h2FrameFlood}: raw HTTP/2 PING or SETTINGS frames on a control channel,
  *   without reading the acknowledgements.
  */
+import http from "node:http";
 import net from "node:net";
 import http2 from "node:http2";
 import { randomBytes } from "node:crypto";
@@ -274,4 +275,23 @@ export async function procStats(pid: number): Promise<{ fds: number; rssKiB: num
   const status = await readFile(`/proc/${pid}/status`, "utf8");
   const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
   return { fds, rssKiB };
+}
+
+/** GET `path` on the server's admin socket (e.g. "/metrics"); the parsed JSON answer. */
+export function adminJson(socket: string, path: string): Promise<{ status: number; json: any }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ socketPath: socket, path }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (body += c));
+      res.on("end", () => {
+        try {
+          resolve({ status: res.statusCode ?? 0, json: body ? JSON.parse(body) : null });
+        } catch (e) {
+          reject(e);
+        }
+      });
+    });
+    req.on("error", reject);
+  });
 }
