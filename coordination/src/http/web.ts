@@ -122,7 +122,7 @@ export function createWebHandler(c: Control, opts: WebHandlerOptions) {
       const verdict = throttle.check(username, addr);
       if (!verdict.allowed) {
         const minutes = Math.max(1, Math.ceil(verdict.retryAfterMs / 60_000));
-        const what = verdict.scope === "account" ? `for ${JSON.stringify(username)} from your address` : "from your address";
+        const what = verdict.scope === "account" ? `for ${JSON.stringify(username.slice(0, 64))} from your address` : "from your address";
         res.setHeader("retry-after", String(Math.ceil(verdict.retryAfterMs / 1000)));
         loginForm(res, req, next, `Too many failed attempts ${what}; try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`, 429);
         return true;
