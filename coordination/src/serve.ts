@@ -131,6 +131,10 @@ async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOpt
       tailnetDomain: cfg.tailnetDomain,
       ephemeralTimeoutMs: cfg.ephemeralTimeoutMs,
       nodeKeyExpiryMs: cfg.nodeKeyExpiryMs,
+      registrationTimeoutMs: cfg.limits.registrationTimeoutMs,
+      registrationIdleMs: cfg.limits.registrationIdleMs,
+      maxPendingRegistrations: cfg.limits.maxPendingRegistrations,
+      maxPendingRegistrationsPerSource: cfg.limits.maxPendingRegistrationsPerSource,
     },
     sweepIntervalMs: cfg.sweepIntervalMs,
     onError: (err) => log.error({ err }, "background task failed"),
@@ -161,7 +165,11 @@ async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOpt
 
   const preHandlers: Array<(req: http.IncomingMessage, res: http.ServerResponse) => boolean> = [];
   const main = createMainServer(control, { tls, log, preHandlers, oidc });
-  const nodeApi = await mountNodeApi(main, control, log, derpMap);
+  const nodeApi = await mountNodeApi(main, control, log, derpMap, {
+    maxRegisterBodyBytes: cfg.limits.maxRegisterRequestBytes,
+    maxHostinfoBytes: cfg.limits.maxHostinfoBytes,
+    hostinfoMinIntervalMs: cfg.limits.hostinfoMinIntervalMs,
+  });
   opened.add(() => nodeApi.close());
   preHandlers.push(nodeApi.handleRequest);
 
