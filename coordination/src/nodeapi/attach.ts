@@ -46,7 +46,7 @@ export interface NodeApiOptions {
   maxRegisterBodyBytes?: number;
   /** Largest accepted Hostinfo (its JSON), bytes, in any request (default 16 KiB); 413 hostinfo_too_large beyond it. */
   maxHostinfoBytes?: number;
-  /** Minimum time between two applied Hostinfo changes of one node, ms (default 5 000; see hostinfo-gate.ts). */
+  /** After a burst of 3, minimum time between two applied Hostinfo changes of one node, ms (default 5 000; see hostinfo-gate.ts). */
   hostinfoMinIntervalMs?: number;
   /** Current time, ms (default Date.now). */
   now?: () => number;

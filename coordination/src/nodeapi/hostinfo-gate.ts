@@ -1,14 +1,14 @@
 /**
- * Rate limit of Hostinfo changes per node (issue 6 A14): a Hostinfo change is stored and
- * sent to the node's peers at most once per `minIntervalMs`. A change arriving sooner is
- * not refused — the request's other fields (endpoints, disco key, home DERP) still apply
+ * Rate limit of Hostinfo changes per node (issue 6 A14), a token bucket: a node may change
+ * its Hostinfo `burst` times in a row (a client starting up reports it a few times as its
+ * services come up), then once per `minIntervalMs`. A change arriving sooner is not refused — the request's other fields (endpoints, disco key, home DERP) still apply
  * at once — but held back: the newest held Hostinfo is applied when the interval has
  * passed, so the last state a node reports always lands, and a node changing its
  * Hostinfo on every map request costs its peers one update per interval.
  *
  * Unchanged Hostinfo (the same JSON as last applied) passes through and costs nothing.
- * Sans-IO apart from the injected clock and timers; memory per node: a SHA-256 digest, a
- * time and at most one held Hostinfo (bounded by the node API's Hostinfo size limit).
+ * Sans-IO apart from the injected clock and timers; memory per node: a SHA-256 digest, the
+ * bucket and at most one held Hostinfo (bounded by the node API's Hostinfo size limit).
  */
 import { createHash } from "node:crypto";
 import type { Hostinfo, NodeID } from "@lattice/types";
@@ -17,8 +17,10 @@ import type { Timers } from "./map-stream.js";
 
 /** Options of {@link HostinfoGate}. */
 export interface HostinfoGateOptions {
-  /** Minimum time between two applied Hostinfo changes of one node, ms (0 = no limit). */
+  /** Time one change "token" takes to come back, ms (0 = no limit). */
   minIntervalMs: number;
+  /** Changes a node may make in a row before the interval applies (default 3). */
+  burst?: number;
   /** Current time, ms. */
   now: () => number;
   timers: Timers;
@@ -39,7 +41,9 @@ export interface HostinfoGateCounters {
 interface Entry {
   /** Digest of the Hostinfo last let through. */
   digest: string;
-  /** When it was let through, ms. */
+  /** Change tokens left at `at` (fractional: refilled continuously). */
+  tokens: number;
+  /** When `tokens` was computed, ms. */
   at: number;
   held?: { hostinfo: Hostinfo; digest: string };
   timer?: unknown;
@@ -66,26 +70,37 @@ export class HostinfoGate {
     if (h === undefined || this.opts.minIntervalMs <= 0) return update;
     const digest = digestOf(h);
     const now = this.opts.now();
-    const e = this.#entries.get(nodeId);
+    let e = this.#entries.get(nodeId);
     if (e === undefined) {
-      this.#entries.set(nodeId, { digest, at: now });
+      // The first Hostinfo this server sees from the node (start, restart) is free.
+      e = { digest, tokens: this.#burst, at: now };
+      this.#entries.set(nodeId, e);
       return update;
     }
     if (digest === e.digest) {
       this.#drop(e); // back to what peers already have: nothing held any more
       return update;
     }
-    if (now - e.at >= this.opts.minIntervalMs) {
-      this.#drop(e);
+    this.#refill(e, now);
+    if (e.tokens >= 1 && e.held === undefined) {
+      e.tokens -= 1;
       e.digest = digest;
-      e.at = now;
       return update;
     }
     this.counters.deferred++;
     e.held = { hostinfo: h, digest };
-    e.timer ??= this.opts.timers.setTimeout(() => this.#release(nodeId), e.at + this.opts.minIntervalMs - now);
+    e.timer ??= this.opts.timers.setTimeout(() => this.#release(nodeId), Math.ceil((1 - e.tokens) * this.opts.minIntervalMs));
     const { hostinfo: _held, ...rest } = update;
     return Object.keys(rest).length > 0 ? rest : null;
+  }
+
+  get #burst(): number {
+    return Math.max(1, this.opts.burst ?? 3);
+  }
+
+  #refill(e: Entry, now: number): void {
+    e.tokens = Math.min(this.#burst, e.tokens + Math.max(0, now - e.at) / this.opts.minIntervalMs);
+    e.at = now;
   }
 
   /** Nodes with a held-back Hostinfo (for tests and metrics). */
@@ -122,8 +137,9 @@ export class HostinfoGate {
     const held = e.held;
     if (!held) return;
     e.held = undefined;
+    this.#refill(e, this.opts.now());
+    e.tokens = Math.max(0, e.tokens - 1);
     e.digest = held.digest;
-    e.at = this.opts.now();
     this.counters.appliedLater++;
     this.opts.apply(nodeId, { hostinfo: held.hostinfo }).catch((err) => this.opts.log?.(err));
   }
