@@ -5,35 +5,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, statSync } from "node:fs";
-import Database from "better-sqlite3";
 import { ControlError } from "@lattice/control-client";
 import { startServer, TestNode, waitFor, type ServerProc } from "./harness.js";
 import { formatKey } from "@lattice/types";
 import { registrationFlood } from "./hostile/registration-flood.js";
-
-/** Live (not completed, not expired) pending registrations and their stored bytes, read from the SQLite file. */
-export function pendingRegistrations(db: string, where: { source?: string; machineKey?: string } = {}): { rows: number; bytes: number } {
-  const d = new Database(db, { readonly: true, fileMustExist: true });
-  try {
-    const cols = (d.prepare("PRAGMA table_info(pending_registrations)").all() as { name: string }[]).map((c) => c.name);
-    let sql = "SELECT count(*) AS rows, coalesce(sum(length(request)), 0) AS bytes FROM pending_registrations WHERE completed_at IS NULL AND expires_at > ?";
-    const args: unknown[] = [Date.now()];
-    if (where.source !== undefined && cols.includes("source")) (sql += " AND source = ?"), args.push(where.source);
-    if (where.machineKey !== undefined) (sql += " AND machine_key = ?"), args.push(where.machineKey);
-    return d.prepare(sql).get(...args) as { rows: number; bytes: number };
-  } finally {
-    d.close();
-  }
-}
-
-function expiresAt(db: string, id: string): number | undefined {
-  const d = new Database(db, { readonly: true, fileMustExist: true });
-  try {
-    return (d.prepare("SELECT expires_at FROM pending_registrations WHERE id = ?").get(id) as { expires_at: number } | undefined)?.expires_at;
-  } finally {
-    d.close();
-  }
-}
+import { expiresAt, pendingRegistrations } from "./hostile/db-probe.js";
 
 const idOf = (authUrl: string) => authUrl.split("/register/")[1]!;
 
