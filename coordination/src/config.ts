@@ -79,7 +79,7 @@ export interface ServeConfig {
   /** Start even when the SQLite files are group/world-accessible (they hold secrets). */
   allowInsecurePermissions: boolean;
   /** Limits on what unauthenticated and authenticated nodes may make the server keep. */
-  limits: NodeLimits;
+  nodeLimits: NodeLimits;
 }
 
 /** Limits on registrations and Hostinfo (issue 6 A6, A14); see coordination/README.md. */
@@ -266,12 +266,12 @@ export function resolveConfig(...sources: RawConfig[]): ServeConfig {
     logLevel: raw.logLevel ?? "info",
     oidc: resolveOidc(raw),
     allowInsecurePermissions: raw.allowInsecurePermissions ?? false,
-    limits: resolveLimits(raw),
+    nodeLimits: resolveNodeLimits(raw),
   };
 }
 
 /** Resolves {@link NodeLimits}: defaults for what is not set; errors name the setting. */
-export function resolveLimits(raw: RawConfig): NodeLimits {
+export function resolveNodeLimits(raw: RawConfig): NodeLimits {
   const d = DEFAULT_NODE_LIMITS;
   const dur = (v: string | undefined, field: string, def: number) => {
     if (v === undefined) return def;

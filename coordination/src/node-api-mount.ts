@@ -26,12 +26,12 @@ export async function mountNodeApi(
   control: Control,
   log: { error(o: unknown, m?: string): void },
   derpMap?: DERPMap,
-  limits: Pick<NodeApiOptions, "maxRegisterBodyBytes" | "maxHostinfoBytes" | "hostinfoMinIntervalMs"> = {},
+  nodeLimits: Pick<NodeApiOptions, "maxRegisterBodyBytes" | "maxHostinfoBytes" | "hostinfoMinIntervalMs"> = {},
 ): Promise<MountedNodeApi> {
   const priv = Buffer.from(await control.settings.getOrCreate("noise_private_key", () => control.ctx.random(32).toString("base64url")), "base64url");
   const onError = (err: unknown) => log.error({ err }, "node API error");
   const backend = await ControlNodeBackend.create(control, derpMap ? { onError, derpMap } : { onError });
-  const api = attachNodeApi(server, backend, { ...limits, serverKey: noiseKeyPair(new Uint8Array(priv)), log: onError, now: control.ctx.now });
+  const api = attachNodeApi(server, backend, { ...nodeLimits, serverKey: noiseKeyPair(new Uint8Array(priv)), log: onError, now: control.ctx.now });
   return {
     api,
     backend,

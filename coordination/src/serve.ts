@@ -131,10 +131,10 @@ async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOpt
       tailnetDomain: cfg.tailnetDomain,
       ephemeralTimeoutMs: cfg.ephemeralTimeoutMs,
       nodeKeyExpiryMs: cfg.nodeKeyExpiryMs,
-      registrationTimeoutMs: cfg.limits.registrationTimeoutMs,
-      registrationIdleMs: cfg.limits.registrationIdleMs,
-      maxPendingRegistrations: cfg.limits.maxPendingRegistrations,
-      maxPendingRegistrationsPerSource: cfg.limits.maxPendingRegistrationsPerSource,
+      registrationTimeoutMs: cfg.nodeLimits.registrationTimeoutMs,
+      registrationIdleMs: cfg.nodeLimits.registrationIdleMs,
+      maxPendingRegistrations: cfg.nodeLimits.maxPendingRegistrations,
+      maxPendingRegistrationsPerSource: cfg.nodeLimits.maxPendingRegistrationsPerSource,
     },
     sweepIntervalMs: cfg.sweepIntervalMs,
     onError: (err) => log.error({ err }, "background task failed"),
@@ -166,9 +166,9 @@ async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOpt
   const preHandlers: Array<(req: http.IncomingMessage, res: http.ServerResponse) => boolean> = [];
   const main = createMainServer(control, { tls, log, preHandlers, oidc });
   const nodeApi = await mountNodeApi(main, control, log, derpMap, {
-    maxRegisterBodyBytes: cfg.limits.maxRegisterRequestBytes,
-    maxHostinfoBytes: cfg.limits.maxHostinfoBytes,
-    hostinfoMinIntervalMs: cfg.limits.hostinfoMinIntervalMs,
+    maxRegisterBodyBytes: cfg.nodeLimits.maxRegisterRequestBytes,
+    maxHostinfoBytes: cfg.nodeLimits.maxHostinfoBytes,
+    hostinfoMinIntervalMs: cfg.nodeLimits.hostinfoMinIntervalMs,
   });
   opened.add(() => nodeApi.close());
   preHandlers.push(nodeApi.handleRequest);

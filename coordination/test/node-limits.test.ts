@@ -157,11 +157,11 @@ describe("peerHostinfo", () => {
 
 describe("limit settings", () => {
   it("have sane defaults and take config values and environment strings", () => {
-    expect(resolveConfig({}).limits).toEqual(DEFAULT_NODE_LIMITS);
+    expect(resolveConfig({}).nodeLimits).toEqual(DEFAULT_NODE_LIMITS);
     const l = resolveConfig(
       { maxPendingRegistrations: 50, hostinfoMinInterval: "0s", registrationTimeout: "5m" },
       readEnv({ LATTICE_CONTROL_MAX_PENDING_REGISTRATIONS_PER_SOURCE: "3", LATTICE_CONTROL_REGISTRATION_IDLE_TIMEOUT: "30s", LATTICE_CONTROL_MAX_HOSTINFO_BYTES: "4096" }),
-    ).limits;
+    ).nodeLimits;
     expect(l).toMatchObject({ maxPendingRegistrations: 50, maxPendingRegistrationsPerSource: 3, hostinfoMinIntervalMs: 0, registrationTimeoutMs: 300_000, registrationIdleMs: 30_000, maxHostinfoBytes: 4096 });
   });
 
