@@ -178,7 +178,9 @@ describe("hostile soak (issue 6 acceptance 2)", () => {
     // The database grew by the capped rows, not by the flood's volume.
     expect(during.db - before.db).toBeLessThan(64 * 1024 * 1024);
 
-    // After: the attackers left; fds come back to the baseline, RSS growth stays modest.
+    // After: the attackers left (and the nodes joined during the soak leave too, only the
+    // legitimate node stays connected); fds come back to the baseline, RSS growth stays modest.
+    for (const n of nodes) if (n !== legit) n.close();
     const settled = await waitFor(async () => {
       const st = await procStats(pid);
       return st.fds <= before.fds + 16 ? st : null;
