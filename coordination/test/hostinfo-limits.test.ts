@@ -9,6 +9,7 @@ import type { Hostinfo, MapRequest, MapResponse, Node } from "@lattice/types";
 import { startServer, TestNode, type ServerProc } from "./harness.js";
 import { floodHostinfo, hostinfoFlood } from "./hostile/hostinfo-flood.js";
 import { paddedHostinfo } from "./hostile/registration-flood.js";
+import { storedHostinfo } from "./hostile/db-probe.js";
 
 const ALLOW_ALL = `{ "acls": [ { "action": "accept", "src": ["*"], "dst": ["*:*"] } ] }`;
 
@@ -149,6 +150,30 @@ describe("Hostinfo limits (issue 6 A14)", () => {
       console.log(`40 Hostinfo changes in ${elapsed} ms reached the peer as ${updates} updates (bound ${bound})`);
       expect(updates).toBeLessThanOrEqual(bound);
       expect(updates).toBeLessThan(40);
+    } finally {
+      sa.close();
+      sb.close();
+    }
+  });
+
+  it("a Hostinfo change in fields peers do not get is stored but not re-sent to peers", async () => {
+    const a = await join("quiet");
+    const b = await join("quiet-peer");
+    const sa = collect(a);
+    const sb = collect(b);
+    try {
+      const aId = (await until(() => sa.messages[0], 5000)).Node!.ID;
+      await until(() => (peerVersions(sb.messages, aId).length > 0 ? true : undefined), 5000);
+      const seenBefore = peerVersions(sb.messages, aId).length;
+      const lite = (v: string) =>
+        a.client.map({ Version: 100, NodeKey: a.nodeKey, DiscoKey: a.discoKey, Stream: false, OmitPeers: true, Endpoints: ["192.0.2.1:41641"], Hostinfo: { Hostname: "quiet", OS: "linux", OSVersion: v, IPNVersion: v } })[Symbol.asyncIterator]().next();
+      for (let i = 0; i < 3; i++) await lite(`private-${i}`);
+      await until(() => (storedHostinfo(s.db, "quiet")?.OSVersion === "private-2" ? true : undefined), 5000);
+      // A peer-visible change afterwards arrives, so the peer stream was live all along.
+      await new Promise((r) => setTimeout(r, 1100));
+      await a.client.map({ Version: 100, NodeKey: a.nodeKey, DiscoKey: a.discoKey, Stream: false, OmitPeers: true, Endpoints: ["192.0.2.1:41641"], Hostinfo: { Hostname: "quiet", OS: "plan9" } })[Symbol.asyncIterator]().next();
+      await until(() => peerVersions(sb.messages, aId).find((p) => p.Hostinfo?.OS === "plan9"), 5000);
+      expect(peerVersions(sb.messages, aId).length - seenBefore).toBe(1);
     } finally {
       sa.close();
       sb.close();

@@ -25,3 +25,14 @@ export function expiresAt(db: string, id: string): number | undefined {
     d.close();
   }
 }
+
+/** The Hostinfo stored for the node named `givenName`, or undefined. */
+export function storedHostinfo(db: string, givenName: string): Record<string, unknown> | undefined {
+  const d = new Database(db, { readonly: true, fileMustExist: true });
+  try {
+    const row = d.prepare("SELECT hostinfo FROM nodes WHERE given_name = ?").get(givenName) as { hostinfo: string } | undefined;
+    return row ? (JSON.parse(row.hostinfo) as Record<string, unknown>) : undefined;
+  } finally {
+    d.close();
+  }
+}
