@@ -20,6 +20,9 @@ export const DEFAULT_DB = "./lattice.db";
 export { DEFAULT_SOCKET } from "./admin-client.js";
 import { DEFAULT_SOCKET } from "./admin-client.js";
 
+/** A positive integer, written as a JSON number or (environment) a decimal string. */
+const count = z.union([z.number().int().positive(), z.string().regex(/^[1-9]\d{0,9}$/, "must be a positive integer")]).transform(Number);
+
 const FileSchema = z.strictObject({
   listen: z.string().optional(),
   serverUrl: z.string().optional(),
@@ -45,6 +48,13 @@ const FileSchema = z.strictObject({
   oidcOnly: z.boolean().optional(),
   /** Accept database files that group/others may read (default false: refuse to start). */
   allowInsecurePermissions: z.boolean().optional(),
+  registrationTimeout: z.string().optional(),
+  registrationIdleTimeout: z.string().optional(),
+  maxPendingRegistrations: count.optional(),
+  maxPendingRegistrationsPerSource: count.optional(),
+  maxRegisterRequestBytes: count.optional(),
+  maxHostinfoBytes: count.optional(),
+  hostinfoMinInterval: z.string().optional(),
   // Listener timeouts and caps (http/limits.ts).
   ...LimitsFileSchema.shape,
 });
@@ -71,9 +81,40 @@ export interface ServeConfig {
   oidc: OidcConfig | null;
   /** Start even when the SQLite files are group/world-accessible (they hold secrets). */
   allowInsecurePermissions: boolean;
+  /** Limits on what unauthenticated and authenticated nodes may make the server keep. */
+  nodeLimits: NodeLimits;
   /** Timeouts and caps of every listener. */
   limits: ListenerLimits;
 }
+
+/** Limits on registrations and Hostinfo (issue 6 A6, A14); see coordination/README.md. */
+export interface NodeLimits {
+  /** Lifetime of an interactive registration while its node waits, ms (15 min). */
+  registrationTimeoutMs: number;
+  /** Lifetime of an interactive registration no node waits on, ms (1 min). */
+  registrationIdleMs: number;
+  /** Live pending interactive registrations in total (1000). */
+  maxPendingRegistrations: number;
+  /** Live pending interactive registrations per source address, IPv6 per /64 (20). */
+  maxPendingRegistrationsPerSource: number;
+  /** Largest `/machine/register` body, bytes (32 KiB). */
+  maxRegisterRequestBytes: number;
+  /** Largest Hostinfo JSON in any request, bytes (16 KiB). */
+  maxHostinfoBytes: number;
+  /** Minimum time between two applied Hostinfo changes of one node, ms (5 s). */
+  hostinfoMinIntervalMs: number;
+}
+
+/** Default {@link NodeLimits}. */
+export const DEFAULT_NODE_LIMITS: NodeLimits = {
+  registrationTimeoutMs: 15 * 60_000,
+  registrationIdleMs: 60_000,
+  maxPendingRegistrations: 1000,
+  maxPendingRegistrationsPerSource: 20,
+  maxRegisterRequestBytes: 32 * 1024,
+  maxHostinfoBytes: 16 * 1024,
+  hostinfoMinIntervalMs: 5_000,
+};
 
 /** Resolved OIDC settings. */
 export interface OidcConfig {
@@ -112,6 +153,13 @@ export const ENV_VARS: Record<string, keyof RawConfig> = {
   LATTICE_CONTROL_OIDC_ALLOWED_USERS: "oidcAllowedUsers",
   LATTICE_CONTROL_OIDC_ONLY: "oidcOnly",
   LATTICE_CONTROL_ALLOW_INSECURE_PERMISSIONS: "allowInsecurePermissions",
+  LATTICE_CONTROL_REGISTRATION_TIMEOUT: "registrationTimeout",
+  LATTICE_CONTROL_REGISTRATION_IDLE_TIMEOUT: "registrationIdleTimeout",
+  LATTICE_CONTROL_MAX_PENDING_REGISTRATIONS: "maxPendingRegistrations",
+  LATTICE_CONTROL_MAX_PENDING_REGISTRATIONS_PER_SOURCE: "maxPendingRegistrationsPerSource",
+  LATTICE_CONTROL_MAX_REGISTER_REQUEST_BYTES: "maxRegisterRequestBytes",
+  LATTICE_CONTROL_MAX_HOSTINFO_BYTES: "maxHostinfoBytes",
+  LATTICE_CONTROL_HOSTINFO_MIN_INTERVAL: "hostinfoMinInterval",
   ...LIMIT_ENV_VARS,
 };
 
@@ -224,8 +272,33 @@ export function resolveConfig(...sources: RawConfig[]): ServeConfig {
     logLevel: raw.logLevel ?? "info",
     oidc: resolveOidc(raw),
     allowInsecurePermissions: raw.allowInsecurePermissions ?? false,
+    nodeLimits: resolveNodeLimits(raw),
     limits: resolveListenerLimits(raw),
   };
+}
+
+/** Resolves {@link NodeLimits}: defaults for what is not set; errors name the setting. */
+export function resolveNodeLimits(raw: RawConfig): NodeLimits {
+  const d = DEFAULT_NODE_LIMITS;
+  const dur = (v: string | undefined, field: string, def: number) => {
+    if (v === undefined) return def;
+    const ms = parseDuration(v, field);
+    if (ms <= 0) throw new ValidationError(`${field}: ${JSON.stringify(v)} must be longer than 0`);
+    return ms;
+  };
+  const limits: NodeLimits = {
+    registrationTimeoutMs: dur(raw.registrationTimeout, "registrationTimeout", d.registrationTimeoutMs),
+    registrationIdleMs: dur(raw.registrationIdleTimeout, "registrationIdleTimeout", d.registrationIdleMs),
+    maxPendingRegistrations: raw.maxPendingRegistrations ?? d.maxPendingRegistrations,
+    maxPendingRegistrationsPerSource: raw.maxPendingRegistrationsPerSource ?? d.maxPendingRegistrationsPerSource,
+    maxRegisterRequestBytes: raw.maxRegisterRequestBytes ?? d.maxRegisterRequestBytes,
+    maxHostinfoBytes: raw.maxHostinfoBytes ?? d.maxHostinfoBytes,
+    hostinfoMinIntervalMs: raw.hostinfoMinInterval === undefined ? d.hostinfoMinIntervalMs : parseDuration(raw.hostinfoMinInterval, "hostinfoMinInterval"),
+  };
+  if (limits.registrationIdleMs > limits.registrationTimeoutMs) {
+    throw new ValidationError(`registrationIdleTimeout: ${raw.registrationIdleTimeout} is longer than registrationTimeout (${raw.registrationTimeout ?? "15m"})`);
+  }
+  return limits;
 }
 
 function splitList(v: string | string[] | undefined): string[] {

@@ -113,3 +113,14 @@ export function describeSystemError(e: unknown): string {
   if (m) return `${m[1]} (${err.code})`;
   return err?.code && !String(err.message).includes(err.code) ? `${err.message} (${err.code})` : String(err?.message ?? e);
 }
+
+/**
+ * A request over a configured limit (429 too many, 413 too large); `code` names the limit,
+ * the message names the limit's value and the setting that raises it.
+ */
+export class LimitError extends ControlError {
+  constructor(code: string, message: string, status: 413 | 429 = 429) {
+    super(code, message, status);
+    this.name = "LimitError";
+  }
+}

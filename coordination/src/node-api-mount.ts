@@ -8,7 +8,7 @@ import { noiseKeyPair } from "@lattice/control-client";
 import type { DERPMap } from "@lattice/types";
 import type { Control } from "./app.js";
 import type { ListenerLimits, UpgradeHandler } from "./http/limits.js";
-import { attachNodeApi, type NodeApi } from "./nodeapi/attach.js";
+import { attachNodeApi, type NodeApi, type NodeApiOptions } from "./nodeapi/attach.js";
 import { ControlNodeBackend } from "./services/node-backend.js";
 
 /** The mounted node API and its backend. */
@@ -32,11 +32,14 @@ export async function mountNodeApi(
   log: { error(o: unknown, m?: string): void },
   derpMap?: DERPMap,
   limits?: ListenerLimits,
+  nodeLimits: Pick<NodeApiOptions, "maxRegisterBodyBytes" | "maxHostinfoBytes" | "hostinfoMinIntervalMs"> = {},
 ): Promise<MountedNodeApi> {
   const priv = Buffer.from(await control.settings.getOrCreate("noise_private_key", () => control.ctx.random(32).toString("base64url")), "base64url");
   const onError = (err: unknown) => log.error({ err }, "node API error");
   const backend = await ControlNodeBackend.create(control, derpMap ? { onError, derpMap } : { onError });
   const api = attachNodeApi(null, backend, {
+    ...nodeLimits,
+    now: control.ctx.now,
     serverKey: noiseKeyPair(new Uint8Array(priv)),
     log: onError,
     ...(limits ? { idleTimeoutMs: limits.controlIdleTimeoutMs, bodyTimeoutMs: limits.bodyTimeoutMs, maxStreamsPerConnection: limits.maxStreamsPerConnection, refuseGraceMs: limits.headerTimeoutMs } : {}),

@@ -132,6 +132,10 @@ async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOpt
       tailnetDomain: cfg.tailnetDomain,
       ephemeralTimeoutMs: cfg.ephemeralTimeoutMs,
       nodeKeyExpiryMs: cfg.nodeKeyExpiryMs,
+      registrationTimeoutMs: cfg.nodeLimits.registrationTimeoutMs,
+      registrationIdleMs: cfg.nodeLimits.registrationIdleMs,
+      maxPendingRegistrations: cfg.nodeLimits.maxPendingRegistrations,
+      maxPendingRegistrationsPerSource: cfg.nodeLimits.maxPendingRegistrationsPerSource,
     },
     sweepIntervalMs: cfg.sweepIntervalMs,
     onError: (err) => log.error({ err }, "background task failed"),
@@ -164,7 +168,11 @@ async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOpt
   const upgradeHandlers: UpgradeHandler[] = [];
   const counters = { http: newListenerCounters(), admin: newListenerCounters() };
   const main = createMainServer(control, { tls, log, preHandlers, oidc, limits: cfg.limits, counters: counters.http, upgradeHandlers });
-  const nodeApi = await mountNodeApi(control, log, derpMap, cfg.limits);
+  const nodeApi = await mountNodeApi(control, log, derpMap, cfg.limits, {
+    maxRegisterBodyBytes: cfg.nodeLimits.maxRegisterRequestBytes,
+    maxHostinfoBytes: cfg.nodeLimits.maxHostinfoBytes,
+    hostinfoMinIntervalMs: cfg.nodeLimits.hostinfoMinIntervalMs,
+  });
   opened.add(() => nodeApi.close());
   preHandlers.push(nodeApi.handleRequest);
   upgradeHandlers.push(nodeApi.handleUpgrade);

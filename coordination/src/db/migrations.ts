@@ -125,11 +125,25 @@ function oidcIdentity(): Migration {
   };
 }
 
+/**
+ * Records where an interactive registration came from (the node's source address, IPv6
+ * grouped by /64), so pending registrations can be capped per source.
+ */
+function registrationSource(): Migration {
+  return {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema.alterTable("pending_registrations").addColumn("source", "text").execute();
+      await db.schema.createIndex("pending_source_idx").on("pending_registrations").column("source").execute();
+      await db.schema.createIndex("pending_expires_idx").on("pending_registrations").column("expires_at").execute();
+    },
+  };
+}
+
 /** Applies every pending migration; throws with the failing migration's error. */
 export async function migrate(db: Kysely<Database>, kind: DbKind): Promise<void> {
   const provider: MigrationProvider = {
     async getMigrations() {
-      return { "0001_initial": initial(kind), "0002_oidc_identity": oidcIdentity() };
+      return { "0001_initial": initial(kind), "0002_oidc_identity": oidcIdentity(), "0003_registration_source": registrationSource() };
     },
   };
   const migrator = new Migrator({ db, provider });

@@ -107,6 +107,8 @@ export interface PendingRegistrationsTable {
   user_id: number | null;
   node_id: number | null;
   completed_at: number | null;
+  /** Where the registration came from ("ip" or "v6prefix/64"); null for rows from before it was recorded. */
+  source: string | null;
 }
 
 /** Key/value settings (tailnet domain, cookie signing secret). */

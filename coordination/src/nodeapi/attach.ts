@@ -24,7 +24,10 @@ import { NodeJsonCache } from "../mapper/encode.js";
 import type { NodeBackend } from "./backend.js";
 import { readBody, respondError, respondJson, type BodyBudget } from "./http.js";
 import { serveMap, type Timers } from "./map-stream.js";
-import { RequestError, parseJsonBody, validateMapRequest, validateRegisterRequest } from "./validate.js";
+import { RequestError, checkHostinfoSize, parseJsonBody, validateMapRequest, validateRegisterRequest } from "./validate.js";
+import { NodeBackendError } from "./backend.js";
+import { HostinfoGate, type HostinfoGateCounters } from "./hostinfo-gate.js";
+import { sourceKey } from "../source-key.js";
 
 /** Options of {@link attachNodeApi}. */
 export interface NodeApiOptions {
@@ -34,8 +37,19 @@ export interface NodeApiOptions {
   random?: (n: number) => Uint8Array;
   /** Keep-alive interval on idle map streams, ms (default 60 000). */
   keepAliveMs?: number;
-  /** Largest accepted request body, bytes (default 256 KiB). */
+  /** Largest accepted `/machine/map` request body, bytes (default 256 KiB). */
   maxBodyBytes?: number;
+  /**
+   * Largest accepted `/machine/register` body, bytes (default 32 KiB): registrations come
+   * from machines nobody has let in yet and may be stored while a person logs in.
+   */
+  maxRegisterBodyBytes?: number;
+  /** Largest accepted Hostinfo (its JSON), bytes, in any request (default 16 KiB); 413 hostinfo_too_large beyond it. */
+  maxHostinfoBytes?: number;
+  /** After a burst of 3, minimum time between two applied Hostinfo changes of one node, ms (default 5 000; see hostinfo-gate.ts). */
+  hostinfoMinIntervalMs?: number;
+  /** Current time, ms (default Date.now). */
+  now?: () => number;
   /** Request body bytes being received at once over all channels (default 64 MiB; 503 beyond). */
   maxBodyBytesInFlight?: number;
   /** Close map streams whose unsent output exceeds this (default 32 MiB). */
@@ -60,6 +74,10 @@ export interface NodeApiCounters extends NoiseCounters, ControlH2Counters {
   badRequests: number;
   /** Map streams opened so far. */
   streamsOpened: number;
+  /** Requests refused over a limit (HTTP 413/429), by error code. */
+  limited: Record<string, number>;
+  /** Hostinfo changes held back by the rate limit, and held ones applied later. */
+  hostinfo: HostinfoGateCounters;
 }
 
 /** A node API attached to a server. */
@@ -93,9 +111,19 @@ export function attachNodeApi(server: HttpServer | HttpsServer | null, backend: 
     setTimeout: (fn, ms) => setTimeout(fn, ms),
     clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
   };
-  const counters: NodeApiCounters = { ...newNoiseCounters(), stalledStreams: 0, idleChannelsClosed: 0, channelErrors: 0, badRequests: 0, streamsOpened: 0 };
   const maxBody = opts.maxBodyBytes ?? 256 * 1024;
   const bodyBudget: BodyBudget = { used: 0, max: opts.maxBodyBytesInFlight ?? 64 * 1024 * 1024 };
+  const maxRegisterBody = opts.maxRegisterBodyBytes ?? 32 * 1024;
+  const maxHostinfo = opts.maxHostinfoBytes ?? 16 * 1024;
+  const hostinfoGate = new HostinfoGate({
+    minIntervalMs: opts.hostinfoMinIntervalMs ?? 5_000,
+    now: opts.now ?? Date.now,
+    timers,
+    apply: (nodeId, update) => backend.updateNodeFromMapRequest(nodeId, update),
+    // A node deleted while its change was held: nothing to do.
+    log: (err) => (err instanceof NodeBackendError ? undefined : opts.log?.(err)),
+  });
+  const counters: NodeApiCounters = { ...newNoiseCounters(), stalledStreams: 0, idleChannelsClosed: 0, channelErrors: 0, badRequests: 0, streamsOpened: 0, limited: {}, hostinfo: hostinfoGate.counters };
   const live = new Map<number, { close(): void }>();
   const jsonCache = new NodeJsonCache();
   const sessions = new Set<ServerHttp2Session>();
@@ -103,11 +131,15 @@ export function attachNodeApi(server: HttpServer | HttpsServer | null, backend: 
   const log = opts.log;
 
   const fail = (stream: ServerHttp2Stream, e: unknown): void => {
-    if (e instanceof RequestError || (e as { status?: number }).status !== undefined) counters.badRequests++;
+    const status = (e as { status?: unknown }).status;
+    if (e instanceof RequestError || status !== undefined) counters.badRequests++;
+    if ((e instanceof RequestError || e instanceof NodeBackendError) && (status === 413 || status === 429)) {
+      counters.limited[e.code] = (counters.limited[e.code] ?? 0) + 1;
+    }
     respondError(stream, e, log);
   };
 
-  const route = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, machinePublic: Uint8Array): void => {
+  const route = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, machinePublic: Uint8Array, source: string): void => {
     const mkey = formatKey("machine", machinePublic);
     const method = headers[":method"];
     const path = String(headers[":path"] ?? "").split("?")[0];
@@ -123,15 +155,18 @@ export function attachNodeApi(server: HttpServer | HttpsServer | null, backend: 
     }
     void (async () => {
       try {
-        const body = parseJsonBody(await readBody(stream, maxBody, bodyBudget));
-        if (path === "/machine/register") {
+        const register = path === "/machine/register";
+        const body = parseJsonBody(await readBody(stream, register ? maxRegisterBody : maxBody, bodyBudget));
+        if (register) {
           const req = validateRegisterRequest(body);
+          checkHostinfoSize(req.Hostinfo, maxHostinfo);
           const ac = new AbortController();
           stream.on("close", () => ac.abort());
-          const resp = await backend.register(mkey, req, ac.signal);
+          const resp = await backend.register(mkey, req, ac.signal, { source });
           respondJson(stream, 200, resp);
         } else {
           const req = validateMapRequest(body);
+          checkHostinfoSize(req.Hostinfo, maxHostinfo);
           if (req.Stream) counters.streamsOpened++;
           await serveMap(stream, mkey, req, backend, {
             keepAliveMs: opts.keepAliveMs ?? 60_000,
@@ -139,6 +174,7 @@ export function attachNodeApi(server: HttpServer | HttpsServer | null, backend: 
             maxBufferedBytes: opts.maxBufferedBytes ?? 32 * 1024 * 1024,
             live,
             jsonCache,
+            hostinfoGate,
             log,
           });
         }
@@ -168,7 +204,8 @@ export function attachNodeApi(server: HttpServer | HttpsServer | null, backend: 
       const conn = acceptControlUpgrade(req, socket, head, { serverKey: opts.serverKey, random, counters, refuseGraceMs: opts.refuseGraceMs });
       if (!conn) return true;
       conn.on("error", () => {});
-      const session = serveControlH2(conn, route, {
+      const source = sourceKey(req.socket.remoteAddress);
+      const session = serveControlH2(conn, (stream, headers, machinePublic) => route(stream, headers, machinePublic, source), {
         idleTimeoutMs: opts.idleTimeoutMs,
         bodyTimeoutMs: opts.bodyTimeoutMs,
         maxConcurrentStreams: opts.maxStreamsPerConnection,
@@ -189,6 +226,7 @@ export function attachNodeApi(server: HttpServer | HttpsServer | null, backend: 
       server?.off("upgrade", onUpgrade);
       for (const s of [...live.values()]) s.close();
       for (const s of [...sessions]) s.destroy();
+      hostinfoGate.close();
     },
   };
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {

@@ -171,6 +171,12 @@ export interface MapAuthorization {
   nodeId: NodeID;
 }
 
+/** Where a node API request came from (for per-source limits). */
+export interface RequestOrigin {
+  /** The client's source key (coordination/src/source-key.ts: IPv4, or IPv6 /64). */
+  source: string;
+}
+
 /** Everything the node API needs from the rest of the server. */
 export interface NodeBackend {
   /**
@@ -188,9 +194,10 @@ export interface NodeBackend {
    * - `req.OldNodeKey` set: key rotation of an existing node of this machine.
    *
    * Refusals throw {@link NodeBackendError}. The request has already been validated for
-   * shape (known fields, key formats) by the node API.
+   * shape (known fields, key formats) and size by the node API. `origin` says where it
+   * came from (interactive logins are capped per source: 429 registration_limit_source).
    */
-  register(machineKey: MachineKeyString, req: RegisterRequest, signal: AbortSignal): Promise<RegisterResponse>;
+  register(machineKey: MachineKeyString, req: RegisterRequest, signal: AbortSignal, origin?: RequestOrigin): Promise<RegisterResponse>;
 
   /**
    * Authorizes `POST /machine/map`: the node key must belong to this machine, be

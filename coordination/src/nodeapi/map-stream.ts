@@ -11,6 +11,7 @@ import { type NodeJsonCache, encodeMapResponse } from "../mapper/encode.js";
 import { MapSession } from "../mapper/session.js";
 import type { ChangeSet, NodeBackend, NodeUpdate } from "./backend.js";
 import { respondError, respondJson } from "./http.js";
+import type { HostinfoGate } from "./hostinfo-gate.js";
 
 /** Timer functions (injected so tests can use a fake clock). */
 export interface Timers {
@@ -32,6 +33,8 @@ export interface MapStreamOptions {
   live: Map<number, { close(): void }>;
   /** Shared JSON cache of Node objects (one per server). */
   jsonCache: NodeJsonCache;
+  /** Rate limit of Hostinfo changes (absent: every change applies at once). */
+  hostinfoGate?: HostinfoGate;
   log?: (err: unknown) => void;
 }
 
@@ -60,7 +63,8 @@ export async function serveMap(
   let nodeId: number;
   try {
     ({ nodeId } = await backend.authorizeMap(machineKey, req.NodeKey));
-    const update = nodeUpdateFrom(req);
+    const reported = nodeUpdateFrom(req);
+    const update = reported && opts.hostinfoGate ? opts.hostinfoGate.admit(nodeId, reported) : reported;
     if (update) await backend.updateNodeFromMapRequest(nodeId, update);
   } catch (e) {
     respondError(stream, e, opts.log);

@@ -169,3 +169,16 @@ export function validateMapRequest(v: unknown): MapRequest {
   }
   return r.data as MapRequest;
 }
+
+/**
+ * Refuses a Hostinfo whose JSON exceeds `limit` bytes: RequestError(413,
+ * "hostinfo_too_large") naming both sizes. Hostinfo is stored per node and (trimmed, see
+ * mapper/peer-hostinfo.ts) sent to every peer, so its size is capped apart from the body's.
+ */
+export function checkHostinfoSize(h: unknown, limit: number): void {
+  if (h == null) return;
+  const size = Buffer.byteLength(JSON.stringify(h));
+  if (size > limit) {
+    throw new RequestError(413, "hostinfo_too_large", `Hostinfo: ${size} bytes of JSON exceeds the limit of ${limit} bytes (setting maxHostinfoBytes)`);
+  }
+}

@@ -10,8 +10,17 @@ export interface ServiceOptions {
   nodeKeyExpiryMs: number;
   /** Ephemeral nodes offline longer than this are deleted, in ms. */
   ephemeralTimeoutMs: number;
-  /** Lifetime of an interactive registration waiting for a person, in ms. */
+  /** Lifetime of an interactive registration waiting for a person, in ms (while its node waits). */
   registrationTimeoutMs: number;
+  /**
+   * An interactive registration no node is waiting on (no follow-up request open) expires
+   * this long after it was started or its node stopped waiting, in ms.
+   */
+  registrationIdleMs: number;
+  /** Most live pending interactive registrations in total (over it: 429 registration_limit_total). */
+  maxPendingRegistrations: number;
+  /** Most live pending interactive registrations per source address, IPv6 per /64 (429 registration_limit_source). */
+  maxPendingRegistrationsPerSource: number;
   /** Lifetime of a web login session, in ms. */
   webSessionMs: number;
   /** Tailnet DNS domain used when the settings table has none. */
@@ -33,7 +42,10 @@ export interface ServiceContext {
 export const DEFAULT_SERVICE_OPTIONS: Omit<ServiceOptions, "serverUrl"> = {
   nodeKeyExpiryMs: 180 * 24 * 3600_000,
   ephemeralTimeoutMs: 30 * 60_000,
-  registrationTimeoutMs: 30 * 60_000,
+  registrationTimeoutMs: 15 * 60_000,
+  registrationIdleMs: 60_000,
+  maxPendingRegistrations: 1000,
+  maxPendingRegistrationsPerSource: 20,
   webSessionMs: 24 * 3600_000,
   tailnetDomain: "lattice.internal",
 };

@@ -7,6 +7,7 @@ import type { DERPMap, DNSConfig, Node, NodeID, UserID, UserProfile } from "@lat
 import type { Selectable } from "kysely";
 import type { UsersTable } from "../db/schema.js";
 import type { NetmapState } from "../nodeapi/backend.js";
+import { peerHostinfo } from "../mapper/peer-hostinfo.js";
 import { parseJson } from "./context.js";
 import { effectiveExpiry, isExpired, type NodeRow } from "./nodes.js";
 import { policyViews, type ViewCache } from "./peer-views.js";
@@ -52,7 +53,7 @@ function renderNode(r: NodeRow, domain: string, primary: readonly string[], now:
     Addresses: addresses,
     AllowedIPs: [...addresses, ...primary],
     Endpoints: parseJson<string[]>(r.endpoints, []),
-    Hostinfo: parseJson<Record<string, unknown>>(r.hostinfo, {}) as Node["Hostinfo"],
+    Hostinfo: peerHostinfo(parseJson<Record<string, unknown>>(r.hostinfo, {})),
     Created: new Date(r.created_at).toISOString(),
     MachineAuthorized: !!r.approved,
     Online: !!r.online,

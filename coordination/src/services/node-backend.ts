@@ -36,6 +36,7 @@ import {
   type NetmapState,
   type NodeBackend,
   type NodeUpdate,
+  type RequestOrigin,
 } from "../nodeapi/backend.js";
 import { buildState, compileFor, TAGGED_DEVICES_USER_ID, type NodeCache, type ViewCache } from "./netmap-state.js";
 import { changedNodes, idsOf } from "./policy-diff.js";
@@ -313,7 +314,7 @@ export class ControlNodeBackend implements NodeBackend {
   }
 
   /** {@inheritDoc NodeBackend.register} */
-  async register(machineKey: MachineKeyString, req: RegisterRequest, signal: AbortSignal): Promise<RegisterResponse> {
+  async register(machineKey: MachineKeyString, req: RegisterRequest, signal: AbortSignal, origin?: RequestOrigin): Promise<RegisterResponse> {
     try {
       const hostinfo = (req.Hostinfo ?? {}) as Record<string, unknown>;
       const input: RegistrationInput = {
@@ -356,7 +357,7 @@ export class ControlNodeBackend implements NodeBackend {
           return this.#response(node);
         }
       }
-      const { authUrl } = await this.c.registrations.start(input);
+      const { authUrl } = await this.c.registrations.start(input, origin?.source);
       return this.#response(undefined, authUrl);
     } catch (e) {
       throw toBackendError(e);

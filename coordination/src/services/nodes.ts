@@ -13,6 +13,7 @@ import { parseJson, type ServiceContext } from "./context.js";
 import { allocateIPv4, ipv6For } from "./addresses.js";
 import { sanitizeHostname, uniqueName, validateGivenName } from "./names.js";
 import { checkTagOwnership, normalizeTags } from "./tags.js";
+import { peerHostinfo } from "../mapper/peer-hostinfo.js";
 import type { AuthKeyService } from "./authkeys.js";
 import type { PolicyService } from "./policy.js";
 
@@ -416,7 +417,10 @@ export class NodeService {
     this.ctx.bus.publish({ kind: "nodeRemoved", nodeIds: [node.id], at: this.ctx.now() });
   }
 
-  /** Persists what a map request reported; publishes `nodeChanged` with the fields that differ. */
+  /**
+   * Persists what a map request reported; publishes `nodeChanged` with the fields that
+   * differ (Hostinfo only when the part netmaps carry differs, see mapper/peer-hostinfo.ts).
+   */
   async updateFromNode(
     nodeId: number,
     upd: { discoKey?: string | undefined; endpoints?: string[] | undefined; hostinfo?: Record<string, unknown> | undefined; homeDerp?: number | undefined },
@@ -435,15 +439,18 @@ export class NodeService {
       const h = JSON.stringify(upd.hostinfo);
       if (h !== node.hostinfo) {
         set.hostinfo = h;
-        fields.push("hostinfo");
+        // Netmaps carry only part of Hostinfo (mapper/peer-hostinfo.ts): a change elsewhere
+        // (NetInfo, versions …) is stored for the server but not announced to peers.
+        const prev = parseJson<Record<string, unknown>>(node.hostinfo, {});
+        if (JSON.stringify(peerHostinfo(upd.hostinfo)) !== JSON.stringify(peerHostinfo(prev))) fields.push("hostinfo");
         // Advertised routes feed the policy compiler (routable_ips); other Hostinfo does not.
-        const before = JSON.stringify(parseJson<{ RoutableIPs?: unknown }>(node.hostinfo, {}).RoutableIPs ?? []);
+        const before = JSON.stringify(prev.RoutableIPs ?? []);
         if (JSON.stringify(upd.hostinfo.RoutableIPs ?? []) !== before) fields.push("routes");
       }
     }
-    if (fields.length === 0) return fields;
+    if (Object.keys(set).length === 0) return fields;
     await this.ctx.db.kysely.updateTable("nodes").set({ ...set, updated_at: this.ctx.now() }).where("id", "=", nodeId).execute();
-    this.ctx.bus.publish({ kind: "nodeChanged", nodeIds: [nodeId], fields, at: this.ctx.now() });
+    if (fields.length > 0) this.ctx.bus.publish({ kind: "nodeChanged", nodeIds: [nodeId], fields, at: this.ctx.now() });
     return fields;
   }
 

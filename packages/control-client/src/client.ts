@@ -58,6 +58,8 @@ export interface ControlClientOptions {
   tls?: https.RequestOptions;
   /** Abort the dial after this many ms (default 15 000). */
   timeoutMs?: number;
+  /** Local address to dial from (default: chosen by the OS). */
+  localAddress?: string;
 }
 
 /** GETs `/key?v=N` and returns the server's Noise public key bytes. */
@@ -103,6 +105,7 @@ export function dialControl(opts: ControlClientOptions & { serverPublic: Uint8Ar
     };
     const req = (isTls ? https : http).request(url, {
       ...(isTls ? opts.tls : {}),
+      ...(opts.localAddress !== undefined ? { localAddress: opts.localAddress } : {}),
       method: "POST",
       headers: {
         Connection: "upgrade",
