@@ -13,11 +13,8 @@ import type { MapResponse } from "@lattice/types";
 import { startServer, TestNode, waitFor, type ServerProc } from "./harness.js";
 import { registrationFlood, type RegistrationFloodResult } from "./hostile/registration-flood.js";
 import { hostinfoFlood, type HostinfoFloodResult } from "./hostile/hostinfo-flood.js";
-import { procStats } from "./hostile/proc-stats.js";
 import { pendingRegistrations } from "./hostile/db-probe.js";
-// Combination point: the listener hostile clients. These simple versions have the same
-// names and call shapes as the listener-hardening work's coordination/test/hostile/clients.ts.
-import { openUnknownUpgrades, stalledH2Streams, type HostileSet } from "./hostile/listener-basic.js";
+import { openUnknownUpgrades, procStats, slowHeaders, stalledH2Streams, type Hostile } from "./hostile/clients.js";
 
 const SOAK_MS = 30_000;
 const ALLOW_ALL = `{ "acls": [ { "action": "accept", "src": ["*"], "dst": ["*:*"] } ] }`;
@@ -92,7 +89,7 @@ describe("hostile soak (issue 6 acceptance 2)", () => {
     })();
 
     // 1. Unknown upgrades: 20 new connections every second; each batch is abandoned by the client after 5 s.
-    const upgradeSets: HostileSet[] = [];
+    const upgradeSets: Hostile[] = [];
     const upgrades = (async () => {
       while (!stop.signal.aborted) {
         upgradeSets.push(openUnknownUpgrades(s.url, 20));
@@ -100,8 +97,17 @@ describe("hostile soak (issue 6 acceptance 2)", () => {
         await sleep(1000);
       }
     })();
+    // 1b. Slowloris: 10 connections every second dribbling header bytes.
+    const slowSets: Hostile[] = [];
+    const slow = (async () => {
+      while (!stop.signal.aborted) {
+        slowSets.push(slowHeaders(s.url, 10));
+        if (slowSets.length > 5) slowSets[slowSets.length - 6]!.close();
+        await sleep(1000);
+      }
+    })();
     // 2. Stalled HTTP/2 streams: 4 channels x 25 streams, renewed every 10 s.
-    const stalledSets: HostileSet[] = [];
+    const stalledSets: Hostile[] = [];
     const stalled = (async () => {
       while (!stop.signal.aborted) {
         stalledSets.push(await stalledH2Streams(s.url, 4, 25));
@@ -144,8 +150,8 @@ describe("hostile soak (issue 6 acceptance 2)", () => {
     stop.abort();
     const floodResults = await Promise.all(floods);
     const hostinfoResults = await Promise.all(hostinfo);
-    await Promise.all([upgrades, stalled, sampler]);
-    for (const h of [...upgradeSets, ...stalledSets]) h.close();
+    await Promise.all([upgrades, slow, stalled, sampler]);
+    for (const h of [...upgradeSets, ...slowSets, ...stalledSets]) h.close();
 
     const refused: Record<string, number> = {};
     for (const r of [...floodResults, ...hostinfoResults]) for (const [k, v] of Object.entries(r.refused)) refused[k] = (refused[k] ?? 0) + v;
@@ -156,8 +162,8 @@ describe("hostile soak (issue 6 acceptance 2)", () => {
         `db+wal ${(during.db / 1024).toFixed(0)} KiB, ${during.pending.rows} pending registrations (${(during.pending.bytes / 1024).toFixed(0)} KiB)`,
     );
     console.log(
-      `attack: ${upgradeSets.length * 20} unknown upgrades (${upgradeSets.reduce((a, h) => a + h.answered(), 0)} answered), ` +
-        `${stalledSets.reduce((a, h) => a + h.opened, 0)} stalled streams, ${registrations} registrations (${pendingCreated} answered with an AuthURL), ` +
+      `attack: ${slowSets.length * 10} slowloris connections, ${upgradeSets.length * 20} unknown upgrades (${upgradeSets.reduce((a, h) => a + h.answered(), 0)} answered), ` +
+        `${stalledSets.reduce((a, h) => a + h.outcomes.length, 0)} stalled streams, ${registrations} registrations (${pendingCreated} answered with an AuthURL), ` +
         `${hostinfoResults.reduce((a, r) => a + r.sent, 0)} Hostinfo updates; refused ${JSON.stringify(refused)}`,
     );
     console.log(`legitimate node: ${round} rounds of register + see it on the stream + interactive login: ${legitLog.join(", ")}`);
