@@ -164,7 +164,7 @@ export function decodeAddress(value: Uint8Array, transactionId: Uint8Array, xor:
   if (want < 0) return fail("ERR_STUN_BAD_ADDRESS", `address family 0x${fam!.toString(16)} is neither IPv4 (0x01) nor IPv6 (0x02)`);
   if (value.length !== 4 + want) return fail("ERR_STUN_BAD_ADDRESS", `address attribute of ${value.length} bytes for family ${fam === 1 ? 4 : 6}`);
   let port = readU16(value, 2);
-  const ip = value.slice(4, 4 + want);
+  const ip = new Uint8Array(value.subarray(4, 4 + want)); // a plain copy even when the input is a Buffer
   if (xor) {
     port ^= MAGIC_COOKIE >>> 16;
     const pad = xorPad(transactionId);

@@ -70,6 +70,12 @@ describe("RFC 5769 test vectors", () => {
     expect(integrityOk(SAMPLE_V4_RESPONSE)).toBe(true);
   });
 
+  it("returns a plain Uint8Array address even when the datagram is a Node Buffer (as dgram delivers)", () => {
+    const r = parseBindingResponse(Buffer.from(SAMPLE_V4_RESPONSE));
+    expect(r.ok && Buffer.isBuffer(r.value.mapped.ip)).toBe(false);
+    expect(r.ok && r.value.mapped).toEqual({ family: 4, ip: Uint8Array.from([192, 0, 2, 1]), port: 32853 });
+  });
+
   it("parses the IPv6 response: XOR-MAPPED-ADDRESS is [2001:db8:1234:5678:11:2233:4455:6677]:32853", () => {
     const r = parseBindingResponse(SAMPLE_V6_RESPONSE);
     expect(r.ok).toBe(true);
