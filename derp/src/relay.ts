@@ -68,7 +68,7 @@ function limit(srv: Server, maxConnections: number): void {
   srv.requestTimeout = 10_000;
   srv.keepAliveTimeout = 5_000;
   srv.maxHeadersCount = 64;
-  srv.timeout = 30_000;
+  srv.timeout = 10_000; // idle socket before any request; upgraded sockets turn it off
 }
 
 /** Starts everything; rejects with a RelayError if a listener or TLS material fails. */
@@ -149,8 +149,8 @@ export async function startRelay(cfg: RelayConfig, log: Logger): Promise<Relay> 
   if (cfg.tls && "selfSigned" in cfg.tls) tlsMaterial = selfSigned(cfg.tls.hostname);
   else if (cfg.tls) tlsMaterial = { cert: readPem("--cert", cfg.tls.cert), key: readPem("--key", cfg.tls.key) };
   const main: Server = tlsMaterial
-    ? createHttpsServer({ cert: tlsMaterial.cert, key: tlsMaterial.key, maxHeaderSize: 16 << 10, handshakeTimeout: 10_000 }, handler)
-    : createHttpServer({ maxHeaderSize: 16 << 10 }, handler);
+    ? createHttpsServer({ cert: tlsMaterial.cert, key: tlsMaterial.key, maxHeaderSize: 16 << 10, handshakeTimeout: 10_000, connectionsCheckingInterval: 2_000 }, handler)
+    : createHttpServer({ maxHeaderSize: 16 << 10, connectionsCheckingInterval: 2_000 }, handler);
   limit(main, cfg.maxConnections);
   main.on("upgrade", onUpgrade);
   main.on("clientError", (_e, socket: Socket) => socket.destroy());
@@ -159,7 +159,7 @@ export async function startRelay(cfg: RelayConfig, log: Logger): Promise<Relay> 
   let plain: Server | null = null;
   let httpPort: number | null = null;
   if (cfg.httpPort !== null && (tlsMaterial !== null || cfg.httpPort !== derpPort)) {
-    plain = createHttpServer({ maxHeaderSize: 16 << 10 }, handler);
+    plain = createHttpServer({ maxHeaderSize: 16 << 10, connectionsCheckingInterval: 2_000 }, handler);
     limit(plain, Math.min(cfg.maxConnections, 1024));
     plain.on("clientError", (_e, socket: Socket) => socket.destroy());
     httpPort = await listen(plain, cfg.listen.host, cfg.httpPort);

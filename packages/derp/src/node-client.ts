@@ -99,6 +99,16 @@ export class DerpConnection {
     this.flush();
   }
 
+  /** Stops reading from the socket (flow control; the relay then sees a slow reader). */
+  pause(): void {
+    this.socket.pause();
+  }
+
+  /** Resumes reading after {@link pause}. */
+  resume(): void {
+    this.socket.resume();
+  }
+
   /** Closes the socket. */
   close(): void {
     this.end(null);
