@@ -65,6 +65,18 @@ describe("mesh of two lattice-derp relays", () => {
     expect(procs[0]!.log()).toMatch(/URL is this relay itself/);
   });
 
+  it("mesh links verify the peer's TLS certificate: a relay with an untrusted (self-signed) certificate gets no link, so no mesh key is sent to it", async () => {
+    const keyFile = meshKeyFile();
+    const p2 = await freePort();
+    procs.push(await startRelayProc(["--self-signed", "--mesh-key-file", keyFile], { port: p2, https: true }));
+    const a = await startRelayProc(["--mesh-key-file", keyFile, "--mesh-with", `https://127.0.0.1:${p2}`]);
+    procs.push(a);
+    await waitFor("a refused link attempt", () => /cannot connect to peer relay/.test(a.log()));
+    expect(a.log()).toMatch(/self[- ]signed certificate/);
+    const st = await a.stats();
+    expect(st.mesh[0].connected).toBe(false);
+  });
+
   it("a mesh key file readable by others is refused with a clear message", async () => {
     const f = meshKeyFile(0o644);
     await expect(startRelayProc(["--mesh-key-file", f])).rejects.toThrow(/mode 644 lets others read the mesh key; chmod 600/);
