@@ -45,6 +45,18 @@ describe("lattice-derp (real process, real TCP)", () => {
     expect(s.derp.packetsRecv).toBe(2);
   });
 
+  it("a burst from one sender to a reading receiver is relayed whole (no queue drops from 64 KiB reads)", async () => {
+    const r = await relay();
+    const a = await client(r.url);
+    const b = await client(r.url);
+    const pkt = new Uint8Array(1200);
+    for (let i = 0; i < 200; i++) a.c.send(b.c.client.publicKey, pkt);
+    await waitFor("200 packets", () => b.msgs.filter((m) => m.kind === "packet").length === 200, 5000).catch(() => {});
+    const st = await r.stats();
+    expect(st.derp.dropQueueHead).toBe(0);
+    expect(b.msgs.filter((m) => m.kind === "packet")).toHaveLength(200);
+  });
+
   it("serves /derp/probe, /generate_204 (with the challenge echo) and refuses /derp without the upgrade (426)", async () => {
     const r = await relay();
     const probe = await fetch(`${r.url}/derp/probe`);
