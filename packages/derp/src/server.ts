@@ -560,10 +560,12 @@ export class DerpServer {
     const did = keyId(dst);
     const set = this.clients.get(did);
     if (set) {
+      // Remember who heard from src (for PeerGone), bounded: ≤ 4096 recipients per sender
+      // and ≤ 2 × maxClients senders (forwarded senders from the mesh included).
       const sid = keyId(src);
       let rec = this.sentTo.get(sid);
-      if (!rec) this.sentTo.set(sid, (rec = new Set()));
-      if (rec.size < 4096) rec.add(did);
+      if (!rec && this.sentTo.size < 2 * this.maxClients) this.sentTo.set(sid, (rec = new Set()));
+      if (rec && rec.size < 4096) rec.add(did);
       set[set.length - 1]!.enqueuePacket(encodeRecvPacket(src, pkt));
       return;
     }
