@@ -1,5 +1,6 @@
 import { readdirSync } from "node:fs";
 import { connect, type Socket } from "node:net";
+import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { connectDerp, DerpClient, encodeFrame, keyEqual, type DerpConnection, type DerpMessage } from "@lattice/derp";
 import { random, startRelayProc, waitFor, type RelayProc } from "./harness.js";
@@ -74,6 +75,24 @@ describe("lattice-derp against hostile clients", () => {
     expect(st.derp.currentClients).toBe(0);
     await stillServes(r);
   });
+
+  it("fuzz: random byte streams on the DERP port (after the upgrade and as raw HTTP) never crash it", async () => {
+    const r = await relay();
+    await fc.assert(
+      fc.asyncProperty(fc.boolean(), fc.array(fc.uint8Array({ minLength: 1, maxLength: 2000 }), { minLength: 1, maxLength: 4 }), async (upgrade, chunks) => {
+        const s = upgrade ? await rawUpgraded(r.derpPort) : connect(r.derpPort, "127.0.0.1");
+        s.on("error", () => {});
+        s.resume();
+        socks.push(s);
+        for (const c of chunks) s.write(c);
+        await new Promise((res) => setTimeout(res, 5));
+        s.destroy();
+      }),
+      { numRuns: 60 },
+    );
+    expect(r.proc.exitCode).toBeNull();
+    await stillServes(r);
+  }, 60_000);
 
   it("a slow reader: its queue drops the oldest packets (counted) and the write timeout closes it; the sender is unaffected", async () => {
     const r = await relay();
