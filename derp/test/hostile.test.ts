@@ -1,8 +1,10 @@
+import { createSocket } from "node:dgram";
 import { readdirSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { connectDerp, DerpClient, encodeFrame, keyEqual, type DerpConnection, type DerpMessage } from "@lattice/derp";
+import { createBindingRequest, parseBindingResponse } from "@lattice/stun";
 import { random, startRelayProc, waitFor, type RelayProc } from "./harness.js";
 
 const procs: RelayProc[] = [];
@@ -93,6 +95,32 @@ describe("lattice-derp against hostile clients", () => {
     expect(r.proc.exitCode).toBeNull();
     await stillServes(r);
   }, 60_000);
+
+  it("STUN port: 500 random datagrams are dropped and counted; a real Binding request is still answered", async () => {
+    const r = await relay();
+    const sock = createSocket("udp4");
+    await new Promise<void>((res) => sock.bind(0, "127.0.0.1", () => res()));
+    try {
+      const garbage = fc.sample(fc.uint8Array({ minLength: 0, maxLength: 600 }), 500);
+      for (let i = 0; i < garbage.length; i++) {
+        sock.send(garbage[i]!, r.stunPort!, "127.0.0.1");
+        if (i % 25 === 24) await new Promise((res) => setTimeout(res, 10)); // pace: don't overflow the receive buffer
+      }
+      const st = await waitFor("drops counted", async () => {
+        const s = await r.stats();
+        const n = Object.values(s.stun.dropped as Record<string, number>).reduce((a, b) => a + b, 0);
+        return n >= 400 ? s : null; // UDP may lose a few under load; the relay must count what arrives
+      });
+      expect(st.stun.responses).toBe(0);
+      const { packet } = createBindingRequest(random);
+      const reply = new Promise<Buffer>((res) => sock.on("message", (m) => res(m)));
+      sock.send(packet, r.stunPort!, "127.0.0.1");
+      expect(parseBindingResponse(await reply).ok).toBe(true);
+      expect(r.proc.exitCode).toBeNull();
+    } finally {
+      sock.close();
+    }
+  });
 
   it("a slow reader: its queue drops the oldest packets (counted) and the write timeout closes it; the sender is unaffected", async () => {
     const r = await relay();
