@@ -32,6 +32,7 @@ function rawUpgraded(port: number): Promise<Socket> {
       res(s);
     });
     s.on("error", rej);
+    s.resume(); // read (and discard) whatever the relay sends, so its close is seen
     socks.push(s);
   });
 }
@@ -67,6 +68,8 @@ describe("lattice-derp against hostile clients", () => {
     });
     await closed(evil);
     const http = connect(r.derpPort, "127.0.0.1");
+    http.on("error", () => {});
+    http.resume();
     socks.push(http);
     http.write(Buffer.from(random(3000)));
     await closed(http);
