@@ -31,7 +31,6 @@ import {
 import { CookieChecker, RateLimiter } from "./cookie.js";
 import { IndexTable } from "./indextable.js";
 import { destinationOf, innerPacketLength } from "./inner.js";
-import { parseIp } from "./ipaddr.js";
 import { Keypair } from "./keypair.js";
 import {
   MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT, TRANSPORT_HEADER_SIZE, TRANSPORT_MIN_SIZE,
@@ -170,8 +169,8 @@ export class Device {
     let endpointMoved = false;
     if (pu.endpoint !== undefined) {
       const old = peer.endpoint;
-      peer.endpoint = withoutSource(pu.endpoint);
-      endpointMoved = old !== null && (old.address !== pu.endpoint.address || old.port !== pu.endpoint.port);
+      peer.endpoint = pu.endpoint.withoutSrc();
+      endpointMoved = old !== null && !old.sameAddrPort(pu.endpoint);
     }
     let pkaTurnedOn = false;
     if (pu.persistentKeepaliveInterval !== undefined) {
@@ -554,7 +553,7 @@ export class Device {
     }
     const now = this.now();
     if (this.isUnderLoad(now)) {
-      const src = endpointBytes(from);
+      const src = from.addrPortBytes();
       if (!this.cookieChecker.checkMac2(data, src, now)) {
         const sender = init ? init.sender : resp!.sender;
         this.outDatagrams.push({ data: this.cookieChecker.createReply(data, sender, src, now), to: from });
@@ -564,7 +563,7 @@ export class Device {
         this.drop("cookieReplySent");
         return;
       }
-      if (!this.rateLimiter.allow(src.subarray(0, src.length - 2), now)) {
+      if (!this.rateLimiter.allow(from.ip, now)) {
         this.drop("rateLimited");
         return;
       }
@@ -752,20 +751,4 @@ export class Device {
       }
     }
   }
-}
-
-/** The endpoint without its sticky source (the same object when it has none). */
-function withoutSource(e: Endpoint): Endpoint {
-  return e.src === undefined ? e : { address: e.address, port: e.port, family: e.family };
-}
-
-/** Address bytes ‖ port (big-endian) of an endpoint: the input of the cookie MAC. */
-function endpointBytes(e: Endpoint): Uint8Array {
-  const ip = parseIp(e.address);
-  const addr = ip ? ip.bytes : new Uint8Array(e.family === 6 ? 16 : 4);
-  const out = new Uint8Array(addr.length + 2);
-  out.set(addr);
-  out[addr.length] = (e.port >>> 8) & 255;
-  out[addr.length + 1] = e.port & 255;
-  return out;
 }
