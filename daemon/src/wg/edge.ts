@@ -313,7 +313,7 @@ export class WgEdge {
           if (err !== undefined) this.#logOnce("UDP send", err, "datagram dropped");
         }
       } catch (e) {
-        this.#logOnce("UDP send", (e as TunError).code ?? "error", `${(e as Error).message}; datagrams dropped`);
+        this.#logOnce("UDP send", (e as { code?: string }).code ?? "error", `${(e as Error).message}; datagrams dropped`);
       }
       this.stats.udpDropped += dgs.length - sent;
     }

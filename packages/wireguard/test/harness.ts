@@ -161,7 +161,7 @@ export class Pair {
  * session nonces, handshake secrets). Keyed by the peer's public key.
  */
 export function peerOf(dev: Device, publicKey: Uint8Array): Peer {
-  const peers = (dev as unknown as { peers: Map<string, Peer> }).peers;
+  const peers = (dev as unknown as { c: { peers: Map<string, Peer> } }).c.peers;
   const p = peers.get(Buffer.from(publicKey).toString("hex"));
   if (p === undefined) throw new Error("no such peer");
   return p;
@@ -169,6 +169,6 @@ export function peerOf(dev: Device, publicKey: Uint8Array): Peer {
 
 /** White-box access to a device's static private key and its clamped copy. */
 export function staticSecretsOf(dev: Device): { privateKey: Uint8Array | null; clamped: Uint8Array | null } {
-  const d = dev as unknown as { privateKey: Uint8Array | null; staticKeys: { privateKey: Uint8Array } | null };
+  const d = (dev as unknown as { c: { privateKey: Uint8Array | null; staticKeys: { privateKey: Uint8Array } | null } }).c;
   return { privateKey: d.privateKey, clamped: d.staticKeys?.privateKey ?? null };
 }
