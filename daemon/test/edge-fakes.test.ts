@@ -4,10 +4,13 @@
  * checked with a scripted device and byte-exact endpoints.
  */
 import { describe, expect, it } from "vitest";
+import { clampScalar, x25519PublicKey } from "@lattice/crypto";
+import { Endpoint } from "@lattice/netaddr";
 import { UapiError } from "@lattice/wireguard";
 import { WgEdge } from "../src/wg/edge.js";
 import { createLogger } from "../src/wg/log.js";
-import { ScriptedDevice, text, udpPacket } from "./edge-helpers.js";
+import { createWgDevice } from "../src/wg/device.js";
+import { ScriptedDevice, text, udpPacket, until } from "./edge-helpers.js";
 import { FakeNet, FakeTun, fakeEp, type FakeBind } from "./fakes.js";
 
 function setup() {
@@ -121,5 +124,51 @@ describe("WgEdge on fake Tun and Bind", () => {
     expect(fatal.map((e) => e.message)).toEqual(["socket broken"]);
     expect(bind.closed).toBe(true);
     expect(tun.closed).toBe(true);
+  });
+});
+
+describe("two lattice-wg edges with real devices over fakes", () => {
+  it("handshake and a packet end to end through Bind and Tun, no root", async () => {
+    const net = new FakeNet();
+    const mk = (seed: number) => {
+      const tun = new FakeTun();
+      const device = createWgDevice({ now: () => performance.now(), mtu: 1420 });
+      const fatal: Error[] = [];
+      const edge = new WgEdge({
+        device,
+        tun,
+        now: () => performance.now(),
+        log: createLogger("silent", "", { write: () => true }),
+        createBind: () => net.bind(),
+        onFatal: (e) => fatal.push(e),
+      });
+      const priv = new Uint8Array(32).fill(seed);
+      return { tun, edge, fatal, priv, pub: x25519PublicKey(clampScalar(priv)) };
+    };
+    const a = mk(1);
+    const b = mk(2);
+    try {
+      a.edge.start(0);
+      b.edge.start(0);
+      const v4 = (address: string) => ({ address, family: 4 as const, bits: 32 });
+      const peer = (pub: Uint8Array, ip: string, port?: number) => ({
+        publicKey: pub, remove: false, updateOnly: false, replaceAllowedIps: true, allowedIps: [v4(ip)],
+        ...(port === undefined ? {} : { endpoint: Endpoint.fromAddress(net.address, port)! }),
+      });
+      a.edge.apply({ privateKey: a.priv, replacePeers: true, peers: [peer(b.pub, "10.81.0.1", b.edge.port)] });
+      b.edge.apply({ privateKey: b.priv, replacePeers: true, peers: [peer(a.pub, "10.81.0.2")] });
+      a.tun.inject([udpPacket("through the tunnel")]);
+      await until(() => b.tun.written.length === 1);
+      expect(text(b.tun.written[0]!).slice(28)).toBe("through the tunnel");
+      // B learned A's endpoint from the handshake (roaming), with the sticky source.
+      const ep = b.edge.snapshot().peers[0]!.endpoint!;
+      expect(ep.toString()).toBe(`${net.address}:${a.edge.port}`);
+      expect(ep.src).toEqual({ address: net.address, ifindex: 1 });
+      expect(b.edge.snapshot().peers[0]!.lastHandshakeTimeSec).toBeGreaterThan(0);
+      expect([...a.fatal, ...b.fatal]).toEqual([]);
+    } finally {
+      a.edge.close();
+      b.edge.close();
+    }
   });
 });

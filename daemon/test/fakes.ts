@@ -65,7 +65,11 @@ export class FakeNet {
   }
 }
 
-/** A Bind on a FakeNet: send() delivers synchronously-queued batches to the bind on the destination port. */
+/**
+ * A Bind on a FakeNet: send() records each datagram and, when it is addressed to the
+ * net's address and a bound port, delivers a copy there on the next turn of the event
+ * loop, from this bind's endpoint (with the net's address as sticky source).
+ */
 export class FakeBind implements Bind {
   port = 0;
   mark = 0;
@@ -93,7 +97,17 @@ export class FakeBind implements Bind {
   }
   send(datagrams: readonly Uint8Array[], to: readonly Endpoint[], count: number): number {
     if (this.closed) throw new Error("closed");
-    for (let i = 0; i < count; i++) this.sent.push({ data: Uint8Array.from(datagrams[i]!), to: to[i]! });
+    for (let i = 0; i < count; i++) {
+      const data = Uint8Array.from(datagrams[i]!);
+      const dst = to[i]!;
+      this.sent.push({ data, to: dst });
+      const peer = dst.address === this.net.address ? this.net.binds.get(dst.port) : undefined;
+      if (peer === undefined) continue;
+      const from = Endpoint.fromAddress(this.net.address, this.port, { address: this.net.address, ifindex: 1 })!;
+      setImmediate(() => {
+        if (!peer.closed) peer.deliver([data], [from]);
+      });
+    }
     return count;
   }
   /** Delivers one batch to this bind's receiver as if it arrived from `from`. */
