@@ -5,7 +5,9 @@
  * once.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { BatchUdpSocket, TunDevice } from "@lattice/tun";
+import { TunDevice } from "@lattice/tun";
+import { BatchUdpSocket, UdpBind } from "@lattice/udp";
+import { Endpoint } from "@lattice/netaddr";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WgEdge } from "../src/wg/edge.js";
 import { createLogger } from "../src/wg/log.js";
@@ -44,7 +46,7 @@ describe.runIf(isRoot)("WgEdge and the link state (root, private netns)", () => 
     const peer = BatchUdpSocket.bind({ port: 0 });
     peer.start({ onDatagrams() {}, onError() {} });
     const now = (): number => performance.now();
-    const dev = new ScriptedDevice({ family: 4, address: "127.0.0.1", port: peer.port }, now);
+    const dev = new ScriptedDevice(Endpoint.fromAddress("127.0.0.1", peer.port)!, now);
     const lines: string[] = [];
     let fatal: Error | null = null;
     const edge = new WgEdge({
@@ -52,10 +54,10 @@ describe.runIf(isRoot)("WgEdge and the link state (root, private netns)", () => 
       tun,
       now,
       log: createLogger("info", "", { write: (s: string) => lines.push(s) }),
-      bindUdp: (port) => BatchUdpSocket.bind({ port }),
+      createBind: () => new UdpBind(),
       onFatal: (e) => (fatal = e),
     });
-    const toEdge = (msg: string): void => void peer.send([Buffer.from(msg)], [{ family: 4, address: "127.0.0.1", port: edge.port }]);
+    const toEdge = (msg: string): void => void peer.send([Buffer.from(msg)], [Endpoint.fromAddress("127.0.0.1", edge.port)!]);
     const packet = `packet:${Buffer.from(udpPacket("hello")).toString("hex")}`;
     const deliver = async (ns: string): Promise<void> => {
       const before = rxPackets(ns, name);

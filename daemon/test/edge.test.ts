@@ -5,7 +5,9 @@
  * deleting the interface is reported.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { ADDR_RECORD_BYTES, BatchUdpSocket, TunDevice, decodeAddress, packetAt } from "@lattice/tun";
+import { TunDevice, packetAt } from "@lattice/tun";
+import { BatchUdpSocket, UdpBind, endpointAt } from "@lattice/udp";
+import { Endpoint } from "@lattice/netaddr";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WgEdge } from "../src/wg/edge.js";
 import { createLogger } from "../src/wg/log.js";
@@ -29,27 +31,27 @@ describe.runIf(isRoot)("WgEdge (root, private netns)", () => {
     peer.start({
       onDatagrams(b) {
         for (let i = 0; i < b.count; i++) {
-          const from = decodeAddress(b.addrs, i * ADDR_RECORD_BYTES);
+          const from = endpointAt(b, i);
           atPeer.push({ text: text(packetAt(b, i)), bytes: b.lengths[i]!, from: from.port, fromAddr: from.address });
         }
       },
       onError() {},
     });
     const now = (): number => performance.now();
-    const dev = new ScriptedDevice({ family: 4, address: "127.0.0.1", port: peer.port }, now);
+    const dev = new ScriptedDevice(Endpoint.fromAddress("127.0.0.1", peer.port)!, now);
     let fatal: Error | null = null;
     const edge = new WgEdge({
       device: dev,
       tun,
       now,
       log: createLogger("silent", "", { write: () => true }),
-      bindUdp: (port) => BatchUdpSocket.bind({ port }),
+      createBind: () => new UdpBind(),
       onFatal: (e) => (fatal = e),
     });
     try {
       edge.start(0);
       expect(edge.port).toBeGreaterThan(0);
-      const toEdge = (msg: string): void => void peer.send([Buffer.from(msg)], [{ family: 4, address: "127.0.0.1", port: edge.port }]);
+      const toEdge = (msg: string): void => void peer.send([Buffer.from(msg)], [Endpoint.fromAddress("127.0.0.1", edge.port)!]);
 
       // TUN → device → UDP: pings from the netns arrive at the peer as datagrams.
       spawnSync("ip", ["netns", "exec", ns, "ping", "-c", "3", "-i", "0.05", "-W", "0.2", "10.81.0.9"]);
@@ -66,11 +68,12 @@ describe.runIf(isRoot)("WgEdge (root, private netns)", () => {
       toEdge(`packet:${Buffer.from(udpPacket("hello")).toString("hex")}`);
       await until(() => dev.received.some((r) => r.text === "packet"));
       // The endpoint carries the local address the datagram arrived at (sticky source).
-      expect(dev.received.find((r) => r.text === "packet")!.from).toEqual({ family: 4, address: "127.0.0.1", port: peer.port, src: { address: "127.0.0.1", ifindex: 1 } });
+      const got = dev.received.find((r) => r.text === "packet")!.from;
+      expect({ family: got.family, address: got.address, port: got.port, src: got.src }).toEqual({ family: 4, address: "127.0.0.1", port: peer.port, src: { address: "127.0.0.1", ifindex: 1 } });
 
       // Sticky source both ways: sent to 127.0.0.2 (loopback, not the default source for
       // 127.0.0.1), the device's reply to `from` leaves from 127.0.0.2.
-      peer.send([Buffer.from("echo")], [{ family: 4, address: "127.0.0.2", port: edge.port }]);
+      peer.send([Buffer.from("echo")], [Endpoint.fromAddress("127.0.0.2", edge.port)!]);
       await until(() => atPeer.some((d) => d.text === "echoed"));
       expect(dev.received.find((r) => r.text === "echo")!.from.src).toEqual({ address: "127.0.0.2", ifindex: 1 });
       expect(atPeer.find((d) => d.text === "echoed")!.fromAddr).toBe("127.0.0.2");

@@ -1,10 +1,11 @@
 /**
- * The I/O edge of lattice-wg: wires the sans-IO WireGuard device to the TUN interface,
- * the batched UDP socket and one timer driven by the device's next deadline. Every
- * input batch (TUN read, UDP read, timer) is fed to the device, then its outputs are
- * drained in batches (sendmmsg to UDP, write() per packet to the TUN). Endpoints carry
- * their sticky source both ways: a received datagram's endpoint names the local address
- * it arrived at (`src`), and a datagram to such an endpoint is sent from that address.
+ * The I/O edge of lattice-wg: wires the sans-IO WireGuard device to a {@link Tun}
+ * (the TUN interface), a {@link Bind} (the network: a UDP socket in lattice-wg) and one
+ * timer driven by the device's next deadline. It takes interfaces, not the concrete
+ * TunDevice / UdpBind, so tests run it on in-memory fakes without root. Every input
+ * batch (TUN read, datagrams, timer) is fed to the device, then its outputs are drained
+ * in batches (one Bind.send per batch, write() per packet to the TUN). Endpoints are
+ * @lattice/netaddr bytes and carry their sticky source both ways.
  *
  * Link state: the device is up exactly while the interface is (IFF_UP), as in
  * wireguard-go (device.go upLocked/downLocked): checked every second through the TUN fd
@@ -17,8 +18,8 @@
  * ENETUNREACH/EMSGSIZE/EPERM..., a failed TUN read) is dropped and counted; the first
  * of each errno is logged.
  */
-import type { DeviceSnapshot, DeviceUpdate, Endpoint, OutgoingDatagram } from "@lattice/wireguard";
-import { ADDR_RECORD_BYTES, decodeAddress, type BatchUdpSocket, type DatagramBatch, type PacketBatch, type TunDevice, type TunError } from "@lattice/tun";
+import type { Bind, DeviceSnapshot, DeviceUpdate, Endpoint, OutgoingDatagram } from "@lattice/wireguard";
+import type { PacketBatch, Tun, TunError } from "@lattice/tun";
 import { QUEUE_STAGED_SIZE, UapiErrno, UapiError } from "@lattice/wireguard";
 import type { Logger } from "./log.js";
 
@@ -51,9 +52,12 @@ export interface EdgeDevice {
 /** Dependencies of {@link WgEdge}. */
 export interface EdgeDeps {
   readonly device: EdgeDevice;
-  readonly tun: TunDevice;
-  /** Binds a UDP socket on a port (0 = random); throws on failure (TunError ERR_UDP_BIND). */
-  readonly bindUdp: (port: number) => BatchUdpSocket;
+  readonly tun: Tun;
+  /**
+   * A new, unopened Bind (lattice-wg: `new UdpBind()`). The edge opens one per listen
+   * port; a rebind opens the new one before closing the old (a port in use changes nothing).
+   */
+  readonly createBind: () => Bind;
   /** The device's clock (ms). */
   readonly now: () => number;
   readonly log: Logger;
@@ -63,7 +67,7 @@ export interface EdgeDeps {
 
 /** Edge counters. */
 export interface EdgeStats {
-  /** Datagrams the device produced but UDP did not send. */
+  /** Datagrams the device produced but the bind did not send. */
   udpDropped: number;
   /** Decrypted packets the TUN did not take. */
   tunDropped: number;
@@ -80,7 +84,7 @@ export interface EdgeStats {
 export class WgEdge {
   /** Counters. */
   readonly stats: EdgeStats = { udpDropped: 0, tunDropped: 0, deviceErrors: 0, tunReadErrors: 0, linkDowns: 0, linkUps: 0 };
-  #udp: BatchUdpSocket | null = null;
+  #bind: Bind | null = null;
   #fwmark = 0;
   #timer: NodeJS.Timeout | null = null;
   #linkTimer: NodeJS.Timeout | null = null;
@@ -90,8 +94,6 @@ export class WgEdge {
   readonly #logged = new Set<string>();
   #timerAt = Infinity;
   #closed = false;
-  #lastRec = new Uint8Array(ADDR_RECORD_BYTES);
-  #lastEp: Endpoint | null = null;
   #dgData: Uint8Array[] = [];
   #dgTo: Endpoint[] = [];
   #tunViews: Uint8Array[] = [];
@@ -133,7 +135,7 @@ export class WgEdge {
 
   /** The UDP port bound now (0 if none). */
   get port(): number {
-    return this.#udp?.port ?? 0;
+    return this.#bind?.port ?? 0;
   }
 
   /** UAPI get: the device's snapshot, with the port actually bound. */
@@ -143,7 +145,7 @@ export class WgEdge {
   }
 
   /**
-   * UAPI set: rebinds UDP first when listen_port changes (EADDRINUSE → UapiError
+   * UAPI set: opens a new Bind first when listen_port changes (EADDRINUSE → UapiError
    * PORT_IN_USE, nothing applied), applies SO_MARK, then the device config with the
    * port actually bound.
    */
@@ -159,7 +161,7 @@ export class WgEdge {
     }
     if (u.fwmark !== undefined && u.fwmark !== this.#fwmark) {
       try {
-        this.#udp?.setMark(u.fwmark);
+        this.#bind?.setMark(u.fwmark);
         this.#fwmark = u.fwmark;
       } catch (e) {
         throw new UapiError(UapiErrno.PORT_IN_USE, `fwmark=${u.fwmark}: ${(e as Error).message}`, undefined, "fwmark");
@@ -170,16 +172,23 @@ export class WgEdge {
   }
 
   #rebind(port: number): void {
-    const next = this.d.bindUdp(port);
-    if (this.#fwmark !== 0) next.setMark(this.#fwmark);
-    const old = this.#udp;
-    this.#udp = next;
-    old?.close();
-    next.start({
-      onDatagrams: (b) => this.#onUdp(b),
+    const next = this.d.createBind();
+    next.open(port, {
+      onReceive: (data, from, n) => this.#onReceive(data, from, n),
       onError: (e) => this.#fatal(e),
     });
-    this.d.log.info(`UDP bound on port ${next.port} (IPv${next.family === 6 ? "4+6" : "4"})`);
+    if (this.#fwmark !== 0) {
+      try {
+        next.setMark(this.#fwmark);
+      } catch (e) {
+        next.close();
+        throw e;
+      }
+    }
+    const old = this.#bind;
+    this.#bind = next;
+    old?.close();
+    this.d.log.info(next.describe());
   }
 
   #deviceError(where: string, e: unknown): void {
@@ -269,32 +278,13 @@ export class WgEdge {
     this.#flush();
   }
 
-  /** The endpoint of a received record (remote address and port, and `src`: where it arrived). */
-  #endpoint(rec: Uint8Array, off: number): Endpoint {
-    const last = this.#lastRec;
-    let same = this.#lastEp !== null;
-    if (same) {
-      for (let k = 0; k < ADDR_RECORD_BYTES; k++) {
-        if (last[k] !== rec[off + k]) {
-          same = false;
-          break;
-        }
-      }
-    }
-    if (same) return this.#lastEp!;
-    last.set(rec.subarray(off, off + ADDR_RECORD_BYTES));
-    this.#lastEp = decodeAddress(rec, off);
-    return this.#lastEp;
-  }
-
-  #onUdp(b: DatagramBatch): void {
+  #onReceive(data: readonly Uint8Array[], from: readonly Endpoint[], n: number): void {
     // While down the device drops everything: make sure the link has not come up meanwhile.
     if (!this.#linkUp) this.#syncLink();
     const dev = this.d.device;
-    for (let i = 0; i < b.count; i++) {
-      const off = b.offsets[i]!;
+    for (let i = 0; i < n; i++) {
       try {
-        dev.receiveDatagram(b.buffer.subarray(off, off + b.lengths[i]!), this.#endpoint(b.addrs, i * ADDR_RECORD_BYTES));
+        dev.receiveDatagram(data[i]!, from[i]!);
       } catch (e) {
         this.#deviceError("receiveDatagram", e);
       }
@@ -317,13 +307,13 @@ export class WgEdge {
       }
       let sent = 0;
       try {
-        if (this.#udp) {
-          sent = this.#udp.send(data, to);
-          const err = this.#udp.lastSendError;
+        if (this.#bind) {
+          sent = this.#bind.send(data, to, data.length);
+          const err = this.#bind.lastSendError;
           if (err !== undefined) this.#logOnce("UDP send", err, "datagram dropped");
         }
       } catch (e) {
-        this.#logOnce("UDP send", (e as TunError).code ?? "error", `${(e as Error).message}; datagrams dropped`);
+        this.#logOnce("UDP send", (e as { code?: string }).code ?? "error", `${(e as Error).message}; datagrams dropped`);
       }
       this.stats.udpDropped += dgs.length - sent;
     }
@@ -379,14 +369,10 @@ export class WgEdge {
   /** A one-line summary of the I/O counters (for logs). */
   describeStats(): string {
     const t = this.d.tun.stats;
-    const u = this.#udp?.stats;
     const per = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(1) : "0");
     return (
       `tun rx ${t.rxPackets} pkts in ${t.rxBatches} batches (${per(t.rxPackets, t.rxBatches)}/batch), tx ${t.txPackets} dropped ${t.txDropped}; ` +
-      (u
-        ? `udp rx ${u.rxDatagrams} in ${u.rxBatches} batches (${per(u.rxDatagrams, u.rxBatches)}/batch), tx ${u.txDatagrams} dropped ${u.txDropped}` +
-          (u.srcCleared > 0 ? `, ${u.srcCleared} refused sources` : "")
-        : "udp closed")
+      (this.#bind ? this.#bind.describeStats() : "udp closed")
     );
   }
 
@@ -402,7 +388,7 @@ export class WgEdge {
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
     if (this.#linkTimer) clearInterval(this.#linkTimer);
-    this.#udp?.close();
+    this.#bind?.close();
     this.d.tun.close();
   }
 }

@@ -3,7 +3,8 @@
  * edge, the UAPI socket; report readiness; run until SIGTERM/SIGINT, interface
  * deletion or socket removal; then clean up (socket file removed, TUN closed).
  */
-import { BatchUdpSocket, TunDevice } from "@lattice/tun";
+import { TunDevice } from "@lattice/tun";
+import { UdpBind } from "@lattice/udp";
 import type { ReadinessNotifier } from "./daemonize.js";
 import { WgEdge, type EdgeDevice } from "./edge.js";
 import type { Logger } from "./log.js";
@@ -61,7 +62,7 @@ export async function runForeground(o: ForegroundOptions): Promise<number> {
       tun,
       now,
       log,
-      bindUdp: (port) => BatchUdpSocket.bind({ port }),
+      createBind: () => new UdpBind(),
       onFatal: (e) => {
         const gone = (e as { code?: string }).code === "ERR_TUN_GONE";
         if (gone) log.info(`Interface ${tun.name} was deleted`);

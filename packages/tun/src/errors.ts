@@ -6,16 +6,14 @@ export type TunErrorCode =
   | "ERR_TUN_OPEN"
   /** The interface was deleted (`ip link del`): reads fail with EBADFD/EIO. */
   | "ERR_TUN_GONE"
-  /** Reading the TUN or UDP socket failed for another reason. */
+  /** Reading the TUN failed for another reason. */
   | "ERR_TUN_READ"
   /** Writing failed with an unrecoverable error. */
   | "ERR_TUN_WRITE"
-  /** Creating or binding the UDP socket failed. */
-  | "ERR_UDP_BIND"
   /** The object was used after close(). */
   | "ERR_CLOSED";
 
-/** An error from the TUN/UDP layer, with a stable `code` and the OS errno name if any. */
+/** An error from the TUN layer (UDP errors are @lattice/udp's UdpError), with a stable `code` and the OS errno name if any. */
 export class TunError extends Error {
   /** Stable error code. */
   readonly code: TunErrorCode;

@@ -1,20 +1,9 @@
 /**
- * @lattice/tun: Linux TUN interfaces and batched UDP sockets for the WireGuard edge,
- * through a small N-API addon (uv_poll on the JS thread, one callback per batch).
+ * @lattice/tun: Linux TUN interfaces for the WireGuard edge, through a small N-API addon
+ * (uv_poll on the JS thread, one callback per batch). The same addon carries the batched
+ * UDP socket's system calls, whose TypeScript side is @lattice/udp.
  */
-export { TunDevice, type TunOpenOptions, type TunHandlers, type TunStats } from "./tun.js";
-export {
-  BatchUdpSocket,
-  ADDR_RECORD_BYTES,
-  decodeAddress,
-  encodeAddress,
-  type DatagramBatch,
-  type UdpAddress,
-  type UdpLocal,
-  type UdpBindOptions,
-  type UdpHandlers,
-  type UdpStats,
-} from "./udp.js";
+export { TunDevice, type Tun, type TunOpenOptions, type TunHandlers, type TunStats } from "./tun.js";
 export { packetAt, errnoName, type PacketBatch } from "./batch.js";
 export { TunError, type TunErrorCode } from "./errors.js";
 export { loadNative, type NativeAddon, type ReaderHandle } from "./native.js";

@@ -60,8 +60,31 @@ const AVG = 2_048;
 /** Room to keep free before a vnet read: a 64 KB TSO packet split, with copied headers. */
 const VNET_SLOT = 65_536 + 8_192;
 
+/**
+ * What the WireGuard edge needs of a TUN interface (implemented by {@link TunDevice};
+ * in-memory fakes implement it in tests, so the edge runs without root).
+ */
+export interface Tun {
+  /** Interface name (for logs). */
+  readonly name: string;
+  /** Current MTU (throws if the interface is gone). */
+  readonly mtu: number;
+  /** Counters. */
+  readonly stats: TunStats;
+  /** errno name of the first packet refused by the last write(), undefined if none. */
+  readonly lastWriteError: string | undefined;
+  /** Starts delivering read batches. */
+  start(h: TunHandlers): void;
+  /** Writes packets; returns how many the kernel took (never throws for an errno). */
+  write(packets: readonly Uint8Array[], count?: number): number;
+  /** IFF_UP (undefined: cannot tell); throws TunError ERR_TUN_GONE once deleted. */
+  linkUp(): boolean | undefined;
+  /** Stops reading and closes. Idempotent. */
+  close(): void;
+}
+
 /** An open TUN interface. Create with {@link TunDevice.open}. */
-export class TunDevice {
+export class TunDevice implements Tun {
   /** Counters. */
   readonly stats: TunStats = { rxPackets: 0, rxBatches: 0, txPackets: 0, txDropped: 0, rxErrors: 0 };
   /**

@@ -5,26 +5,13 @@
  */
 
 /**
- * A UDP endpoint: IPv4 dotted quad or IPv6 text (no brackets), and a port. With `src`,
- * a sticky source ("sticky sockets", wireguard-go's StdNetEndpoint): the local address
- * (and interface) the peer's datagram arrived at, which replies are sent from.
+ * A UDP endpoint, as bytes (@lattice/netaddr): address, port and, on received datagrams,
+ * the sticky source ("sticky sockets", wireguard-go's StdNetEndpoint) — the local address
+ * and interface the peer's datagram arrived at, which replies are sent from. Configured
+ * endpoints have no source.
  */
-export interface Endpoint {
-  readonly address: string;
-  readonly port: number;
-  /** 4 or 6. */
-  readonly family: 4 | 6;
-  /** The local source: set by the edge on received datagrams, absent on configured endpoints. */
-  readonly src?: EndpointSource;
-}
-
-/** The local side of an endpoint (same family as the endpoint). */
-export interface EndpointSource {
-  /** Local IPv4 dotted quad or IPv6 text. */
-  readonly address: string;
-  /** Interface index the datagram arrived on (needed to send from an IPv6 link-local address). */
-  readonly ifindex: number;
-}
+export { Endpoint, type EndpointSource } from "@lattice/netaddr";
+import type { Endpoint } from "@lattice/netaddr";
 
 /** One allowed-IP prefix. `bits` is the prefix length. */
 export interface AllowedIp {

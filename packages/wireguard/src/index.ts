@@ -4,6 +4,7 @@
  * calling convention.
  */
 export * from "./api.js";
+export type { Bind, BindReceiver } from "./bind.js";
 export * from "./constants.js";
 export { Device, type DeviceOptions, type IncomingDatagram } from "./device.js";
 export { DROP_REASONS, type DropReason, type DeviceStats } from "./stats.js";

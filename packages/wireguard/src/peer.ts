@@ -75,6 +75,11 @@ export class Peer {
   txBytes = 0;
   /** Wall-clock ms of the last completed handshake (0 = never). */
   lastHandshakeWallMs = 0;
+  /** Position in the device's deadline heap (−1 = none) and the deadline filed there. */
+  heapIndex = -1;
+  heapKey = Infinity;
+  /** The timers changed since the device last filed this peer's deadline. */
+  timersDirty = false;
 
   constructor(
     /** The peer's static public key. */
@@ -82,8 +87,10 @@ export class Peer {
     /** Hex of the public key (map key). */
     readonly id: string,
     jitter: () => number,
+    /** Called when the peer's timers change (see {@link PeerTimers}). */
+    timersChanged: (p: Peer) => void = () => {},
   ) {
-    this.timers = new PeerTimers(jitter);
+    this.timers = new PeerTimers(jitter, () => timersChanged(this));
     this.cookies = new CookieGenerator(publicKey);
   }
 

@@ -26,8 +26,14 @@ export class PeerTimers {
   /** Persistent keepalive interval in ms (0 = off). */
   persistentKeepaliveInterval = 0;
 
-  /** `jitter()` returns 0..333 ms of random jitter. */
-  constructor(private readonly jitter: () => number) {}
+  /**
+   * `jitter()` returns 0..333 ms of random jitter; `changed()` is called whenever a
+   * deadline actually changes (the device then re-files the peer in its deadline heap).
+   */
+  constructor(
+    private readonly jitter: () => number,
+    private readonly changed: () => void = () => {},
+  ) {}
 
   /** True when the timer is pending. */
   pending(t: TimerName): boolean {
@@ -36,17 +42,22 @@ export class PeerTimers {
 
   /** Arms timer `t` to fire at `at`. */
   mod(t: TimerName, at: number): void {
+    if (this.deadlines[t] === at) return;
     this.deadlines[t] = at;
+    this.changed();
   }
 
   /** Cancels timer `t`. */
   del(t: TimerName): void {
+    if (this.deadlines[t] === undefined) return;
     this.deadlines[t] = undefined;
+    this.changed();
   }
 
   /** Cancels every timer and resets the counters. */
   stopAll(): void {
     for (const n of NAMES) this.deadlines[n] = undefined;
+    this.changed();
     this.handshakeAttempts = 0;
     this.needAnotherKeepalive = false;
     this.sentLastMinuteHandshake = false;
@@ -71,6 +82,7 @@ export class PeerTimers {
     }
     due.sort((a, b) => (this.deadlines[a] as number) - (this.deadlines[b] as number));
     for (const n of due) this.deadlines[n] = undefined;
+    if (due.length > 0) this.changed();
     return due;
   }
 

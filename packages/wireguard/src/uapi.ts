@@ -12,8 +12,8 @@
  * peer section, and device keys after the first `public_key` are errors.
  */
 
-import type { AllowedIp, DeviceSnapshot, DeviceUpdate, Endpoint, PeerUpdate } from "./api.js";
-import { formatIp, parseIp, parseIpv6, parsePrefix } from "./ipaddr.js";
+import { Endpoint as EndpointClass, type AllowedIp, type DeviceSnapshot, type DeviceUpdate, type Endpoint, type PeerUpdate } from "./api.js";
+import { parsePrefix } from "./ipaddr.js";
 
 /** POSIX errno values UAPI replies carry (Linux numbering), named as wireguard-go's `ipc`. */
 export const UapiErrno = {
@@ -239,36 +239,16 @@ function isZero(k: Uint8Array): boolean {
 
 /**
  * Parses a numeric UDP endpoint as Go's `netip.ParseAddrPort`: `a.b.c.d:port` or
- * `[ipv6]:port` (an IPv6 zone such as `[fe80::1%eth0]:51820` is kept in `address`).
- * The address comes back in canonical text. Returns null for anything else.
+ * `[ipv6]:port` (an IPv6 zone such as `[fe80::1%eth0]:51820` is kept). Returns null for
+ * anything else. (@lattice/netaddr's `Endpoint.parse`.)
  */
 export function parseEndpoint(text: string): Endpoint | null {
-  const colon = text.lastIndexOf(":");
-  if (colon < 0) return null;
-  let host = text.slice(0, colon);
-  const portText = text.slice(colon + 1);
-  if (!/^[0-9]+$/.test(portText)) return null;
-  const port = Number(portText);
-  if (port > 0xffff) return null;
-  if (host.startsWith("[")) {
-    if (host.length < 2 || !host.endsWith("]")) return null;
-    host = host.slice(1, -1);
-    const ip = parseIpv6(host, true);
-    if (ip === null) return null;
-    const address = formatIp(ip.bytes) + (ip.zone === undefined ? "" : `%${ip.zone}`);
-    return { address, port, family: 6 };
-  }
-  const ip = parseIp(host);
-  if (ip === null || ip.family !== 4) return null;
-  return { address: formatIp(ip.bytes), port, family: 4 };
+  return EndpointClass.parse(text);
 }
 
 /** Formats an endpoint as UAPI (and Go) print it: `1.2.3.4:51820`, `[::1]:51820`. */
 export function formatEndpoint(ep: Endpoint): string {
-  const ip = parseIp(ep.address, true);
-  let addr = ep.address;
-  if (ip !== null) addr = formatIp(ip.bytes) + (ip.zone === undefined ? "" : `%${ip.zone}`);
-  return ep.family === 6 ? `[${addr}]:${ep.port}` : `${addr}:${ep.port}`;
+  return ep.toString();
 }
 
 const HEX = "0123456789abcdef";

@@ -2,6 +2,7 @@
 // delays the next handshake, a rate-limited initiation always has a retry due, down/up
 // follows wireguard-go, and no handshake or replaced secret stays in memory.
 import { afterEach, describe, expect, test, vi } from "vitest";
+import { Endpoint } from "../src/api.js";
 import { clampScalar, x25519PublicKey, type SymmetricState } from "@lattice/crypto";
 import { MAX_SAFE_COUNTER, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX, ZERO_KEY_MATERIAL_TIME } from "../src/constants.js";
 import { Handshake } from "../src/peer.js";
@@ -52,7 +53,7 @@ describe("no stale handshake timer after a configuration change", () => {
 
   test("endpoint change with an initiation in flight: a new one goes to the new address at once; the same endpoint again sends nothing", () => {
     const net = new Pair();
-    const wrong = { address: "10.0.0.99", port: 51821, family: 4 as const };
+    const wrong = Endpoint.fromAddress("10.0.0.99", 51821)!;
     net.a.dev.applyConfig({ replacePeers: false, peers: [peerUpdate(net.b.pub, { updateOnly: true, endpoint: wrong })] });
     net.send("a");
     net.pump(); // the initiation went to 10.0.0.99: lost

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "vitest";
+import { Endpoint } from "../src/api.js";
 import { REJECT_AFTER_TIME, REKEY_AFTER_TIME, KEEPALIVE_TIMEOUT } from "../src/constants.js";
 import { Pair, ipv4, ipv6, peerUpdate, config, seededRandom } from "./harness.js";
 import { Device } from "../src/device.js";
@@ -214,7 +215,7 @@ describe("replay, reordering, roaming, cryptokey routing", () => {
 
   test("roaming: B's endpoint for A follows the source of authenticated packets only", () => {
     const net = established();
-    const roamed = { address: "203.0.113.7", port: 40000, family: 4 as const };
+    const roamed = Endpoint.fromAddress("203.0.113.7", 40000)!;
     // An unauthenticated packet from elsewhere does not move the endpoint.
     const junk = new Uint8Array(64); junk[0] = 4;
     net.b.dev.receiveDatagram(junk, roamed);
@@ -276,7 +277,7 @@ describe("cookies and hostile input", () => {
     const dev = new Device({ now: () => 0, random });
     const lowOrder = new Uint8Array(32); lowOrder[0] = 1; // u = 1: order 1 ... all-zero shared secret
     dev.applyConfig(config(random(32), [peerUpdate(lowOrder, {
-      endpoint: { address: "10.0.0.9", port: 1, family: 4 }, allowedIps: [{ address: "0.0.0.0", family: 4, bits: 0 }],
+      endpoint: Endpoint.fromAddress("10.0.0.9", 1)!, allowedIps: [{ address: "0.0.0.0", family: 4, bits: 0 }],
     })]));
     expect(() => dev.sendPacket(ipv4("1.1.1.1", "2.2.2.2"))).not.toThrow();
     expect(dev.takeDatagrams()).toEqual([]);

@@ -3,7 +3,7 @@
 import { createHash } from "node:crypto";
 import { x25519PublicKey, clampScalar } from "@lattice/crypto";
 import { Device } from "../src/device.js";
-import type { DeviceUpdate, Endpoint, OutgoingDatagram, PeerUpdate } from "../src/api.js";
+import { Endpoint, type DeviceUpdate, type OutgoingDatagram, type PeerUpdate } from "../src/api.js";
 import type { Peer } from "../src/peer.js";
 
 /** Deterministic byte source (BLAKE2s in counter mode over a seed). */
@@ -89,7 +89,7 @@ export class Pair {
     const mk = (name: string, addr: string, port: number, tunIp: string): Node => {
       const priv = clampScalar(seededRandom(seed + name + "key")(32));
       const dev = new Device({ now: this.clock.now, wallNow: this.clock.wallNow, random: seededRandom(seed + name) });
-      return { dev, priv, pub: x25519PublicKey(priv), ep: { address: addr, port, family: 4 }, tunIp, received: [] };
+      return { dev, priv, pub: x25519PublicKey(priv), ep: Endpoint.fromAddress(addr, port)!, tunIp, received: [] };
     };
     this.a = mk("a", "10.0.0.1", 51820, "192.168.4.1");
     this.b = mk("b", "10.0.0.2", 51821, "192.168.4.2");
@@ -161,7 +161,7 @@ export class Pair {
  * session nonces, handshake secrets). Keyed by the peer's public key.
  */
 export function peerOf(dev: Device, publicKey: Uint8Array): Peer {
-  const peers = (dev as unknown as { peers: Map<string, Peer> }).peers;
+  const peers = (dev as unknown as { c: { peers: Map<string, Peer> } }).c.peers;
   const p = peers.get(Buffer.from(publicKey).toString("hex"));
   if (p === undefined) throw new Error("no such peer");
   return p;
@@ -169,6 +169,6 @@ export function peerOf(dev: Device, publicKey: Uint8Array): Peer {
 
 /** White-box access to a device's static private key and its clamped copy. */
 export function staticSecretsOf(dev: Device): { privateKey: Uint8Array | null; clamped: Uint8Array | null } {
-  const d = dev as unknown as { privateKey: Uint8Array | null; staticKeys: { privateKey: Uint8Array } | null };
+  const d = (dev as unknown as { c: { privateKey: Uint8Array | null; staticKeys: { privateKey: Uint8Array } | null } }).c;
   return { privateKey: d.privateKey, clamped: d.staticKeys?.privateKey ?? null };
 }

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "vitest";
+import { Endpoint } from "../src/api.js";
 import fc from "fast-check";
 import type { DeviceSnapshot, DeviceUpdate } from "../src/api.js";
 import {
@@ -78,7 +79,7 @@ describe("parseUapiRequest", () => {
     const [a, b, c] = u.peers;
     expect(hex(a.publicKey)).toBe(K2);
     expect(hex(a.presharedKey!)).toBe(PSK);
-    expect(a.endpoint).toEqual({ address: "192.0.2.1", port: 51820, family: 4 });
+    expect(a.endpoint).toMatchObject({ address: "192.0.2.1", port: 51820, family: 4, src: undefined });
     expect(a.persistentKeepaliveInterval).toBe(25);
     expect(a.replaceAllowedIps).toBe(true);
     expect(a.allowedIps).toEqual([
@@ -90,7 +91,7 @@ describe("parseUapiRequest", () => {
     expect(a.updateOnly).toBe(false);
     expect(hex(b.publicKey)).toBe(K1);
     expect(b.updateOnly).toBe(true);
-    expect(b.endpoint).toEqual({ address: "2001:db8::1", port: 1, family: 6 });
+    expect(b.endpoint).toMatchObject({ address: "2001:db8::1", port: 1, family: 6 });
     expect(b.presharedKey).toBeUndefined();
     expect(b.replaceAllowedIps).toBe(false);
     expect(c.remove).toBe(true);
@@ -164,15 +165,15 @@ describe("parseUapiRequest", () => {
   });
 
   test("endpoints as Go's netip.ParseAddrPort, printed as Go prints them", () => {
-    expect(parseEndpoint("1.2.3.4:0")).toEqual({ address: "1.2.3.4", port: 0, family: 4 });
-    expect(parseEndpoint("[::ffff:1.2.3.4]:7")).toEqual({ address: "::ffff:1.2.3.4", port: 7, family: 6 });
-    expect(parseEndpoint("[fe80::1%eth0]:51820")).toEqual({ address: "fe80::1%eth0", port: 51820, family: 6 });
-    expect(parseEndpoint("1.2.3.4:051820")).toEqual({ address: "1.2.3.4", port: 51820, family: 4 }); // Go's ParseUint allows leading zeros
+    expect(parseEndpoint("1.2.3.4:0")).toMatchObject({ address: "1.2.3.4", port: 0, family: 4 });
+    expect(parseEndpoint("[::ffff:1.2.3.4]:7")).toMatchObject({ address: "::ffff:1.2.3.4", port: 7, family: 6 });
+    expect(parseEndpoint("[fe80::1%eth0]:51820")).toMatchObject({ address: "fe80::1%eth0", port: 51820, family: 6 });
+    expect(parseEndpoint("1.2.3.4:051820")).toMatchObject({ address: "1.2.3.4", port: 51820, family: 4 }); // Go's ParseUint allows leading zeros
     expect(parseEndpoint("[::1]51820")).toBeNull();
     expect(parseEndpoint("[]:1")).toBeNull();
-    expect(formatEndpoint({ address: "2001:0db8::0001", port: 5, family: 6 })).toBe("[2001:db8::1]:5");
-    expect(formatEndpoint({ address: "fe80::1%eth0", port: 5, family: 6 })).toBe("[fe80::1%eth0]:5");
-    expect(formatEndpoint({ address: "10.0.0.1", port: 5, family: 4 })).toBe("10.0.0.1:5");
+    expect(formatEndpoint(Endpoint.fromAddress("2001:0db8::0001", 5)!)).toBe("[2001:db8::1]:5");
+    expect(formatEndpoint(Endpoint.fromAddress("fe80::1%eth0", 5)!)).toBe("[fe80::1%eth0]:5");
+    expect(formatEndpoint(Endpoint.fromAddress("10.0.0.1", 5)!)).toBe("10.0.0.1:5");
   });
 
   test("a config with 70,000 allowed IPs parses quickly and completely", () => {
@@ -203,7 +204,7 @@ describe("formatUapiGet / formatUapiErrno", () => {
       {
         publicKey: key(0x22),
         presharedKey: null,
-        endpoint: { address: "::1", port: 9, family: 6 },
+        endpoint: Endpoint.fromAddress("::1", 9)!,
         persistentKeepaliveInterval: 25,
         allowedIps: [
           { address: "10.0.0.0", family: 4, bits: 8 },

@@ -5,7 +5,7 @@
 // Usage: node wg-peer.mjs <privHex> <peerPubHex> <listenPort> <peerPort> <myTunIp> <peerTunIp> <initiate|respond> [pskHex]
 import dgram from "node:dgram";
 import { randomBytes } from "node:crypto";
-import { Device } from "../../dist/index.js";
+import { Device, Endpoint } from "../../dist/index.js";
 
 const [privHex, peerPubHex, listenPort, peerPort, myIp, peerIp, mode, pskHex] = process.argv.slice(2);
 const hexb = (h) => new Uint8Array(Buffer.from(h, "hex"));
@@ -35,7 +35,7 @@ const dev = new Device({ now, random: (n) => new Uint8Array(randomBytes(n)) });
 dev.applyConfig({
   privateKey: hexb(privHex), replacePeers: true,
   peers: [{ publicKey: hexb(peerPubHex), remove: false, updateOnly: false, replaceAllowedIps: true,
-    endpoint: { address: "127.0.0.1", port: Number(peerPort), family: 4 },
+    endpoint: Endpoint.fromAddress("127.0.0.1", Number(peerPort)),
     presharedKey: pskHex ? hexb(pskHex) : undefined,
     allowedIps: [{ address: peerIp, family: 4, bits: 32 }] }],
 });
@@ -56,7 +56,7 @@ function flush() {
   if (next !== undefined) timer = setTimeout(() => { dev.tick(); flush(); }, Math.max(0, next - now()) + 1);
 }
 sock.on("message", (msg, rinfo) => {
-  dev.receiveDatagram(new Uint8Array(msg), { address: rinfo.address, port: rinfo.port, family: 4 });
+  dev.receiveDatagram(new Uint8Array(msg), Endpoint.fromAddress(rinfo.address, rinfo.port));
   flush();
 });
 sock.bind(Number(listenPort), "127.0.0.1", () => {

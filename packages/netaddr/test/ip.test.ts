@@ -1,7 +1,7 @@
 import { describe, expect, test } from "vitest";
 import fc from "fast-check";
 import { isIP } from "node:net";
-import { formatIp, formatIpv6, parseIp, parseIpv4, parseIpv6, parsePrefix } from "../src/ipaddr.js";
+import { formatIp, formatIpv6, formatPrefix, parseIp, parseIpv4, parseIpv6, parsePrefix } from "../src/index.js";
 
 describe("ipaddr (Go netip rules)", () => {
   test("IPv4 strict dotted quads", () => {
@@ -38,10 +38,16 @@ describe("ipaddr (Go netip rules)", () => {
   });
 
   test("prefixes are masked and validated", () => {
-    expect(parsePrefix("10.0.0.1/8")).toEqual({ address: "10.0.0.0", family: 4, bits: 8 });
-    expect(parsePrefix("2001:db8::1/32")).toEqual({ address: "2001:db8::", family: 6, bits: 32 });
-    expect(parsePrefix("0.0.0.0/0")).toEqual({ address: "0.0.0.0", family: 4, bits: 0 });
-    expect(parsePrefix("::/0")).toEqual({ address: "::", family: 6, bits: 0 });
+    const text = (t: string): string | undefined => {
+      const p = parsePrefix(t);
+      return p === null ? undefined : formatPrefix(p);
+    };
+    expect(text("10.0.0.1/8")).toBe("10.0.0.0/8");
+    expect(parsePrefix("10.0.0.1/8")).toMatchObject({ family: 4, bits: 8 });
+    expect(text("2001:db8::1/32")).toBe("2001:db8::/32");
+    expect(text("0.0.0.0/0")).toBe("0.0.0.0/0");
+    expect(text("::/0")).toBe("::/0");
+    expect(text("10.1.2.3/31")).toBe("10.1.2.2/31");
     for (const bad of ["10.0.0.0", "10.0.0.0/33", "::/129", "10.0.0.0/08", "10.0.0.0/+8", "10.0.0.0/", "fe80::1%eth0/64", "/8", "host/8"]) {
       expect(parsePrefix(bad), bad).toBeNull();
     }

@@ -1,39 +1,37 @@
 import { describe, expect, it } from "vitest";
-import { ADDR_RECORD_BYTES, BatchUdpSocket, decodeAddress, encodeAddress, packetAt, type UdpAddress } from "../src/index.js";
+import { ENDPOINT_BYTES, Endpoint } from "@lattice/netaddr";
+import { packetAt } from "@lattice/tun";
+import { ADDR_RECORD_BYTES, BatchUdpSocket, endpointAt } from "../src/index.js";
 
-describe("address records", () => {
-  it("round-trip IPv4 and IPv6 text", () => {
-    const rec = new Uint8Array(ADDR_RECORD_BYTES);
-    const cases: UdpAddress[] = [
-      { family: 4, address: "192.0.2.7", port: 51820 },
-      { family: 6, address: "::1", port: 1 },
-      { family: 6, address: "fd7a:115c:a1e0::53", port: 65535 },
-      { family: 6, address: "2001:db8:1:2:3:4:5:6", port: 443 },
-      { family: 6, address: "fe80::", port: 9 },
-      { family: 4, address: "10.0.0.3", port: 10000, src: { address: "10.0.0.2", ifindex: 7 } },
-      { family: 6, address: "fd00:aa::3", port: 10000, src: { address: "fe80::1", ifindex: 0x01020304 } },
+/** An endpoint as plain data (for toEqual). */
+const plain = (e: Endpoint) => ({ family: e.family, address: e.address, port: e.port, ...(e.src ? { src: e.src } : {}) });
+const ep = (address: string, port: number, src?: { address: string; ifindex: number }): Endpoint => Endpoint.fromAddress(address, port, src)!;
+
+describe("endpoint records", () => {
+  it("are netaddr endpoints: what the addon writes is what endpointAt reads", () => {
+    const cases = [
+      ep("192.0.2.7", 51820),
+      ep("fd7a:115c:a1e0::53", 65535),
+      ep("10.0.0.3", 10000, { address: "10.0.0.2", ifindex: 7 }),
+      ep("fd00:aa::3", 10000, { address: "fe80::1", ifindex: 0x01020304 }),
     ];
-    for (const c of cases) {
-      expect(encodeAddress(c, rec, 0)).toBe(true);
-      expect(decodeAddress(rec, 0)).toEqual(c);
-    }
-    expect(encodeAddress({ family: 6, address: "1::2::3", port: 1 }, rec, 0)).toBe(false);
-    expect(encodeAddress({ family: 4, address: "10.0.0.300", port: 1 }, rec, 0)).toBe(false);
-    // A source of the other family is left out.
-    expect(encodeAddress({ family: 4, address: "10.0.0.3", port: 1, src: { address: "fd00::1", ifindex: 1 } }, rec, 0)).toBe(true);
-    expect(decodeAddress(rec, 0)).toEqual({ family: 4, address: "10.0.0.3", port: 1 });
+    const addrs = new Uint8Array(cases.length * ADDR_RECORD_BYTES);
+    cases.forEach((c, i) => addrs.set(c.bytes, i * ADDR_RECORD_BYTES));
+    const batch = { buffer: new Uint8Array(0), offsets: new Uint32Array(4), lengths: new Uint32Array(4), count: 4, addrs };
+    cases.forEach((c, i) => expect(plain(endpointAt(batch, i))).toEqual(plain(c)));
+    expect(ADDR_RECORD_BYTES).toBe(ENDPOINT_BYTES);
   });
 });
 
-async function exchange(from: BatchUdpSocket, to: BatchUdpSocket, dst: UdpAddress, n: number) {
-  const got: { data: string; from: UdpAddress }[] = [];
+async function exchange(from: BatchUdpSocket, to: BatchUdpSocket, dst: Endpoint, n: number) {
+  const got: { data: string; from: ReturnType<typeof plain> }[] = [];
   let batches = 0;
   const done = new Promise<void>((resolve, reject) => {
     to.start({
       onDatagrams(b) {
         batches++;
         for (let i = 0; i < b.count; i++) {
-          got.push({ data: Buffer.from(packetAt(b, i)).toString(), from: decodeAddress(b.addrs, i * ADDR_RECORD_BYTES) });
+          got.push({ data: Buffer.from(packetAt(b, i)).toString(), from: plain(endpointAt(b, i)) });
         }
         if (got.length >= n) resolve();
       },
@@ -52,7 +50,7 @@ describe("BatchUdpSocket", () => {
     const b = BatchUdpSocket.bind({ port: 0 });
     try {
       expect(a.port).toBeGreaterThan(0);
-      const { got, batches, msgs } = await exchange(a, b, { family: 4, address: "127.0.0.1", port: b.port }, 200);
+      const { got, batches, msgs } = await exchange(a, b, ep("127.0.0.1", b.port), 200);
       expect(got.map((g) => g.data)).toEqual(msgs.map((m) => m.toString()));
       expect(got[0]!.from).toEqual({ family: 4, address: "127.0.0.1", port: a.port, src: { address: "127.0.0.1", ifindex: 1 } });
       expect(batches).toBeLessThan(200); // recvmmsg batched them
@@ -76,7 +74,7 @@ describe("BatchUdpSocket", () => {
           s.start({
             onDatagrams(batch) {
               for (let i = 0; i < batch.count; i++) {
-                const from = decodeAddress(batch.addrs, i * ADDR_RECORD_BYTES);
+                const from = endpointAt(batch, i);
                 got.push({ from: from.port, fromAddr: from.address, to: s.port, text: Buffer.from(packetAt(batch, i)).toString() });
               }
               if (got.length >= want) resolve();
@@ -88,12 +86,12 @@ describe("BatchUdpSocket", () => {
       // Runs of equal sizes to b, a short one ending a run, then interleaved destinations.
       // The first 200 name a source (127.0.0.2, also on loopback): UDP_SEGMENT + IP_PKTINFO.
       const msgs: Buffer[] = [];
-      const to: UdpAddress[] = [];
+      const to: Endpoint[] = [];
       for (let i = 0; i < want; i++) {
         const dst = i < 200 ? b : i % 2 ? b : c;
         const size = i === 50 ? 700 : 1200;
         msgs.push(Buffer.from(`m${String(i).padStart(4, "0")}`.padEnd(size, ".")));
-        to.push({ family: 4, address: "127.0.0.1", port: dst.port, ...(i < 200 ? { src: { address: "127.0.0.2", ifindex: 0 } } : {}) });
+        to.push(ep("127.0.0.1", dst.port, i < 200 ? { address: "127.0.0.2", ifindex: 0 } : undefined));
       }
       expect(a.send(msgs, to)).toBe(want);
       await done;
@@ -117,7 +115,7 @@ describe("BatchUdpSocket", () => {
     const a = BatchUdpSocket.bind({ port: 0 });
     const b = BatchUdpSocket.bind({ port: 0 });
     try {
-      const { got } = await exchange(a, b, { family: 6, address: "::1", port: b.port }, 10);
+      const { got } = await exchange(a, b, ep("::1", b.port), 10);
       expect(got.length).toBe(10);
       expect(got[0]!.from).toEqual({ family: 6, address: "::1", port: a.port, src: { address: "::1", ifindex: 1 } });
     } finally {
@@ -129,7 +127,7 @@ describe("BatchUdpSocket", () => {
   it("fails to bind a port in use with ERR_UDP_BIND", () => {
     const a = BatchUdpSocket.bind({ port: 0 });
     try {
-      expect(() => BatchUdpSocket.bind({ port: a.port })).toThrow(expect.objectContaining({ code: "ERR_UDP_BIND", syscallCode: "EADDRINUSE" }));
+      expect(() => BatchUdpSocket.bind({ port: a.port })).toThrow(expect.objectContaining({ name: "UdpError", code: "ERR_UDP_BIND", syscallCode: "EADDRINUSE" }));
     } finally {
       a.close();
     }
