@@ -4,7 +4,7 @@
  * Noise static key is generated once and kept in the settings table.
  */
 import type http from "node:http";
-import { noiseKeyPair } from "@lattice/control-client";
+import { noiseKeyPair } from "@lattice/controlbase";
 import type { DERPMap } from "@lattice/types";
 import type { Control } from "./app.js";
 import type { ListenerLimits, UpgradeHandler } from "./http/limits.js";

@@ -18,6 +18,7 @@ import { isIP } from "node:net";
 import { z } from "zod";
 import { ValidationError } from "../errors.js";
 import { parseDuration } from "../duration.js";
+import { CONTROL_UPGRADE_PATH, CONTROL_UPGRADE_PROTOCOL } from "@lattice/controlbase";
 import { refuseSocket } from "./refuse.js";
 
 /** Timeouts (ms) and limits of the listeners. */
@@ -252,7 +253,7 @@ export function guardListener(server: http.Server, o: GuardOptions): void {
     counters.upgradesRefused++;
     note("unsupported upgrade", {});
     socket.on("error", () => {});
-    refuseSocket(socket, 400, STATUS_TEXT[400]!, "unsupported upgrade: this server upgrades only POST /ts2021 to lattice-control-protocol", limits.headerTimeoutMs);
+    refuseSocket(socket, 400, STATUS_TEXT[400]!, `unsupported upgrade: this server upgrades only POST ${CONTROL_UPGRADE_PATH} to ${CONTROL_UPGRADE_PROTOCOL}`, limits.headerTimeoutMs);
   });
   server.on("connect", (_req: http.IncomingMessage, socket: Duplex) => {
     counters.upgradesRefused++;

@@ -16,7 +16,7 @@ import type { IncomingMessage, Server as HttpServer, ServerResponse } from "node
 import type { Server as HttpsServer } from "node:https";
 import type { ServerHttp2Session, ServerHttp2Stream, IncomingHttpHeaders } from "node:http2";
 import type { Duplex } from "node:stream";
-import { type NoiseKeyPair } from "@lattice/control-client";
+import { type NoiseKeyPair } from "@lattice/controlbase";
 import { formatKey, type MachineKeyString, type OverTLSPublicKeyResponse } from "@lattice/types";
 import { acceptControlUpgrade, isControlUpgrade, newNoiseCounters, type NoiseCounters } from "../noise/upgrade.js";
 import { serveControlH2, type ControlH2Counters } from "../noise/h2.js";

@@ -6,7 +6,7 @@
  */
 import type { ServerHttp2Stream } from "node:http2";
 import type { MapRequest, MapResponse, MachineKeyString } from "@lattice/types";
-import { encodeMapFrameJson } from "@lattice/control-client";
+import { encodeMapFrameJson } from "@lattice/controlbase";
 import { type NodeJsonCache, encodeMapResponse } from "../mapper/encode.js";
 import { MapSession } from "../mapper/session.js";
 import type { ChangeSet, NodeBackend, NodeUpdate } from "./backend.js";

@@ -11,7 +11,7 @@
  * a channel alive.
  */
 import http2 from "node:http2";
-import type { NoiseDuplex } from "@lattice/control-client";
+import type { NoiseDuplex } from "@lattice/controlbase";
 
 /** A request stream on the Noise channel, with the authenticated machine public key. */
 export type ControlStreamHandler = (

@@ -8,8 +8,10 @@
  *
  * answered by `101 Switching Protocols` immediately followed by the 51-byte handshake
  * response frame; from then on the socket carries encrypted records (see
- * @lattice/control-client controlbase.ts), with HTTP/2 inside. Anything malformed gets
- * `400` with a one-line message and the socket is closed; nothing is thrown.
+ * @lattice/controlbase), with HTTP/2 inside. Anything malformed gets `400` with a
+ * one-line message and the socket is closed; nothing is thrown. The path, header names and
+ * the `101` head are @lattice/controlbase's (defined once for client and server); this file
+ * is the server half, as Tailscale's `controlhttpserver`.
  */
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
@@ -17,19 +19,18 @@ import {
   type NoiseKeyPair,
   NoiseDuplex,
   NoiseError,
+  CONTROL_HANDSHAKE_HEADER,
   CONTROL_PROTOCOL_VERSION,
-  INITIATION_LENGTH,
+  CONTROL_UPGRADE_RESPONSE_HEAD,
+  decodeHandshakeHeader,
+  isControlUpgradeTarget,
   noiseKeyPair,
   serverAccept,
-} from "@lattice/control-client";
+} from "@lattice/controlbase";
 import { refuseSocket } from "../http/refuse.js";
 
-/** Path of the upgrade request. */
-export const CONTROL_UPGRADE_PATH = "/ts2021";
-/** Value of the `Upgrade` header naming Lattice's control protocol. */
-export const CONTROL_UPGRADE_PROTOCOL = "lattice-control-protocol";
-/** Request header carrying the base64 initiation frame (lower-case, as node reports it). */
-export const CONTROL_HANDSHAKE_HEADER = "x-lattice-handshake";
+/** The handshake header's key in node's `req.headers` (which lower-cases names). */
+const HANDSHAKE_HEADER_KEY = CONTROL_HANDSHAKE_HEADER.toLowerCase();
 
 /** Counters of hostile or broken input, for metrics and tests. */
 export interface NoiseCounters {
@@ -61,8 +62,7 @@ export interface ControlUpgradeOptions {
 
 /** Whether an upgrade request is addressed to the control protocol (path + Upgrade header). */
 export function isControlUpgrade(req: IncomingMessage): boolean {
-  const path = (req.url ?? "").split("?")[0];
-  return path === CONTROL_UPGRADE_PATH && String(req.headers.upgrade ?? "").toLowerCase() === CONTROL_UPGRADE_PROTOCOL;
+  return isControlUpgradeTarget(req.url, req.headers.upgrade);
 }
 
 /**
@@ -84,11 +84,13 @@ export function acceptControlUpgrade(
     return null;
   };
   if (req.method !== "POST") return fail(405, "control upgrade must be POST");
-  const b64 = req.headers[CONTROL_HANDSHAKE_HEADER];
-  if (typeof b64 !== "string" || b64.length === 0) return fail(400, "missing X-Lattice-Handshake header");
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) return fail(400, "invalid X-Lattice-Handshake header (not base64)");
-  const init = new Uint8Array(Buffer.from(b64, "base64"));
-  if (init.length !== INITIATION_LENGTH) return fail(400, "wrong handshake initiation size");
+  let init: Uint8Array;
+  try {
+    init = decodeHandshakeHeader(req.headers[HANDSHAKE_HEADER_KEY]);
+  } catch (e) {
+    // decodeHandshakeHeader's messages are fixed texts naming the header, never the input.
+    return fail(400, e instanceof NoiseError ? e.message : "malformed handshake header");
+  }
   let accepted;
   try {
     accepted = serverAccept({
@@ -107,9 +109,7 @@ export function acceptControlUpgrade(
     return fail(400, text);
   }
   opts.counters.handshakes++;
-  socket.write(
-    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${CONTROL_UPGRADE_PROTOCOL}\r\nConnection: upgrade\r\n\r\n`,
-  );
+  socket.write(CONTROL_UPGRADE_RESPONSE_HEAD);
   socket.write(accepted.response);
   return new NoiseDuplex(socket, accepted.transport, {
     initial: head.length > 0 ? new Uint8Array(head) : undefined,

@@ -17,17 +17,16 @@ import {
   type RegisterResponse,
   parseKey,
 } from "@lattice/types";
-import { clientHandshake, CONTROL_PROTOCOL_VERSION } from "./controlbase.js";
-import { MapFrameDecoder } from "./mapframe.js";
-import { type NoiseKeyPair, noiseKeyPair } from "./noise.js";
-import { NoiseDuplex } from "./noise-duplex.js";
-
-/** Upgrade path, header value and handshake header of the control channel. */
-export const CONTROL_UPGRADE = {
-  path: "/ts2021",
-  protocol: "lattice-control-protocol",
-  handshakeHeader: "X-Lattice-Handshake",
-} as const;
+import {
+  type NoiseKeyPair,
+  CONTROL_PROTOCOL_VERSION,
+  CONTROL_UPGRADE,
+  MapFrameDecoder,
+  NoiseDuplex,
+  clientHandshake,
+  encodeHandshakeHeader,
+  noiseKeyPair,
+} from "@lattice/controlbase";
 
 /** A failed control request: HTTP status (0 for transport failures), stable code, message. */
 export class ControlError extends Error {
@@ -110,7 +109,7 @@ export function dialControl(opts: ControlClientOptions & { serverPublic: Uint8Ar
       headers: {
         Connection: "upgrade",
         Upgrade: CONTROL_UPGRADE.protocol,
-        [CONTROL_UPGRADE.handshakeHeader]: Buffer.from(hs.initiation).toString("base64"),
+        [CONTROL_UPGRADE.handshakeHeader]: encodeHandshakeHeader(hs.initiation),
         "Content-Length": "0",
       },
     });

@@ -1,10 +1,16 @@
 /**
- * @lattice/control-client: the node side of the control protocol — the Noise IK core
- * (shared with the server), the ts2021-style base transport, and a client that dials the
- * coordination server, registers and streams netmaps.
+ * @lattice/control-client: the node side of the control protocol — a client that dials
+ * the coordination server (HTTP upgrade + Noise, HTTP/2 inside), registers and streams
+ * netmaps. The shared core (Noise, framing, upgrade constants) is @lattice/controlbase;
+ * the names this client's API takes or throws are re-exported here so callers need one
+ * import.
  */
-export * from "./noise.js";
-export * from "./controlbase.js";
-export * from "./noise-duplex.js";
-export * from "./mapframe.js";
 export * from "./client.js";
+export {
+  type NoiseKeyPair,
+  type NoiseDuplex,
+  CONTROL_UPGRADE,
+  MapFrameError,
+  NoiseError,
+  noiseKeyPair,
+} from "@lattice/controlbase";
