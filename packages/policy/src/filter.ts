@@ -104,10 +104,11 @@ export function compileGrant(resolver: Resolver, grant: Grant): CompiledGrant | 
   const selfDsts = grant.dst.filter((a) => isAG(a, "self"));
   const otherDsts = grant.dst.filter((a) => !isAG(a, "self"));
   const rules: CompiledRule[] = [];
-  const internet = otherDsts.some((a) => isAG(a, "internet"));
+  // An IP set built from autogroup:internet lets its sources use exit nodes too (kb/1387).
+  const internet = otherDsts.some((a) => isAG(a, "internet") || (a.kind === "ipset" && resolver.policy.ipsets.get(a.name)?.internet === true));
   if (otherDsts.length > 0 && grant.via.length > 0 && srcIPs.length > 0) {
     // Via: the rule lands on routers carrying a via tag whose routes overlap a destination.
-    const prefixes = otherDsts.filter((d) => d.kind === "prefix" || d.kind === "host").flatMap((d) => new IPSet(resolver.resolve(d).ranges).prefixes());
+    const prefixes = otherDsts.filter((d) => d.kind === "prefix" || d.kind === "host" || d.kind === "ipset").flatMap((d) => new IPSet(resolver.resolve(d).ranges).prefixes());
     const onlyNodes = new Set<number>();
     for (const n of resolver.topo.nodes) {
       if (!grant.via.some((t) => n.tags.includes(t))) continue;

@@ -41,9 +41,9 @@ export function rejection(text: string, topology: Topology = TAILNET): PolicyErr
   throw new Error("policy was accepted");
 }
 
-/** Position (line, column) of the first occurrence of `needle` in `text` (1-based). */
-export function posOf(text: string, needle: string): [number, number] {
-  const i = text.indexOf(needle);
+/** Position (line, column) of the first `needle` in `text` after `after` (1-based). */
+export function posOf(text: string, needle: string, after = ""): [number, number] {
+  const i = text.indexOf(needle, after ? text.indexOf(after) : 0);
   if (i < 0) throw new Error(`${needle} not in text`);
   const before = text.slice(0, i).split("\n");
   return [before.length, before[before.length - 1].length + 1];
