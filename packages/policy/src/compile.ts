@@ -11,6 +11,7 @@ import { compileNodeAttrs } from "./nodeattrs.js";
 import { Resolver } from "./resolve.js";
 import { SshCompiler, validateSshDomains } from "./ssh.js";
 import { runPolicyTests, runSshTests } from "./tests.js";
+import { withTestDevices } from "./phantoms.js";
 import { indexTopology, type NodeInfo, type Topology, type TopologyIndex } from "./topology.js";
 
 /** Options for {@link compilePolicy}. */
@@ -102,9 +103,13 @@ export function compileWithState(policy: Policy, topology: Topology, opts: Compi
   const srcKeys = new SrcKeys();
   const filterFor = (node: NodeInfo): FilterRule[] => mergeRules(index.filterRules(node), srcKeys);
 
-  runPolicyTests(policy, resolver, filterFor);
+  // Tests naming identities without devices run on the topology plus stand-in devices
+  // for them (that compile throws when a test fails); otherwise on this one.
+  const withDevices = policy.tests.length + policy.sshTests.length > 0 ? withTestDevices(policy, topology, resolver) : null;
+  if (withDevices) compileWithState(policy, withDevices, opts);
+  else runPolicyTests(policy, resolver, filterFor);
   const ssh = policy.ssh ? new SshCompiler(resolver, policy.ssh, opts.serverUrl ?? "https://unused") : null;
-  runSshTests(policy, resolver, ssh);
+  if (!withDevices) runSshTests(policy, resolver, ssh);
 
   const primaries = electPrimaries(topo);
   const peers = computePeers(topo, index);

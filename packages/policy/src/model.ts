@@ -87,6 +87,11 @@ export interface PolicyTest {
   deny: string[];
   /** Where the test was written. */
   pos: Pos;
+  /** Field path of the test ("tests[3]"). */
+  field?: string;
+  /** Where each `accept` / `deny` entry was written. */
+  acceptPos?: Pos[];
+  denyPos?: Pos[];
 }
 
 /** One entry of the `sshTests` block. */

@@ -553,11 +553,23 @@ class PolicyParser {
   private parseTest(n: Node, field: string): PolicyTest {
     const r = this.r;
     const o = r.object(n, field, ["src", "proto", "accept", "deny", "srcPostureAttrs"]);
+    const posture = o.get("srcPostureAttrs");
+    if (posture && !r.isNull(posture)) {
+      throw new PolicyError("unknown-field", "device postures are not supported by Lattice", r.keyPos(posture), `${field}.srcPostureAttrs`);
+    }
+    const accept = o.get("accept") ? r.strings(o.get("accept")!, `${field}.accept`) : [];
+    const deny = o.get("deny") ? r.strings(o.get("deny")!, `${field}.deny`) : [];
+    if (accept.length === 0 && deny.length === 0) {
+      throw new PolicyError("invalid-value", "a test needs at least one \"accept\" or \"deny\" destination (it would assert nothing)", r.pos(n), field);
+    }
     const t: PolicyTest = {
       src: o.get("src") && !r.isNull(o.get("src")) ? r.string(o.get("src")!, `${field}.src`) : "",
-      accept: o.get("accept") ? r.strings(o.get("accept")!, `${field}.accept`).map((s) => s.value) : [],
-      deny: o.get("deny") ? r.strings(o.get("deny")!, `${field}.deny`).map((s) => s.value) : [],
+      accept: accept.map((s) => s.value),
+      deny: deny.map((s) => s.value),
       pos: r.pos(n),
+      field,
+      acceptPos: accept.map((s) => s.pos),
+      denyPos: deny.map((s) => s.pos),
     };
     const proto = o.get("proto");
     if (proto && !r.isNull(proto)) t.proto = r.string(proto, `${field}.proto`);
@@ -574,12 +586,14 @@ class PolicyParser {
         throw new PolicyError("invalid-value", `SSH tests dst contains disallowed element ${JSON.stringify(d.value)}`, d.pos);
       }
     }
+    const t = { accept: list("accept"), check: list("check"), deny: list("deny") };
+    if (t.accept.length + t.check.length + t.deny.length === 0) {
+      throw new PolicyError("invalid-value", 'an SSH test needs at least one "accept", "check" or "deny" user (it would assert nothing)', r.pos(n), field);
+    }
     return {
       src: o.get("src") && !r.isNull(o.get("src")) ? r.string(o.get("src")!, `${field}.src`) : "",
       dst: dstStrings.map((d) => d.value),
-      accept: list("accept"),
-      check: list("check"),
-      deny: list("deny"),
+      ...t,
       pos: r.pos(n),
     };
   }
