@@ -8,9 +8,12 @@ import { PolicyError, compilePolicy, parsePolicy, type NodeCompiled, type Topolo
 export interface CorpusCase {
   id: string;
   category: string;
+  description?: string;
   policy: unknown;
   status: number;
   error?: string;
+  /** Lattice's own cases: the field path the rejection must name. */
+  errorField?: string;
   topology: Topology;
   expect?: Record<string, Partial<NodeCompiled>>;
 }
@@ -120,7 +123,10 @@ export function runCase(c: CorpusCase): string[] {
     out = compilePolicy(parsePolicy(text), withRegistrationOrder(c), { serverUrl: "https://unused" });
   } catch (e) {
     if (!(e instanceof PolicyError)) return [`compiler crashed: ${(e as Error).stack ?? String(e)}`];
-    if (c.status !== 200) return [];
+    if (c.status !== 200) {
+      if (c.errorField !== undefined && e.field !== c.errorField) return [`rejected naming field ${String(e.field)}, expected ${c.errorField}: ${e.message}`];
+      return [];
+    }
     return [`rejected but the service accepted it: ${(e as Error).message}`];
   }
   if (c.status !== 200) return [`accepted but the service rejected it (${c.status}: ${c.error ?? ""})`];
