@@ -401,6 +401,28 @@ export function controlSuite(label: string, db: (name: string) => Promise<string
       expect(h.stderr).toContain("exit routes go as a pair");
     });
 
+    it("route auto-approval: stored by the server when advertised and when the policy changes; kept after", async () => {
+      const f = join(s.dir, "autoapprove.hujson");
+      const withApprovers = (routes: string) =>
+        TAG_POLICY.replace('"groups":', `"autoApprovers": { "routes": { ${routes} } },\n  "groups":`);
+      writeFileSync(f, withApprovers(`"10.55.0.0/16": ["alice@"]`));
+      expect((await s.cli(["policy", "set", f])).code).toBe(0);
+      const k = await key("--user", "alice", "--reusable", "--preapproved");
+      const approvedOf = async (name: string) => (await listNodes()).find((x) => x.name === name).approvedRoutes;
+      // Advertised at registration: approved and stored.
+      const a = await node("auto-a");
+      await a.register({ Auth: { AuthKey: k }, Hostinfo: { Hostname: "auto-a", RoutableIPs: ["10.55.1.0/24", "10.66.0.0/16"] } });
+      expect(await approvedOf("auto-a")).toEqual(["10.55.1.0/24"]);
+      // A route still pending is approved when a policy change auto-approves it.
+      writeFileSync(f, withApprovers(`"10.55.0.0/16": ["alice@"], "10.66.0.0/16": ["alice@"]`));
+      expect((await s.cli(["policy", "set", f])).code).toBe(0);
+      expect(await approvedOf("auto-a")).toEqual(["10.55.1.0/24", "10.66.0.0/16"]);
+      // Approvals are state: a policy without autoApprovers does not revoke them.
+      writeFileSync(f, TAG_POLICY);
+      expect((await s.cli(["policy", "set", f])).code).toBe(0);
+      expect(await approvedOf("auto-a")).toEqual(["10.55.1.0/24", "10.66.0.0/16"]);
+    });
+
     it("interactive login through the real web page", async () => {
       const n = await node("laptop");
       const first = await n.register({});

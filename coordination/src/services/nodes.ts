@@ -8,6 +8,7 @@ import type { Selectable, Transaction } from "kysely";
 import type { Database, NodesTable } from "../db/schema.js";
 import { isUniqueViolation } from "../db/open.js";
 import { ConflictError, ControlError, NotFoundError, ValidationError } from "../errors.js";
+import { autoApprovedFor } from "./route-approval.js";
 import type { NodeField } from "../changes/bus.js";
 import { parseJson, type ServiceContext } from "./context.js";
 import { allocateIPv4, ipv6For } from "./addresses.js";
@@ -240,10 +241,25 @@ export class NodeService {
     }
   }
 
+  /** Stores the routes `row` advertises that the current policy auto-approves; the new row, or null when none. */
+  private async autoApprove(row: NodeRow): Promise<NodeRow | null> {
+    if (!parseJson<{ RoutableIPs?: unknown[] }>(row.hostinfo, {}).RoutableIPs?.length) return null;
+    const users = await this.ctx.db.kysely.selectFrom("users").selectAll().orderBy("id").execute();
+    const next = autoApprovedFor((await this.policies.current()).policy, users, row);
+    if (next === null) return null;
+    return this.ctx.db.kysely.updateTable("nodes").set({ approved_routes: next, updated_at: this.ctx.now() }).where("id", "=", row.id).returningAll().executeTakeFirstOrThrow();
+  }
+
   private async registerTx(fn: (tx: Transaction<Database>) => Promise<{ row: NodeRow; added: boolean; fields: NodeField[] }>): Promise<NodeRow> {
     for (let attempt = 0; ; attempt++) {
       try {
         const res = await this.ctx.db.kysely.transaction().execute(fn);
+        // Routes advertised at registration that the policy auto-approves: approved now.
+        const approvedNow = await this.autoApprove(res.row);
+        if (approvedNow) {
+          res.row = approvedNow;
+          if (!res.fields.includes("routes")) res.fields.push("routes");
+        }
         const at = this.ctx.now();
         if (res.added) this.ctx.bus.publish({ kind: "nodeAdded", nodeIds: [res.row.id], at });
         else this.ctx.bus.publish({ kind: "nodeChanged", nodeIds: [res.row.id], fields: res.fields, at });
@@ -483,7 +499,13 @@ export class NodeService {
         if (JSON.stringify(peerHostinfo(upd.hostinfo)) !== JSON.stringify(peerHostinfo(prev))) fields.push("hostinfo");
         // Advertised routes feed the policy compiler (routable_ips); other Hostinfo does not.
         const before = JSON.stringify(prev.RoutableIPs ?? []);
-        if (JSON.stringify(upd.hostinfo.RoutableIPs ?? []) !== before) fields.push("routes");
+        if (JSON.stringify(upd.hostinfo.RoutableIPs ?? []) !== before) {
+          fields.push("routes");
+          // Newly advertised routes the policy auto-approves are approved now (and stay).
+          const users = await this.ctx.db.kysely.selectFrom("users").selectAll().orderBy("id").execute();
+          const next = autoApprovedFor((await this.policies.current()).policy, users, node, h);
+          if (next !== null) set.approved_routes = next;
+        }
       }
     }
     if (Object.keys(set).length === 0) return fields;

@@ -1,7 +1,6 @@
 /** compilePolicy: policy + topology → what the control plane sends each node. */
 import type { FilterRule } from "@lattice/types";
 import { parseAlias } from "./alias.js";
-import { applyAutoApprovers } from "./autoapprove.js";
 import { SrcKeys, compileGrant, mergeRules, selfRulesFor, srcMatches, type CompiledGrant, type CompiledRule } from "./filter.js";
 import { expandCompiled, type CompactNode, type CompiledPolicy, type NodeCompiled } from "./compiled.js";
 import { AllowedIPs, computePeers, peerOverrides } from "./peers.js";
@@ -63,7 +62,7 @@ export function compilePolicyCompact(policy: Policy, topology: Topology, opts: C
 export interface CompileState {
   /** The output. */
   compiled: CompiledPolicy;
-  /** The indexed topology (autoApprovers applied). */
+  /** The indexed topology (approved routes as given: the compiler never auto-approves). */
   topo: TopologyIndex;
   /** The alias resolver of this compile. */
   resolver: Resolver;
@@ -79,7 +78,7 @@ export interface CompileState {
 
 /** {@link compilePolicyCompact} keeping its intermediate results. */
 export function compileWithState(policy: Policy, topology: Topology, opts: CompileOptions = {}): CompileState {
-  const topo = indexTopology(applyAutoApprovers(policy, topology));
+  const topo = indexTopology(topology);
   const resolver = new Resolver(policy, topo);
   if (policy.ssh) validateSshDomains(policy.ssh, topo.users);
 

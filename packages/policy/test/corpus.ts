@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { PolicyError, compilePolicy, parsePolicy, type NodeCompiled, type Topology } from "../src/index.js";
+import { PolicyError, applyAutoApprovers, compilePolicy, parsePolicy, type NodeCompiled, type Topology } from "../src/index.js";
 
 /** One corpus case. */
 export interface CorpusCase {
@@ -120,7 +120,10 @@ export function runCase(c: CorpusCase): string[] {
   const text = typeof c.policy === "string" ? c.policy : JSON.stringify(c.policy);
   let out: Record<string, NodeCompiled>;
   try {
-    out = compilePolicy(parsePolicy(text), withRegistrationOrder(c), { serverUrl: "https://unused" });
+    // The captures record the state after Tailscale's server auto-approved advertised
+    // routes; the compiler reads approvals as given, so the harness applies that step.
+    const policy = parsePolicy(text);
+    out = compilePolicy(policy, applyAutoApprovers(policy, withRegistrationOrder(c)), { serverUrl: "https://unused" });
   } catch (e) {
     if (!(e instanceof PolicyError)) return [`compiler crashed: ${(e as Error).stack ?? String(e)}`];
     if (c.status !== 200) {
