@@ -35,6 +35,31 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).join("\n");
 }
 
+const EXIT_PAIR = ["0.0.0.0/0", "::/0"];
+
+/**
+ * A node's routes for display: each advertised route, "(pending)" while not approved; an
+ * approved route the node no longer advertises "(not advertised)"; the exit pair as "exit".
+ */
+function routeStates(n: { advertisedRoutes: string[]; approvedRoutes: string[] }): { route: string; state: "approved" | "pending" | "not advertised" }[] {
+  const adv = new Set(n.advertisedRoutes);
+  const appr = new Set(n.approvedRoutes);
+  const out: { route: string; state: "approved" | "pending" | "not advertised" }[] = [];
+  const exitAdv = EXIT_PAIR.some((r) => adv.has(r));
+  const exitAppr = EXIT_PAIR.some((r) => appr.has(r));
+  for (const r of [...new Set([...adv, ...appr])].sort()) {
+    if (EXIT_PAIR.includes(r)) continue;
+    out.push({ route: r, state: !adv.has(r) ? "not advertised" : appr.has(r) ? "approved" : "pending" });
+  }
+  if (exitAdv || exitAppr) out.push({ route: "exit", state: !exitAdv ? "not advertised" : exitAppr ? "approved" : "pending" });
+  return out;
+}
+
+function routesColumn(n: { advertisedRoutes: string[]; approvedRoutes: string[] }): string {
+  const s = routeStates(n).map((x) => (x.state === "approved" ? x.route : `${x.route}(${x.state})`));
+  return s.join(",") || "-";
+}
+
 function print(s: string): void {
   process.stdout.write(s.endsWith("\n") ? s : `${s}\n`);
 }
@@ -198,8 +223,17 @@ export function buildProgram(): Command {
       const status = (n: any) => (n.expired ? "expired" : !n.approved ? "needs-approval" : n.online ? "online" : "offline");
       print(
         table([
-          ["ID", "NAME", "IPV4", "IPV6", "OWNER", "STATUS", "EXPIRY"],
-          ...r.nodes.map((n: any) => [String(n.id), n.name, n.ipv4, n.ipv6, n.tags.length ? n.tags.join(",") : n.user ?? "-", status(n), n.expiryDisabled ? "disabled" : n.keyExpiry ?? "never"]),
+          ["ID", "NAME", "IPV4", "IPV6", "OWNER", "STATUS", "EXPIRY", "ROUTES"],
+          ...r.nodes.map((n: any) => [
+            String(n.id),
+            n.name,
+            n.ipv4,
+            n.ipv6,
+            n.tags.length ? n.tags.join(",") : n.user ?? "-",
+            status(n),
+            n.expiryDisabled ? "disabled" : n.keyExpiry ?? "never",
+            routesColumn(n),
+          ]),
         ]),
       );
     });
@@ -227,11 +261,30 @@ export function buildProgram(): Command {
     });
   nodes
     .command("approve-routes <node> [routes]")
-    .description("approve advertised subnet routes (comma-separated prefixes; 0.0.0.0/0,::/0 = exit node; none clears)")
-    .action(async (ref: string, routes: string | undefined, _o, cmd: Command) => {
+    .description(
+      "approve routes the node advertises, added to those already approved (comma-separated prefixes; " +
+        "0.0.0.0/0 or ::/0 approves the exit node pair); --remove takes them away, --replace sets exactly these (none: clears)",
+    )
+    .option("--remove", "remove these routes from the approved ones")
+    .option("--replace", "approve exactly these routes, dropping the others (with no routes: clear all)")
+    .action(async (ref: string, routes: string | undefined, o, cmd: Command) => {
       const list = (routes ?? "").split(",").map((r) => r.trim()).filter(Boolean);
-      const r = await adminRequest(socketOf(cmd), "POST", `/nodes/${encodeURIComponent(ref)}/routes`, { routes: list });
+      if (o.remove && o.replace) throw new ExitError("approve-routes: --remove and --replace exclude each other");
+      if (list.length === 0 && !o.replace) throw new ExitError("approve-routes: no routes given (to clear all approved routes: --replace with no routes)");
+      const mode = o.replace ? "replace" : o.remove ? "remove" : "add";
+      const r = await adminRequest(socketOf(cmd), "POST", `/nodes/${encodeURIComponent(ref)}/routes`, { routes: list, mode });
       print(`${r.node.name}: approved routes ${r.node.approvedRoutes.join(",") || "(none)"}`);
+    });
+  nodes
+    .command("routes <node>")
+    .description("the node's advertised and approved routes")
+    .option("--json", "print JSON")
+    .action(async (ref: string, o, cmd: Command) => {
+      const r = await adminRequest(socketOf(cmd), "GET", `/nodes/${encodeURIComponent(ref)}`);
+      const n = r.node;
+      if (o.json) return print(JSON.stringify({ name: n.name, advertisedRoutes: n.advertisedRoutes, approvedRoutes: n.approvedRoutes }, null, 2));
+      const rows = routeStates(n).map((x) => [x.route === "exit" ? "exit node (0.0.0.0/0, ::/0)" : x.route, x.state]);
+      print(rows.length === 0 ? `${n.name}: no routes advertised or approved` : table([["ROUTE", "STATE"], ...rows]));
     });
   nodes.command("rename <node> <name>").action(async (ref: string, name: string, _o, cmd: Command) => {
     const r = await adminRequest(socketOf(cmd), "POST", `/nodes/${encodeURIComponent(ref)}/rename`, { name });

@@ -6,7 +6,8 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { requireBuilt, runCli } from "./harness.js";
 
-const corpus = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../../shared/conformance/tailscale-policy/acl.json");
+// The captured corpus shipped inside the repo (packages/policy/test/corpus/tailscale/README.md).
+const corpus = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../packages/policy/test/corpus/tailscale/acl.json");
 
 describe("policy compile (offline)", () => {
   const dir = mkdtempSync(join(tmpdir(), "lattice-compile-"));

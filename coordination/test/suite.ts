@@ -358,6 +358,71 @@ export function controlSuite(label: string, db: (name: string) => Promise<string
       expect(listed.approvedRoutes).toEqual(["10.33.0.0/16"]);
     });
 
+    it("route approval: only advertised routes, added or removed (--replace when meant), exit routes as a pair, routes views", async () => {
+      const k = await key("--user", "alice", "--preapproved");
+      const gw = await node("gw");
+      await gw.register({ Auth: { AuthKey: k }, Hostinfo: { Hostname: "gw", RoutableIPs: ["10.33.0.0/16", "10.44.0.0/16", "0.0.0.0/0", "::/0"] } });
+      const approved = async () => (await listNodes()).find((x) => x.name === "gw").approvedRoutes;
+      // A route the node never advertised: refused, naming the route and what it advertises.
+      const bad = await s.cli(["nodes", "approve-routes", "gw", "10.9.0.0/24"]);
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr).toContain('routes[0]: "10.9.0.0/24"');
+      expect(bad.stderr).toContain("does not advertise");
+      expect(await approved()).toEqual([]);
+      // Adding keeps what is approved; an exit route approves the pair.
+      expect((await s.cli(["nodes", "approve-routes", "gw", "10.33.0.0/16"])).code).toBe(0);
+      const exit = await s.cli(["nodes", "approve-routes", "gw", "0.0.0.0/0"]);
+      expect(exit.code).toBe(0);
+      expect(exit.stdout).toContain("gw: approved routes 0.0.0.0/0,10.33.0.0/16,::/0");
+      expect(await approved()).toEqual(["0.0.0.0/0", "10.33.0.0/16", "::/0"]);
+      // Removing half the exit pair removes both; other routes stay.
+      expect((await s.cli(["nodes", "approve-routes", "gw", "::/0", "--remove"])).code).toBe(0);
+      expect(await approved()).toEqual(["10.33.0.0/16"]);
+      // No routes: an error unless --replace (which clears); --replace sets exactly the list.
+      const none = await s.cli(["nodes", "approve-routes", "gw"]);
+      expect(none.code).not.toBe(0);
+      expect(none.stderr).toContain("--replace");
+      expect((await s.cli(["nodes", "approve-routes", "gw", "10.44.0.0/16", "--replace"])).code).toBe(0);
+      expect(await approved()).toEqual(["10.44.0.0/16"]);
+      // The views: a ROUTES column in `nodes list`, and `nodes routes NODE`.
+      const list = await s.cli(["nodes", "list"]);
+      expect(list.stdout).toMatch(/ROUTES/);
+      expect(list.stdout).toContain("10.33.0.0/16(pending),10.44.0.0/16,exit(pending)");
+      const routes = await s.cli(["nodes", "routes", "gw"]);
+      expect(routes.code).toBe(0);
+      expect(routes.stdout).toMatch(/10\.44\.0\.0\/16\s+approved/);
+      expect(routes.stdout).toMatch(/10\.33\.0\.0\/16\s+pending/);
+      expect(routes.stdout).toMatch(/exit node \(0\.0\.0\.0\/0, ::\/0\)\s+pending/);
+      // Half an exit node (only ::/0 advertised) cannot be approved as one.
+      const half = await node("half");
+      await half.register({ Auth: { AuthKey: await key("--user", "alice", "--preapproved") }, Hostinfo: { Hostname: "half", RoutableIPs: ["::/0"] } });
+      const h = await s.cli(["nodes", "approve-routes", "half", "::/0"]);
+      expect(h.code).not.toBe(0);
+      expect(h.stderr).toContain("exit routes go as a pair");
+    });
+
+    it("route auto-approval: stored by the server when advertised and when the policy changes; kept after", async () => {
+      const f = join(s.dir, "autoapprove.hujson");
+      const withApprovers = (routes: string) =>
+        TAG_POLICY.replace('"groups":', `"autoApprovers": { "routes": { ${routes} } },\n  "groups":`);
+      writeFileSync(f, withApprovers(`"10.55.0.0/16": ["alice@"]`));
+      expect((await s.cli(["policy", "set", f])).code).toBe(0);
+      const k = await key("--user", "alice", "--reusable", "--preapproved");
+      const approvedOf = async (name: string) => (await listNodes()).find((x) => x.name === name).approvedRoutes;
+      // Advertised at registration: approved and stored.
+      const a = await node("auto-a");
+      await a.register({ Auth: { AuthKey: k }, Hostinfo: { Hostname: "auto-a", RoutableIPs: ["10.55.1.0/24", "10.66.0.0/16"] } });
+      expect(await approvedOf("auto-a")).toEqual(["10.55.1.0/24"]);
+      // A route still pending is approved when a policy change auto-approves it.
+      writeFileSync(f, withApprovers(`"10.55.0.0/16": ["alice@"], "10.66.0.0/16": ["alice@"]`));
+      expect((await s.cli(["policy", "set", f])).code).toBe(0);
+      expect(await approvedOf("auto-a")).toEqual(["10.55.1.0/24", "10.66.0.0/16"]);
+      // Approvals are state: a policy without autoApprovers does not revoke them.
+      writeFileSync(f, TAG_POLICY);
+      expect((await s.cli(["policy", "set", f])).code).toBe(0);
+      expect(await approvedOf("auto-a")).toEqual(["10.55.1.0/24", "10.66.0.0/16"]);
+    });
+
     it("interactive login through the real web page", async () => {
       const n = await node("laptop");
       const first = await n.register({});

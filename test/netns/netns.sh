@@ -8,7 +8,7 @@
 # Usage (root): test/netns/netns.sh
 #   WG_IMPL_1   command creating wg1 (ns1 side), default `wireguard-go`
 #   WG_IMPL_2   command creating wg2 (ns2 side), default `wireguard-go`
-#               e.g. WG_IMPL_1="node /work/main/daemon/bin/lattice-wg.js"
+#               e.g. WG_IMPL_1="node $PWD/daemon/bin/lattice-wg.js" (from the repo root)
 #               The command is run as `CMD -f IFNAME` (and `CMD IFNAME` for the daemon-mode
 #               check); the UAPI stress part runs once per distinct command.
 #   WG_IPERF_TIME     seconds per iperf3 run (default 2)

@@ -27,7 +27,7 @@ const CreateKey = z.strictObject({
 const CreateApiKey = z.strictObject({ description: z.string().optional(), expiry: z.string().optional() });
 const Tags = z.strictObject({ tags: z.array(z.string()) });
 const Rename = z.strictObject({ name: z.string() });
-const Routes = z.strictObject({ routes: z.array(z.string()) });
+const Routes = z.strictObject({ routes: z.array(z.string()).max(1000), mode: z.enum(["add", "remove", "replace"]).optional() });
 const PolicyBody = z.strictObject({ policy: z.string() });
 const Empty = z.strictObject({});
 
@@ -76,7 +76,10 @@ export function createApiHandler(control: Control): (req: IncomingMessage, res: 
       handler: async (req, [ref]) => (await readJson(req, Empty), { body: { node: await c.nodes.disableExpiry(ref!) } }),
     },
     { method: "POST", pattern: new RegExp(`^/nodes/${seg}/tags$`), handler: async (req, [ref]) => ({ body: { node: await c.nodes.setTags(ref!, (await readJson(req, Tags)).tags) } }) },
-    { method: "POST", pattern: new RegExp(`^/nodes/${seg}/routes$`), handler: async (req, [ref]) => ({ body: { node: await c.nodes.approveRoutes(ref!, (await readJson(req, Routes)).routes) } }) },
+    { method: "POST", pattern: new RegExp(`^/nodes/${seg}/routes$`), handler: async (req, [ref]) => {
+      const b = await readJson(req, Routes);
+      return { body: { node: await c.nodes.approveRoutes(ref!, b.routes, b.mode) } };
+    } },
     { method: "POST", pattern: new RegExp(`^/nodes/${seg}/rename$`), handler: async (req, [ref]) => ({ body: { node: await c.nodes.rename(ref!, (await readJson(req, Rename)).name) } }) },
     {
       method: "DELETE",

@@ -8,6 +8,7 @@ import type { Selectable, Transaction } from "kysely";
 import type { Database, NodesTable } from "../db/schema.js";
 import { isUniqueViolation } from "../db/open.js";
 import { ConflictError, ControlError, NotFoundError, ValidationError } from "../errors.js";
+import { autoApprovedFor } from "./route-approval.js";
 import type { NodeField } from "../changes/bus.js";
 import { parseJson, type ServiceContext } from "./context.js";
 import { allocateIPv4, ipv6For } from "./addresses.js";
@@ -70,6 +71,12 @@ export interface NodeView {
 }
 
 /** Validates an IP prefix ("10.0.0.0/24", "fd00::/64"); IPv4 host bits must be zero. */
+/** The two default routes that make a node an exit node (always approved together). */
+const EXIT_ROUTES = ["0.0.0.0/0", "::/0"];
+
+/** How {@link NodeService.approveRoutes} changes the approved set. */
+export type RouteApprovalMode = "add" | "remove" | "replace";
+
 export function normalizePrefix(p: string, field: string): string {
   const m = /^([^/]+)\/(\d{1,3})$/.exec(p.trim());
   const bits = m ? Number(m[2]) : -1;
@@ -234,10 +241,25 @@ export class NodeService {
     }
   }
 
+  /** Stores the routes `row` advertises that the current policy auto-approves; the new row, or null when none. */
+  private async autoApprove(row: NodeRow): Promise<NodeRow | null> {
+    if (!parseJson<{ RoutableIPs?: unknown[] }>(row.hostinfo, {}).RoutableIPs?.length) return null;
+    const users = await this.ctx.db.kysely.selectFrom("users").selectAll().orderBy("id").execute();
+    const next = autoApprovedFor((await this.policies.current()).policy, users, row);
+    if (next === null) return null;
+    return this.ctx.db.kysely.updateTable("nodes").set({ approved_routes: next, updated_at: this.ctx.now() }).where("id", "=", row.id).returningAll().executeTakeFirstOrThrow();
+  }
+
   private async registerTx(fn: (tx: Transaction<Database>) => Promise<{ row: NodeRow; added: boolean; fields: NodeField[] }>): Promise<NodeRow> {
     for (let attempt = 0; ; attempt++) {
       try {
         const res = await this.ctx.db.kysely.transaction().execute(fn);
+        // Routes advertised at registration that the policy auto-approves: approved now.
+        const approvedNow = await this.autoApprove(res.row);
+        if (approvedNow) {
+          res.row = approvedNow;
+          if (!res.fields.includes("routes")) res.fields.push("routes");
+        }
         const at = this.ctx.now();
         if (res.added) this.ctx.bus.publish({ kind: "nodeAdded", nodeIds: [res.row.id], at });
         else this.ctx.bus.publish({ kind: "nodeChanged", nodeIds: [res.row.id], fields: res.fields, at });
@@ -391,12 +413,44 @@ export class NodeService {
   }
 
   /**
-   * Sets the routes an admin approves for a subnet router / exit node (IPv4/IPv6
-   * prefixes; 0.0.0.0/0 and ::/0 make an exit node). Only advertised routes take effect.
+   * Changes the routes an admin approves for a subnet router / exit node (IPv4/IPv6
+   * prefixes). `mode`: "add" to the approved set, "remove" from it, or "replace" it
+   * (the HTTP API's default, for compatibility). Routes to add must be advertised by the
+   * node (Hostinfo.RoutableIPs): approval is not pre-approval. Exit routes go as a pair,
+   * as in Tailscale's "use as exit node": 0.0.0.0/0 or ::/0 approves (removes) both; a
+   * node advertising only one of them cannot be approved as an exit node.
+   * Throws ValidationError naming `routes[i]` and the value.
    */
-  async approveRoutes(ref: string, routes: string[]): Promise<NodeView> {
+  async approveRoutes(ref: string, routes: string[], mode: RouteApprovalMode = "replace"): Promise<NodeView> {
+    const node = await this.get(ref);
     const norm = routes.map((r, i) => normalizePrefix(r, `routes[${i}]`));
-    return this.update(ref, { approved_routes: JSON.stringify([...new Set(norm)].sort()) }, ["routes"]);
+    const advertised = new Set(
+      (parseJson<{ RoutableIPs?: unknown }>(node.hostinfo, {}).RoutableIPs as string[] | undefined ?? []).flatMap((r) => {
+        try {
+          return [normalizePrefix(String(r), "advertised")];
+        } catch {
+          return [];
+        }
+      }),
+    );
+    const given = new Set<string>();
+    norm.forEach((r, i) => {
+      for (const x of EXIT_ROUTES.includes(r) ? EXIT_ROUTES : [r]) {
+        if (mode !== "remove" && !advertised.has(x)) {
+          const what = EXIT_ROUTES.includes(r) ? `${x} (exit routes go as a pair: 0.0.0.0/0 and ::/0)` : x;
+          throw new ValidationError(
+            `routes[${i}]: ${JSON.stringify(routes[i])}: ${node.given_name} does not advertise ${what}; advertised: ${[...advertised].sort().join(", ") || "none"}`,
+          );
+        }
+        given.add(x);
+      }
+    });
+    const current = new Set(parseJson<string[]>(node.approved_routes, []));
+    let next: Set<string>;
+    if (mode === "replace") next = given;
+    else if (mode === "add") next = new Set([...current, ...given]);
+    else next = new Set([...current].filter((r) => !given.has(r)));
+    return this.update(ref, { approved_routes: JSON.stringify([...next].sort()) }, ["routes"]);
   }
 
   /** Renames a node (its MagicDNS name); the name must be a free DNS label. */
@@ -445,7 +499,13 @@ export class NodeService {
         if (JSON.stringify(peerHostinfo(upd.hostinfo)) !== JSON.stringify(peerHostinfo(prev))) fields.push("hostinfo");
         // Advertised routes feed the policy compiler (routable_ips); other Hostinfo does not.
         const before = JSON.stringify(prev.RoutableIPs ?? []);
-        if (JSON.stringify(upd.hostinfo.RoutableIPs ?? []) !== before) fields.push("routes");
+        if (JSON.stringify(upd.hostinfo.RoutableIPs ?? []) !== before) {
+          fields.push("routes");
+          // Newly advertised routes the policy auto-approves are approved now (and stay).
+          const users = await this.ctx.db.kysely.selectFrom("users").selectAll().orderBy("id").execute();
+          const next = autoApprovedFor((await this.policies.current()).policy, users, node, h);
+          if (next !== null) set.approved_routes = next;
+        }
       }
     }
     if (Object.keys(set).length === 0) return fields;

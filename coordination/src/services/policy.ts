@@ -1,5 +1,6 @@
 /** The tailnet policy: versions in the database, validated by @lattice/policy. */
-import { compilePolicy, parsePolicy, PolicyError, type Policy } from "@lattice/policy";
+import { applyAutoApprovers, compilePolicy, parsePolicy, PolicyError, type Policy } from "@lattice/policy";
+import { approvePendingRoutes } from "./route-approval.js";
 import { loadTopology } from "./topology.js";
 import { PolicyRejectedError } from "../errors.js";
 import type { ServiceContext } from "./context.js";
@@ -61,7 +62,8 @@ export class PolicyService {
     const policy = parseOrReject(text);
     const topology = await loadTopology(this.ctx);
     try {
-      compilePolicy(policy, topology, { serverUrl: this.ctx.options.serverUrl });
+      // As the tailnet will be once saving approved the pending routes this policy auto-approves.
+      compilePolicy(policy, applyAutoApprovers(policy, topology), { serverUrl: this.ctx.options.serverUrl });
     } catch (e) {
       if (e instanceof PolicyError) throw new PolicyRejectedError(`invalid policy: ${e.message}`);
       throw e;
@@ -79,6 +81,8 @@ export class PolicyService {
       .returning(["id", "created_at"])
       .executeTakeFirstOrThrow();
     this.#cache = { version: row.id, policy };
+    // Pending routes the new policy auto-approves are approved before the change is announced.
+    await approvePendingRoutes(this.ctx, policy);
     this.ctx.bus.publish({ kind: "policyChanged", nodeIds: [], at: now });
     return { version: row.id, policy: text, updatedAt: new Date(row.created_at).toISOString() };
   }

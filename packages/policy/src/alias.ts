@@ -10,10 +10,18 @@ export function parseAlias(text: string, pos: Pos): Alias {
   if (text === "*") return { kind: "wildcard", text, pos };
   const pfx = parsePrefix(text);
   if (pfx) return { kind: "prefix", range: { v6: pfx.v6, lo: pfx.lo, hi: pfx.hi }, text, pos };
+  const bad = prefixError(text);
+  if (bad) throw new PolicyError("invalid-value", bad, pos);
   if (text.startsWith("autogroup:")) {
     const name = text.slice("autogroup:".length) as AutoGroupName;
-    if (!AUTOGROUPS.includes(name)) throw new PolicyError("invalid-value", `unknown autogroup ${JSON.stringify(text)}`, pos);
+    if (!AUTOGROUPS.includes(name)) {
+      throw new PolicyError("invalid-value", `unknown autogroup ${JSON.stringify(text)} (known: ${AUTOGROUPS.map((a) => `autogroup:${a}`).join(", ")})`, pos);
+    }
     return { kind: "autogroup", name, text, pos };
+  }
+  if (text.startsWith("ipset:")) {
+    if (text.length === "ipset:".length) throw new PolicyError("invalid-value", "IP set name is empty", pos);
+    return { kind: "ipset", name: text, text, pos };
   }
   if (text.startsWith("group:")) return { kind: "group", name: text, text, pos };
   if (text.startsWith("tag:")) return { kind: "tag", name: text, text, pos };
@@ -21,6 +29,23 @@ export function parseAlias(text: string, pos: Pos): Alias {
   if (text.includes("@")) return { kind: "user", name: text, text, pos };
   if (!text.includes(":") && text !== "") return { kind: "host", name: text, text, pos };
   throw new PolicyError("invalid-value", `invalid alias ${JSON.stringify(text)}`, pos);
+}
+
+/**
+ * Why `text`, which looks like an address or a prefix, is not a valid one (null when it
+ * does not look like one): a prefix length beyond 32/128, or a malformed address.
+ */
+export function prefixError(text: string): string | null {
+  const slash = text.indexOf("/");
+  if (slash < 0) return null;
+  const a = parseAddr(text.slice(0, slash));
+  const bits = text.slice(slash + 1);
+  if (!a) return /^[0-9a-fA-F.:]+$/.test(text.slice(0, slash)) ? `invalid IP address ${JSON.stringify(text.slice(0, slash))}` : null;
+  const width = a.v6 ? 128 : 32;
+  if (!/^\d{1,3}$/.test(bits) || Number(bits) > width) {
+    return `invalid prefix length ${JSON.stringify(bits)}: must be 0-${width} for ${a.v6 ? "IPv6" : "IPv4"}`;
+  }
+  return null;
 }
 
 /** Splits "alias:ports" at the last colon, handling "[v6]:port" and bare IPv6 prefixes. */

@@ -1,7 +1,6 @@
 /** compilePolicy: policy + topology → what the control plane sends each node. */
 import type { FilterRule } from "@lattice/types";
 import { parseAlias } from "./alias.js";
-import { applyAutoApprovers } from "./autoapprove.js";
 import { SrcKeys, compileGrant, mergeRules, selfRulesFor, srcMatches, type CompiledGrant, type CompiledRule } from "./filter.js";
 import { expandCompiled, type CompactNode, type CompiledPolicy, type NodeCompiled } from "./compiled.js";
 import { AllowedIPs, computePeers, peerOverrides } from "./peers.js";
@@ -11,6 +10,7 @@ import { compileNodeAttrs } from "./nodeattrs.js";
 import { Resolver } from "./resolve.js";
 import { SshCompiler, validateSshDomains } from "./ssh.js";
 import { runPolicyTests, runSshTests } from "./tests.js";
+import { withTestDevices } from "./phantoms.js";
 import { indexTopology, type NodeInfo, type Topology, type TopologyIndex } from "./topology.js";
 
 /** Options for {@link compilePolicy}. */
@@ -62,7 +62,7 @@ export function compilePolicyCompact(policy: Policy, topology: Topology, opts: C
 export interface CompileState {
   /** The output. */
   compiled: CompiledPolicy;
-  /** The indexed topology (autoApprovers applied). */
+  /** The indexed topology (approved routes as given: the compiler never auto-approves). */
   topo: TopologyIndex;
   /** The alias resolver of this compile. */
   resolver: Resolver;
@@ -78,7 +78,7 @@ export interface CompileState {
 
 /** {@link compilePolicyCompact} keeping its intermediate results. */
 export function compileWithState(policy: Policy, topology: Topology, opts: CompileOptions = {}): CompileState {
-  const topo = indexTopology(applyAutoApprovers(policy, topology));
+  const topo = indexTopology(topology);
   const resolver = new Resolver(policy, topo);
   if (policy.ssh) validateSshDomains(policy.ssh, topo.users);
 
@@ -102,9 +102,13 @@ export function compileWithState(policy: Policy, topology: Topology, opts: Compi
   const srcKeys = new SrcKeys();
   const filterFor = (node: NodeInfo): FilterRule[] => mergeRules(index.filterRules(node), srcKeys);
 
-  runPolicyTests(policy, resolver, filterFor);
+  // Tests naming identities without devices run on the topology plus stand-in devices
+  // for them (that compile throws when a test fails); otherwise on this one.
+  const withDevices = policy.tests.length + policy.sshTests.length > 0 ? withTestDevices(policy, topology, resolver) : null;
+  if (withDevices) compileWithState(policy, withDevices, opts);
+  else runPolicyTests(policy, resolver, filterFor);
   const ssh = policy.ssh ? new SshCompiler(resolver, policy.ssh, opts.serverUrl ?? "https://unused") : null;
-  runSshTests(policy, resolver, ssh);
+  if (!withDevices) runSshTests(policy, resolver, ssh);
 
   const primaries = electPrimaries(topo);
   const peers = computePeers(topo, index);

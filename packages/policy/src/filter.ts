@@ -5,6 +5,8 @@ import {
   TAILNET_RANGE_STRINGS,
   formatPrefix,
   formatPrefixFull,
+  INTERNET_RANGES,
+  isPublicRange,
   rangeContains,
   rangesOverlap,
   type IPRange,
@@ -19,6 +21,8 @@ interface DstEntry {
   out: NetPortRange;
   /** Range, or null for "*". */
   range: IPRange | null;
+  /** Whether the range lies in the public internet: it also lands on approved exit nodes. */
+  public?: boolean;
 }
 
 /** A compiled rule before per-node reduction. */
@@ -100,10 +104,11 @@ export function compileGrant(resolver: Resolver, grant: Grant): CompiledGrant | 
   const selfDsts = grant.dst.filter((a) => isAG(a, "self"));
   const otherDsts = grant.dst.filter((a) => !isAG(a, "self"));
   const rules: CompiledRule[] = [];
-  const internet = otherDsts.some((a) => isAG(a, "internet"));
+  // An IP set built from autogroup:internet lets its sources use exit nodes too (kb/1387).
+  const internet = otherDsts.some((a) => isAG(a, "internet") || (a.kind === "ipset" && resolver.policy.ipsets.get(a.name)?.internet === true));
   if (otherDsts.length > 0 && grant.via.length > 0 && srcIPs.length > 0) {
     // Via: the rule lands on routers carrying a via tag whose routes overlap a destination.
-    const prefixes = otherDsts.filter((d) => d.kind === "prefix" || d.kind === "host").flatMap((d) => new IPSet(resolver.resolve(d).ranges).prefixes());
+    const prefixes = otherDsts.filter((d) => d.kind === "prefix" || d.kind === "host" || d.kind === "ipset").flatMap((d) => new IPSet(resolver.resolve(d).ranges).prefixes());
     const onlyNodes = new Set<number>();
     for (const n of resolver.topo.nodes) {
       if (!grant.via.some((t) => n.tags.includes(t))) continue;
@@ -112,6 +117,11 @@ export function compileGrant(resolver: Resolver, grant: Grant): CompiledGrant | 
     for (const ipp of grant.ip) {
       const dsts: DstEntry[] = [];
       for (const pref of prefixes) for (const p of ipp.ports) dsts.push({ out: { IP: formatPrefixFull(pref), Ports: { ...p } }, range: pref });
+      if (internet) {
+        for (const pref of new IPSet(INTERNET_RANGES).prefixes()) {
+          for (const p of ipp.ports) dsts.push({ out: { IP: formatPrefixFull(pref), Ports: { ...p } }, range: pref, public: true });
+        }
+      }
       if (dsts.length > 0 || internet) {
         rules.push({ srcIPs, src, srcAll, proto: ipp.proto, dsts, caps: [], internet, selfOnly: false, onlyNodes });
       }
@@ -130,10 +140,12 @@ export function compileGrant(resolver: Resolver, grant: Grant): CompiledGrant | 
           for (const p of ipp.ports) dsts.push({ out: { IP: "*", Ports: { ...p } }, range: null });
           continue;
         }
-        if (isAG(d, "internet")) continue;
-        const r = resolver.resolve(d);
-        for (const pref of new IPSet(r.ranges).prefixes()) {
-          for (const p of ipp.ports) dsts.push({ out: { IP: formatPrefix(pref), Ports: { ...p } }, range: pref });
+        // autogroup:internet: the public ranges, which land on approved exit nodes (their
+        // filter must let the forwarded traffic through); other public destinations too.
+        const ranges = isAG(d, "internet") ? INTERNET_RANGES : resolver.resolve(d).ranges;
+        for (const pref of new IPSet(ranges).prefixes()) {
+          const pub = isPublicRange(pref);
+          for (const p of ipp.ports) dsts.push({ out: { IP: formatPrefix(pref), Ports: { ...p } }, range: pref, public: pub });
         }
       }
       if ((dsts.length > 0 || internet) && srcIPs.length > 0) {
@@ -230,7 +242,7 @@ function dstApplies(d: DstEntry, n: NodeInfo): boolean {
   const r = d.range;
   if (r.v6 ? r.lo <= n.v6 && n.v6 <= r.hi : r.lo <= n.v4 && n.v4 <= r.hi) return true;
   for (const s of n.subnetRoutes) if (rangesOverlap(s, r)) return true;
-  return false;
+  return d.public === true && n.isExit;
 }
 
 /** Reduces one rule to the node; null when nothing applies. */

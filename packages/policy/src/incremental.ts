@@ -8,7 +8,6 @@
  * (removals or reordering, route changes, new users, via grants, `tests` blocks, the
  * first compile) falls back to a full compile and reports `touched: null`.
  */
-import { applyAutoApprovers } from "./autoapprove.js";
 import { allowAllGrant, compilePolicyCompact, compileWithState, electPrimaries, type CompileOptions, type CompileState } from "./compile.js";
 import type { CompactNode, CompiledPolicy } from "./compiled.js";
 import { SrcKeys, compileGrant, mergeRules, selfRulesFor, srcMatches, type CompiledGrant, type CompiledRule } from "./filter.js";
@@ -337,7 +336,7 @@ function patchIndex(prev: TopologyIndex, policy: Policy, topology: Topology, nam
     const old = prev.nodes[i];
     if (old && (old.subnetRoutes.length > 0 || old.isExit)) return null;
     const raw = topology.nodes[names[i]];
-    const one = indexTopology(applyAutoApprovers(policy, { users: topology.users, nodes: { [names[i]]: raw } }));
+    const one = indexTopology({ users: topology.users, nodes: { [names[i]]: raw } });
     const info = one.nodes[0];
     if (info.subnetRoutes.length > 0 || info.isExit) return null;
     info.idx = i;

@@ -8,3 +8,4 @@ export { allowedFor, expandCompiled, type CompactNode, type CompactPeers, type C
 export { compileFiles } from "./files.js";
 export { sortedHas } from "./peers.js";
 export { IncrementalCompiler, type IncrementalResult } from "./incremental.js";
+export { applyAutoApprovers, autoApprovedRoutes } from "./autoapprove.js";

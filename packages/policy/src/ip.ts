@@ -272,3 +272,46 @@ export function isExitRoute(p: string): boolean {
   const r = parsePrefix(p);
   return !!r && r.bits === 0;
 }
+
+/** `a` minus `b` (normalized ranges). */
+export function subtractRanges(a: readonly IPRange[], b: readonly IPRange[]): IPRange[] {
+  let out = normalizeRanges(a);
+  for (const x of normalizeRanges(b)) {
+    const next: IPRange[] = [];
+    for (const r of out) {
+      if (!rangesOverlap(r, x)) {
+        next.push(r);
+        continue;
+      }
+      if (r.lo < x.lo) next.push({ v6: r.v6, lo: r.lo, hi: x.lo - 1n });
+      if (x.hi < r.hi) next.push({ v6: r.v6, lo: x.hi + 1n, hi: r.hi });
+    }
+    out = next;
+  }
+  return out;
+}
+
+function pfx(s: string): IPRange {
+  const p = parsePrefix(s)!;
+  return { v6: p.v6, lo: p.lo, hi: p.hi };
+}
+
+/**
+ * What `autogroup:internet` stands for: the public address space, i.e. all of IPv4 and
+ * 2000::/3 minus the private (10/8, 172.16/12, 192.168/16, fc00::/7), CGNAT/Tailscale
+ * (100.64/10, fd7a:115c:a1e0::/48) and link-local (169.254/16, fe80::/10) ranges.
+ * Source: Tailscale's exit node filters as headscale reproduces them (`util.TheInternet`,
+ * checked against captures of Tailscale's control plane); Tailscale docs kb/1337
+ * "autogroup:internet: access to the internet through exit nodes".
+ */
+export const INTERNET_RANGES: readonly IPRange[] = subtractRanges(
+  [pfx("0.0.0.0/0"), pfx("2000::/3")],
+  ["10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fe80::/10", "fd7a:115c:a1e0::/48"].map(pfx),
+);
+
+const INTERNET_SET = new IPSet(INTERNET_RANGES);
+
+/** Whether the range lies entirely in the public internet ({@link INTERNET_RANGES}). */
+export function isPublicRange(r: IPRange): boolean {
+  return INTERNET_SET.containsRange(r);
+}

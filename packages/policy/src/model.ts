@@ -14,8 +14,14 @@ export type Alias = (
   | { kind: "tag"; name: string }
   | { kind: "host"; name: string }
   | { kind: "prefix"; range: IPRange }
+  | { kind: "ipset"; name: string }
   | { kind: "autogroup"; name: AutoGroupName }
-) & { text: string; pos: Pos };
+) & {
+  text: string;
+  pos: Pos;
+  /** Path of the field it was written in, e.g. `ssh[2].dst[0]`. */
+  field?: string;
+};
 
 /** A port range, inclusive. */
 export interface PortRange {
@@ -81,6 +87,11 @@ export interface PolicyTest {
   deny: string[];
   /** Where the test was written. */
   pos: Pos;
+  /** Field path of the test ("tests[3]"). */
+  field?: string;
+  /** Where each `accept` / `deny` entry was written. */
+  acceptPos?: Pos[];
+  denyPos?: Pos[];
 }
 
 /** One entry of the `sshTests` block. */
@@ -123,6 +134,8 @@ export interface Policy {
   tagOwners: Map<string, string[]>;
   /** host name → range. */
   hosts: Map<string, IPRange>;
+  /** IP set name ("ipset:x") → its addresses (adds minus removes) and whether it was built from autogroup:internet. */
+  ipsets: Map<string, { ranges: IPRange[]; internet: boolean }>;
   /** autoApprovers.routes: prefix → approvers. */
   autoApproverRoutes: Map<string, Alias[]>;
   /** autoApprovers.exitNode. */

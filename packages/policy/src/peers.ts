@@ -105,7 +105,11 @@ export class AllowedIPs {
 
   /** Peers whose AllowedIPs may depend on the viewer (primary routers, disable-ipv4), ascending. */
   get special(): readonly number[] {
-    this.special_ ??= [...new Set([...this.primaries.keys(), ...this.noV4])].sort((a, b) => a - b);
+    if (this.special_ === undefined) {
+      // Exit nodes are viewer-specific when not every node may use them.
+      const exits = this.index.exitViewers() === null ? [] : this.topo.nodes.filter((n) => n.isExit).map((n) => n.idx);
+      this.special_ = [...new Set([...this.primaries.keys(), ...this.noV4, ...exits])].sort((a, b) => a - b);
+    }
     return this.special_;
   }
 
@@ -120,15 +124,17 @@ export class AllowedIPs {
     const prim = this.primaries.get(j);
     const steer = this.viaRules.length > 0 ? this.steering(viewer) : null;
     const noV4 = this.noV4.size > 0 && (this.noV4.has(viewer.idx) || this.noV4.has(j));
-    if (!prim && !steer?.size && !noV4) return this.base(j);
-    if (steer?.size || (prim && prim.length > 29)) return this.build(p, viewer, prim ?? [], steer ?? new Map(), noV4);
+    // Exit routes only for viewers allowed to use exit nodes ("*" or autogroup:internet).
+    const exitDenied = p.isExit && !this.exitAllowed(viewer);
+    if (!prim && !steer?.size && !noV4 && !exitDenied) return this.base(j);
+    if (steer?.size || (prim && prim.length > 28)) return this.build(p, viewer, prim ?? [], steer ?? new Map(), noV4, exitDenied);
     // Common case: the variant is determined by which primary routes the viewer may use.
     const prims = prim ?? [];
-    let mask = noV4 ? 1 : 0;
+    let mask = (noV4 ? 1 : 0) | (exitDenied ? 2 : 0);
     prims.forEach((r, k) => {
       const range = p.subnetRoutes[p.subnetRouteStrs.indexOf(r)];
       // A standby router for the same subnet always learns the primary's route.
-      if (viewer.subnetRouteStrs.includes(r) || this.index.canAccessRoute(viewer, r, range)) mask |= 2 << k;
+      if (viewer.subnetRouteStrs.includes(r) || this.index.canAccessRoute(viewer, r, range)) mask |= 4 << k;
     });
     let perPeer = this.masked.get(j);
     if (!perPeer) {
@@ -137,14 +143,20 @@ export class AllowedIPs {
     }
     let v = perPeer.get(mask);
     if (!v) {
-      const routes = prims.filter((_, k) => (mask & (2 << k)) !== 0);
-      v = Object.freeze([...(noV4 ? [] : [`${p.ipv4}/32`]), `${p.ipv6}/128`, ...routes, ...p.exitRouteStrs]);
+      const routes = prims.filter((_, k) => (mask & (4 << k)) !== 0);
+      v = Object.freeze([...(noV4 ? [] : [`${p.ipv4}/32`]), `${p.ipv6}/128`, ...routes, ...(exitDenied ? [] : p.exitRouteStrs)]);
       perPeer.set(mask, v);
     }
     return v;
   }
 
-  private build(p: NodeInfo, viewer: NodeInfo, prim: string[], steer: Map<string, number>, noV4: boolean): string[] {
+  /** Whether `viewer` may use approved exit nodes (RuleIndex.exitViewers). */
+  private exitAllowed(viewer: NodeInfo): boolean {
+    const v = this.index.exitViewers();
+    return v === null || v.has(viewer.idx);
+  }
+
+  private build(p: NodeInfo, viewer: NodeInfo, prim: string[], steer: Map<string, number>, noV4: boolean, exitDenied: boolean): string[] {
     const routes: string[] = [];
     for (const r of prim) {
       if (steer.has(r)) continue;
@@ -152,7 +164,7 @@ export class AllowedIPs {
       if (viewer.subnetRouteStrs.includes(r) || this.index.canAccessRoute(viewer, r, range)) routes.push(r);
     }
     for (const [r, via] of steer) if (via === p.idx) routes.push(r);
-    return [...(noV4 ? [] : [`${p.ipv4}/32`]), `${p.ipv6}/128`, ...routes, ...p.exitRouteStrs];
+    return [...(noV4 ? [] : [`${p.ipv4}/32`]), `${p.ipv6}/128`, ...routes, ...(exitDenied ? [] : p.exitRouteStrs)];
   }
 }
 

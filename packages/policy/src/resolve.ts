@@ -119,6 +119,10 @@ export class Resolver {
       }
       case "prefix":
         return this.fromRanges([a.range]);
+      case "ipset": {
+        const s = this.policy.ipsets.get(a.name);
+        return s ? this.fromRanges([...s.ranges]) : { nodes: new Set(), ranges: [] };
+      }
       case "autogroup":
         switch (a.name) {
           case "member":

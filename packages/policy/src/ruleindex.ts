@@ -37,6 +37,8 @@ export class RuleIndex {
   /** Per rule: entry indexes that land on every node ("*"). */
   private readonly starEntries: number[][];
   private readonly routers: NodeInfo[];
+  private readonly exits: NodeInfo[];
+  private exitViewers_: NodeSet | undefined;
   private readonly wideCache = new Map<string, number[]>();
   private readonly routeCache = new Map<string, NodeSet>();
   private readonly viewerSets = new Map<string, NodeSet>();
@@ -52,6 +54,7 @@ export class RuleIndex {
     covers?: WeakMap<CompiledRule, RuleCover>,
   ) {
     this.routers = topo.nodes.filter((n) => n.subnetRoutes.length > 0);
+    this.exits = topo.nodes.filter((n) => n.isExit);
     this.perNode = topo.nodes.map(() => new Map());
     this.starEntries = [];
     this.srcNodes = [];
@@ -113,7 +116,8 @@ export class RuleIndex {
         all = true;
         return;
       }
-      for (const i of this.rangeNodes(d.range)) {
+      const nodes = d.public && this.exits.length > 0 ? [...new Set([...this.rangeNodes(d.range), ...this.exits.map((n) => n.idx)])] : this.rangeNodes(d.range);
+      for (const i of nodes) {
         set.add(i);
         if (r.peerOnly || (r.onlyNodes && !r.onlyNodes.has(i))) continue;
         const l = hits.get(i);
@@ -129,6 +133,25 @@ export class RuleIndex {
       return { dst: set, stars, hits };
     }
     return { dst: all ? null : set, stars, hits };
+  }
+
+  /**
+   * Nodes that may use approved exit nodes (receive their 0.0.0.0/0 and ::/0): sources of
+   * rules whose destinations are "*" or autogroup:internet (or an IP set built from it).
+   * null = every node. Reaching an exit node's own address does not make it an exit.
+   */
+  exitViewers(): NodeSet {
+    if (this.exitViewers_ !== undefined) return this.exitViewers_;
+    const set = new Set<number>();
+    let all = false;
+    this.rules.forEach((r, ri) => {
+      if (r.caps.length > 0 || !(r.internet || r.dsts.some((d) => d.range === null))) return;
+      const s = this.srcNodes[ri];
+      if (s === null) all = true;
+      else for (const i of s) set.add(i);
+    });
+    this.exitViewers_ = all ? null : set;
+    return this.exitViewers_;
   }
 
   /** Whether rule `ri` covers node `i` as a source. */

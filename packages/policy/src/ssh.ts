@@ -17,7 +17,7 @@ export function tailnetDomain(users: readonly TopologyUser[]): string {
 /** Checks `localpart:*@domain` users and `user:*@domain` sources name the tailnet's domain. */
 export function validateSshDomains(rules: readonly SshRule[], users: readonly TopologyUser[]): void {
   const domain = tailnetDomain(users);
-  for (const rule of rules) {
+  rules.forEach((rule, ri) => {
     for (const [i, u] of rule.users.entries()) {
       if (!u.startsWith("localpart:")) continue;
       const m = /^localpart:\*@(.+)$/.exec(u);
@@ -25,8 +25,10 @@ export function validateSshDomains(rules: readonly SshRule[], users: readonly To
       if (m[1].toLowerCase() !== domain) {
         throw new PolicyError(
           "invalid-value",
-          `${m[1]} is not associated with this Tailnet and cannot be used in user:*@<domain> expressions`,
+          `${m[1]} is not associated with this Tailnet and cannot be used in user:*@<domain> expressions (the tailnet's domain is ${JSON.stringify(domain)})`,
           rule.usersPos[i] ?? rule.pos,
+          `ssh[${ri}].users[${i}]`,
+          u,
         );
       }
     }
@@ -34,12 +36,14 @@ export function validateSshDomains(rules: readonly SshRule[], users: readonly To
       if (s.kind === "userDomain" && s.domain.toLowerCase() !== domain) {
         throw new PolicyError(
           "invalid-value",
-          `[ssh] ${s.domain} is not associated with this Tailnet and cannot be used in user:*@<domain> expressions`,
+          `[ssh] ${s.domain} is not associated with this Tailnet and cannot be used in user:*@<domain> expressions (the tailnet's domain is ${JSON.stringify(domain)})`,
           s.pos,
+          s.field,
+          s.text,
         );
       }
     }
-  }
+  });
 }
 
 interface RulePrep {

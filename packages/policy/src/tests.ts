@@ -10,8 +10,8 @@ import type { NodeInfo } from "./topology.js";
 
 const DEFAULT_PROTOS = [6, 17, 1];
 
-function fail(detail: string, pos: Pos): never {
-  throw new PolicyError("tests-failed", `test(s) failed: ${detail}`, pos);
+function fail(detail: string, pos: Pos, field?: string, value?: string): never {
+  throw new PolicyError("tests-failed", `test(s) failed: ${detail}`, pos, field, value);
 }
 
 /** Resolves a test source to addresses (possibly none); undefined when the alias names nothing known. */
@@ -54,7 +54,9 @@ function testSource(resolver: Resolver, policy: Policy, src: string, pos: Pos): 
 function testDest(resolver: Resolver, policy: Policy, dst: string, pos: Pos): { ranges: IPRange[]; port: number } | undefined {
   const i = dst.lastIndexOf(":");
   if (i <= 0) return undefined;
-  const aliasText = dst.slice(0, i);
+  let aliasText = dst.slice(0, i);
+  // "[v6]:port": the brackets only delimit the address.
+  if (aliasText.startsWith("[") && aliasText.endsWith("]")) aliasText = aliasText.slice(1, -1);
   const portText = dst.slice(i + 1);
   if (!/^\d+$/.test(portText)) return undefined;
   const ports = parsePorts(portText);
@@ -227,23 +229,27 @@ export function runPolicyTests(policy: Policy, resolver: Resolver, filterFor: (n
       if (typeof p === "string") fail(`proto ${JSON.stringify(t.proto)}: ${p}`, t.pos);
       if (p) proto = p[0];
     }
-    const srcAddrs = hostAddrs(src).filter((a) => !a.v6);
-    for (const [list, want] of [
-      [t.accept, true],
-      [t.deny, false],
+    const srcAddrs = hostAddrs(src);
+    for (const [list, want, key, posList] of [
+      [t.accept, true, "accept", t.acceptPos],
+      [t.deny, false, "deny", t.denyPos],
     ] as const) {
-      for (const d of list) {
+      list.forEach((d, j) => {
+        const field = t.field === undefined ? undefined : `${t.field}.${key}[${j}]`;
+        const at = posList?.[j] ?? t.pos;
         const dst = testDest(resolver, policy, d, t.pos);
-        if (!dst) fail(`dst ${JSON.stringify(d)} is not testable`, t.pos);
-        for (const da of hostAddrs(dst.ranges).filter((a) => !a.v6)) {
+        if (!dst) fail(`dst ${JSON.stringify(d)} is not testable`, at, field, d);
+        // Each destination address against the source addresses of its family (IPv4 and IPv6).
+        for (const da of hostAddrs(dst.ranges)) {
           const rules = rulesAt(da);
           for (const sa of srcAddrs) {
+            if (sa.v6 !== da.v6) continue;
             if (ruleAllows(parser, rules, sa, da, dst.port, proto) !== want) {
-              fail(`${t.src} -> ${d}: expected ${want ? "accept" : "deny"}`, t.pos);
+              fail(`${t.src} -> ${d}: expected ${want ? "accept" : "deny"}`, at, field, d);
             }
           }
         }
-      }
+      });
     }
   }
 }

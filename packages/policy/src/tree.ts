@@ -60,9 +60,9 @@ export class TreeReader {
     return n.children ?? [];
   }
 
-  /** Reads an array of strings with their positions. */
-  strings(n: Node, field: string): { value: string; pos: Pos }[] {
-    return this.array(n, field).map((c, i) => ({ value: this.string(c, `${field}[${i}]`), pos: this.pos(c) }));
+  /** Reads an array of strings with their positions and field paths (`field[i]`). */
+  strings(n: Node, field: string): { value: string; pos: Pos; field: string }[] {
+    return this.array(n, field).map((c, i) => ({ value: this.string(c, `${field}[${i}]`), pos: this.pos(c), field: `${field}[${i}]` }));
   }
 
   /** Converts a node to a plain JS value. */

@@ -1,8 +1,8 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { CATEGORIES, loadCategory, runCase } from "./corpus.js";
+import { CATEGORIES, loadCategory, ownCorpusDir, runCase } from "./corpus.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -39,4 +39,18 @@ describe("Tailscale policy conformance corpus", () => {
     expect(undocumented.map((f) => f.id)).toEqual([]);
     expect(rate).toBeGreaterThanOrEqual(98);
   });
+});
+
+describe("Lattice's own corpus-style cases (test/corpus/lattice, from Tailscale's documentation)", () => {
+  const files = readdirSync(ownCorpusDir()).filter((f) => f.endsWith(".json"));
+  it("has cases for every kind of issue 7 (ssh, exit routes, ipsets, errors, policy tests)", () => {
+    expect(files.sort()).toEqual(["errors.json", "ipsets.json", "policytest.json", "routes.json", "ssh.json"]);
+  });
+  for (const f of files) {
+    for (const c of loadCategory(f.replace(/\.json$/, ""), ownCorpusDir())) {
+      it(`${c.id}: ${c.description ?? ""}`, () => {
+        expect(runCase(c)).toEqual([]);
+      });
+    }
+  }
 });
