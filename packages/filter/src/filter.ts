@@ -63,15 +63,25 @@ const V_NO_RULE = drop("no-rule");
 /** 169.254.169.254 (cloud metadata/DNS) is the one link-local destination Tailscale lets through. */
 const METADATA_V4 = 0xa9fea9fe;
 
-function dstContains(m: CompiledMatch, ip: Uint32Array, port: number, anyPort: boolean, allPortsOnly: boolean): boolean {
+/**
+ * Whether a destination entry of `m` holds `ip` and a port in its range. `mode` 0: `port`
+ * must be in the range; 1: any port (ICMP); 2: only entries covering all ports.
+ * IPv4 entries and addresses have words 0..2 zero, so word 3 alone decides.
+ */
+function dstContains(m: CompiledMatch, ip: Uint32Array, v4: boolean, port: number, mode: number): boolean {
   const d = m.dsts;
+  const a = ip[3]!;
   for (let o = 0; o < d.length; o += DST_WORDS) {
-    if (allPortsOnly) {
-      if (d[o + 8] !== 0 || d[o + 9] !== 65535) continue;
-    } else if (!anyPort && (port < d[o + 8]! || port > d[o + 9]!)) {
+    if (mode === 0) {
+      if (port < d[o + 8]! || port > d[o + 9]!) continue;
+    } else if (mode === 2 && (d[o + 8] !== 0 || d[o + 9] !== 65535)) {
       continue;
     }
-    if (cmpWords(ip, 0, d, o) >= 0 && cmpWords(ip, 0, d, o + 4) <= 0) return true;
+    if (v4) {
+      if (a >= d[o + 3]! && a <= d[o + 7]!) return true;
+    } else if (cmpWords(ip, 0, d, o) >= 0 && cmpWords(ip, 0, d, o + 4) <= 0) {
+      return true;
+    }
   }
   return false;
 }
@@ -221,11 +231,12 @@ export class Filter {
   /** Tailscale's `match` (ipsOnly=false) and `matchIPsOnly` (ipsOnly=true: no proto or port check). */
   private match(ms: readonly CompiledMatch[], ipsOnly: boolean): boolean {
     const q = this.pkt;
+    const v4 = q.version === 4;
     for (let i = 0; i < ms.length; i++) {
       const m = ms[i]!;
       if (!ipsOnly && m.protos[q.proto] !== 1) continue;
-      if (!m.srcs.contains(q.src)) continue;
-      if (dstContains(m, q.dst, q.dstPort, ipsOnly, false)) return true;
+      // Destinations first: usually few, and the port test rejects most rules cheaply.
+      if (dstContains(m, q.dst, v4, q.dstPort, ipsOnly ? 1 : 0) && m.srcs.contains(q.src)) return true;
     }
     return false;
   }
@@ -233,10 +244,11 @@ export class Filter {
   /** Tailscale's `matchProtoAndIPsOnlyIfAllPorts`: other protocols need a 0-65535 rule. */
   private matchAllPorts(ms: readonly CompiledMatch[]): boolean {
     const q = this.pkt;
+    const v4 = q.version === 4;
     for (let i = 0; i < ms.length; i++) {
       const m = ms[i]!;
-      if (m.protos[q.proto] !== 1 || !m.srcs.contains(q.src)) continue;
-      if (dstContains(m, q.dst, 0, false, true)) return true;
+      if (m.protos[q.proto] !== 1) continue;
+      if (dstContains(m, q.dst, v4, 0, 2) && m.srcs.contains(q.src)) return true;
     }
     return false;
   }

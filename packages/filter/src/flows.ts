@@ -118,7 +118,8 @@ export class FlowTable {
       h = Math.imul(h ^ k[j]!, 0x01000193);
       h ^= h >>> 15;
     }
-    return h >>> 0;
+    // 30 bits keep the hash a small integer in V8 (a wider uint32 return would be boxed).
+    return h & 0x3fffffff;
   }
 
   private find(h: number): number {
