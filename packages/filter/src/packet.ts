@@ -12,6 +12,7 @@
 /** IANA protocol numbers the filter treats specially. */
 export const Proto = {
   ICMPv4: 1,
+  IGMP: 2,
   TCP: 6,
   UDP: 17,
   ICMPv6: 58,
@@ -162,6 +163,8 @@ export class ParsedPacket {
       case Proto.TSMP:
         if (avail < 7) return DecodeStatus.Malformed;
         return DecodeStatus.Ok;
+      case Proto.IGMP:
+        return avail < 8 ? DecodeStatus.Malformed : DecodeStatus.Ok;
       default:
         if (this.proto === icmpProto) {
           if (avail < 4) return DecodeStatus.Malformed;

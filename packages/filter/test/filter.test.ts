@@ -186,6 +186,32 @@ describe("pre-checks (Tailscale's TestPreFilter and pre)", () => {
     expect(nf.runIn(fragment4(spec4, 200, false), 0).reason).toBe("fragment");
     expect(nf.runIn(fragment4(spec4, 9, false), 0).reason).toBe("malformed");
   });
+  it("IPv4 options are skipped: ports are read after the IHL, and IHL below 5 is malformed", () => {
+    const plain = build(tcp("8.1.1.1", "1.2.3.4", 22));
+    const withOpts = new Uint8Array(plain.length + 4);
+    withOpts.set(plain.subarray(0, 20));
+    withOpts.set([1, 1, 1, 0], 20); // NOP NOP NOP EOL
+    withOpts.set(plain.subarray(20), 24);
+    withOpts[0] = 0x46;
+    withOpts[3] = withOpts.length;
+    expect(newFilter().runIn(withOpts, 0).reason).toBe("tcp");
+    withOpts[22 + 4] = 0; withOpts[23 + 4] = 23; // destination port 23
+    expect(newFilter().runIn(withOpts, 0).reason).toBe("no-rule");
+    const badIhl = plain.slice();
+    badIhl[0] = 0x44;
+    expect(newFilter().runIn(badIhl, 0).reason).toBe("malformed");
+  });
+
+  it("a total length beyond the buffer, or short transport headers, are malformed", () => {
+    const b = build(tcp("8.1.1.1", "1.2.3.4", 22));
+    const longer = b.slice(); longer[3] = b.length + 1;
+    expect(newFilter().runIn(longer, 0).reason).toBe("malformed");
+    const shortTcp = b.slice(); shortTcp[3] = 20 + 19;
+    expect(newFilter().runIn(shortTcp, 0).reason).toBe("malformed");
+    const igmp = build({ proto: 2, src: "8.1.1.1", dst: "1.2.3.4" }); igmp[3] = 20 + 7;
+    expect(newFilter().runIn(igmp, 0).reason).toBe("malformed");
+  });
+
   it("counts every decision by direction and reason", () => {
     const ff = f();
     ff.runIn(new Uint8Array(3), 0);
