@@ -116,6 +116,7 @@ export class Filter {
     const compiled = compileRules(rules);
     const errors = compiled.errors;
     const local: AddrRange[] = [];
+    if (!Array.isArray(localAddrs)) errors.push(new FilterRuleError("localAddrs", localAddrs, "not an array"));
     (Array.isArray(localAddrs) ? localAddrs : []).forEach((a, i) => {
       const p = typeof a === "string" ? parseAddrSet(a) : ({ ok: false, message: "not a string" } as const);
       if (p.ok && p.cap === undefined) local.push(...p.ranges);

@@ -277,6 +277,7 @@ describe("rule compilation", () => {
       ["ERR_FILTER_RULE", "localAddrs[7]"],
     ]);
     expect(f.errors[0]!.message).toContain('"not-an-ip"');
+    expect(Filter.fromRules([], "100.64.0.1" as unknown as string[]).errors.map((e) => e.field)).toEqual(["localAddrs"]);
     expect(f.runIn(build(tcp("8.1.1.1", "1.2.3.4", 22)), 0).accept).toBe(true);
     expect(f.runIn(build(tcp("10.9.9.9", "1.2.3.4", 22)), 0).accept).toBe(false);
   });
