@@ -5,10 +5,15 @@
  * reach, and the peer lists that change — and report which nodes were touched. The
  * output equals what {@link compilePolicyCompact} gives for the same topology (the test
  * suite checks this with random change sequences). Anything outside that envelope
- * (removals or reordering, route changes, new users, via grants, `tests` blocks, the
- * first compile) falls back to a full compile and reports `touched: null`.
+ * (removals or reordering, route changes, new users, via grants, the first compile)
+ * falls back to a full compile and reports `touched: null`.
+ *
+ * It compiles a running tailnet: `compile` never evaluates the policy's data checks
+ * (`tests`, `sshTests`, SSH domains; `checks: false` of {@link CompileOptions}), which
+ * Tailscale runs only when a policy is saved — {@link IncrementalCompiler.check} does
+ * that, and its full compile is the state later `compile` calls continue from.
  */
-import { allowAllGrant, compilePolicyCompact, compileWithState, electPrimaries, type CompileOptions, type CompileState } from "./compile.js";
+import { allowAllGrant, compileWithState, electPrimaries, type CompileOptions, type CompileState } from "./compile.js";
 import type { CompactNode, CompiledPolicy } from "./compiled.js";
 import { SrcKeys, compileGrant, mergeRules, selfRulesFor, srcMatches, type CompiledGrant, type CompiledRule } from "./filter.js";
 import type { Alias, Grant, Policy } from "./model.js";
@@ -86,7 +91,7 @@ function sameRule(a: CompiledRule, b: CompiledRule): boolean {
 
 /** Whether a policy can be compiled incrementally at all. */
 function policyEligible(policy: Policy): boolean {
-  return policy.tests.length === 0 && policy.sshTests.length === 0 && policy.grants.every((g) => g.via.length === 0);
+  return policy.grants.every((g) => g.via.length === 0);
 }
 
 /** Everything of a topology node the compiler reads, as one string. */
@@ -103,24 +108,47 @@ export class IncrementalCompiler {
   /** The grants compiled: the policy's, or the implicit allow-all of a policy without acls/grants. */
   readonly #grants: readonly Grant[];
 
+  /** The options of every compile: the given ones with `checks: false`. */
+  readonly opts: CompileOptions;
+
   /** Binds the (parsed, unchanging) policy and options; a policy change needs a new instance. */
   constructor(
     readonly policy: Policy,
-    readonly opts: CompileOptions = {},
+    opts: CompileOptions = {},
   ) {
+    this.opts = { ...opts, checks: false };
     this.#grants = policy.allowAll ? [allowAllGrant()] : policy.grants;
   }
 
-  /** Compiles `topology`, incrementally from the previous call when possible. Throws PolicyError like compilePolicyCompact. */
+  /**
+   * Save-time validation: a full compile of `topology` with the data checks (`tests`,
+   * `sshTests`, SSH domains). Throws PolicyError when the policy is rejected; otherwise
+   * the compile becomes the state the next {@link compile} continues from (so saving a
+   * policy compiles the tailnet once).
+   */
+  check(topology: Topology): CompiledPolicy {
+    this.#s = null;
+    const names = Object.keys(topology.nodes ?? {});
+    const s = this.full(topology, names, names.map((n) => nodeKey(topology.nodes[n])), JSON.stringify(topology.users ?? []), true);
+    this.#s = s;
+    return s.compiled;
+  }
+
+  /**
+   * Compiles `topology`, incrementally from the previous call when possible (the
+   * previous result itself, `touched: []`, when nothing the compiler reads changed).
+   * Never runs the data checks. Throws PolicyError like compilePolicyCompact (a
+   * topology it cannot index); the next call then compiles in full.
+   */
   compile(topology: Topology): IncrementalResult {
     const policy = this.policy;
-    if (!policyEligible(policy)) return { compiled: compilePolicyCompact(policy, topology, this.opts), touched: null };
     const names = Object.keys(topology.nodes ?? {});
     const keys = names.map((n) => nodeKey(topology.nodes[n]));
     const userKey = JSON.stringify(topology.users ?? []);
     const prev = this.#s;
+    if (prev && prev.userKey === userKey && sameStrings(prev.names, names) && sameStrings(prev.keys, keys)) return { compiled: prev.compiled, touched: [] };
     let dirty: number[] | null = null;
-    if (prev && prev.userKey === userKey && names.length >= prev.names.length) {
+    if (prev && policyEligible(policy) && prev.userKey === userKey && names.length >= prev.names.length) {
       dirty = [];
       for (let i = 0; i < names.length; i++) {
         if (i >= prev.names.length) dirty.push(i);
@@ -142,8 +170,8 @@ export class IncrementalCompiler {
     return { compiled: s.state.compiled, touched: s.touched };
   }
 
-  private full(topology: Topology, names: string[], keys: string[], userKey: string): State {
-    const { compiled, topo, resolver, grants, selfRules, covers, ssh } = compileWithState(this.policy, topology, this.opts);
+  private full(topology: Topology, names: string[], keys: string[], userKey: string, checks = false): State {
+    const { compiled, topo, resolver, grants, selfRules, covers, ssh } = compileWithState(this.policy, topology, { ...this.opts, checks });
     return { names, keys, userKey, topo, resolver, grants, selfRules, covers, ssh, compiled };
   }
 

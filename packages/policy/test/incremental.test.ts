@@ -170,3 +170,41 @@ describe("IncrementalCompiler", () => {
     expect(cases).toBeGreaterThan(50);
   }, 120_000);
 });
+
+describe("data checks run on save, not on data changes", () => {
+  const TESTED = `{
+    "tagOwners": {"tag:dns": ["user1@example.com"]},
+    "acls": [{"action": "accept", "src": ["user1@example.com"], "dst": ["tag:dns:53"]}],
+    "tests": [{"src": "user2@example.com", "accept": ["tag:dns:53"]}],
+  }`;
+  const topo = (): Topology => ({
+    users: [{ id: 1, name: "user1", email: "user1@example.com" }, { id: 2, name: "user2", email: "user2@example.com" }],
+    nodes: {
+      dns: { ipv4: "100.64.0.1", ipv6: "fd7a:115c:a1e0::1", tags: ["tag:dns"], id: 1 },
+      u1: { ipv4: "100.64.0.2", ipv6: "fd7a:115c:a1e0::2", user: "user1", id: 2 },
+      u2: { ipv4: "100.64.0.3", ipv6: "fd7a:115c:a1e0::3", user: "user2", id: 3 },
+    },
+  });
+
+  it("a failing `tests` entry rejects the policy on check, but compile (checks: false) and IncrementalCompiler.compile still compile", () => {
+    const policy = parsePolicy(TESTED);
+    expect(() => compilePolicyCompact(policy, topo())).toThrow(/test\(s\) failed/);
+    expect(() => new IncrementalCompiler(policy).check(topo())).toThrow(/test\(s\) failed/);
+    const c = compilePolicyCompact(policy, topo(), { checks: false });
+    expect(c.names).toEqual(["dns", "u1", "u2"]);
+    const r = new IncrementalCompiler(policy).compile(topo());
+    expect(expandCompiled(r.compiled)).toEqual(expandCompiled(c));
+  });
+
+  it("IncrementalCompiler.check's compile is the state compile continues from (no second full compile)", () => {
+    const policy = parsePolicy(TESTED.replace("user2@example.com", "user1@example.com"));
+    const inc = new IncrementalCompiler(policy);
+    const checked = inc.check(topo());
+    const same = inc.compile(topo());
+    expect(same.compiled).toBe(checked);
+    expect(same.touched).toEqual([]);
+    const t = topo();
+    t.nodes.u4 = { ipv4: "100.64.0.4", ipv6: "fd7a:115c:a1e0::4", user: "user2", id: 4 };
+    expect(inc.compile(t).touched).not.toBeNull();
+  });
+});
