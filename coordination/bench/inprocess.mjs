@@ -109,7 +109,7 @@ export function runNetmaps(tn, policy, compiled, now, mem) {
   const t2 = performance.now();
   const cpu = cpuMs(cpu0);
   mem.sample("after full netmaps");
-  const idOf = idsOf(compiled, new Map(tn.rows.map((r) => [r.given_name, r.id])));
+  const idOf = idsOf(compiled);
   return { state, nodeCache, viewCache, idOf, jsonCache, sessions, buildMs: t1 - t0, fullMs, encodeMs, totalMs: t2 - t0, cpuMs: cpu, bytes, maxBytes, peerEntries };
 }
 
@@ -139,7 +139,7 @@ export function runJoin(tn, ctx, newRow, mode, version, now, mem, incremental = 
       ctx.inc = null; // its state no longer matches the server's compilation
     }
     const b = performance.now();
-    const idOf = idsOf(compiled, new Map(rows.map((r) => [r.given_name, r.id])));
+    const idOf = idsOf(compiled);
     changed = changedNodes({ compiled: ctx.compiled, idOf: ctx.idOf }, { compiled, idOf }, touched ?? undefined);
     ctx.compiled = compiled;
     ctx.idOf = idOf;

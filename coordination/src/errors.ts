@@ -124,3 +124,22 @@ export class LimitError extends ControlError {
     this.name = "LimitError";
   }
 }
+
+/**
+ * The stored policy did not compile for the current tailnet (500-class: never caused by
+ * a request). The node backend then cuts every node off (fail closed) until it compiles.
+ */
+export class PolicyCompileError extends ControlError {
+  /** The policy version that failed. */
+  readonly version: number;
+  constructor(version: number, cause: unknown) {
+    super(
+      "policy_compile_failed",
+      `policy version ${version} does not compile for the current tailnet (${cause instanceof Error ? cause.message : String(cause)}); every node is cut off (empty packet filter, no peers) until it compiles again`,
+      500,
+    );
+    this.name = "PolicyCompileError";
+    this.version = version;
+    this.cause = cause;
+  }
+}

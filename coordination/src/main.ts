@@ -220,7 +220,7 @@ export function buildProgram(): Command {
     .action(async (o, cmd: Command) => {
       const r = await adminRequest(socketOf(cmd), "GET", "/nodes");
       if (o.json) return print(JSON.stringify(r.nodes, null, 2));
-      const status = (n: any) => (n.expired ? "expired" : !n.approved ? "needs-approval" : n.online ? "online" : "offline");
+      const status = (n: any) => (n.expired ? "expired" : !n.approved ? "needs-approval" : n.policyError ? "cut-off" : n.online ? "online" : "offline");
       print(
         table([
           ["ID", "NAME", "IPV4", "IPV6", "OWNER", "STATUS", "EXPIRY", "ROUTES"],
@@ -236,6 +236,8 @@ export function buildProgram(): Command {
           ]),
         ]),
       );
+      const cut = r.nodes.find((n: any) => n.policyError);
+      if (cut) process.stderr.write(`warning: nodes marked cut-off get no packet filter and no peers: ${cut.policyError}\n`);
     });
   for (const [name, desc] of [
     ["approve", "approve a node waiting for device approval"],

@@ -12,7 +12,7 @@ import { buildState, compileFor, type StateInputs } from "../src/services/netmap
 import { changedNodes, idsOf } from "../src/services/policy-diff.js";
 import { fullMapResponse } from "../src/mapper/full.js";
 import { MapSession } from "../src/mapper/session.js";
-import type { NodeRow } from "../src/services/nodes.js";
+import type { NodeRow } from "../src/db/schema.js";
 
 const now = Date.UTC(2026, 10, 21, 12, 0, 0);
 

@@ -558,6 +558,99 @@ export function controlSuite(label: string, db: (name: string) => Promise<string
       expect(s.proc.exitCode).toBeNull();
     });
 
+    /** A node's current full netmap (a fresh stream's first message). */
+    const fullMap = async (n: TestNode): Promise<any> => {
+      const it = n.map()[Symbol.asyncIterator]();
+      const m = (await it.next()).value;
+      await it.return!();
+      return m;
+    };
+    const srcIPs = (m: any): string[] => (m.PacketFilter ?? []).flatMap((r: any) => r.SrcIPs ?? []);
+    const setPolicy = async (text: string) => {
+      const r = await s.api("PUT", "/policy", { policy: text }, apiKey);
+      expect(r.status, JSON.stringify(r.json)).toBe(200);
+    };
+
+    it("a node name passed to another user's machine after a user deletion does not inherit the old node's filter or peers", async () => {
+      for (const u of ["ann", "ben", "cat"]) expect((await s.cli(["users", "create", u])).code).toBe(0);
+      // ben may reach the server on 22; a test entry names ann (it holds while ann exists).
+      await setPolicy(`{
+        "tagOwners": { "tag:server": ["alice@"], "tag:prod": ["group:ops"] },
+        "groups": { "group:ops": ["bob@"] },
+        "acls": [{ "action": "accept", "src": ["ben@"], "dst": ["tag:server:22"] }],
+        "tests": [{ "src": "ann@", "deny": ["tag:server:22"] }],
+      }`);
+      const server = await node("srv-a1");
+      await server.register({ Auth: { AuthKey: await key("--tags", "tag:server", "--preapproved") } });
+      const laptop = await node("a1-laptop");
+      await laptop.register({ Auth: { AuthKey: await key("--user", "ben", "--preapproved") } });
+      const ip = (name: string) => listNodes().then((l) => l.find((x) => x.name === name)?.ipv4 as string);
+      const benIp = await ip("a1-laptop");
+      await waitFor(async () => srcIPs(await fullMap(server)).includes(benIp), 3000, 100);
+      // Deleting ann does not re-run the tests: the policy keeps compiling.
+      expect((await s.cli(["users", "delete", "ann"])).code).toBe(0);
+      expect((await s.cli(["nodes", "delete", "a1-laptop"])).code).toBe(0);
+      const carol = await node("a1-laptop");
+      await carol.register({ Auth: { AuthKey: await key("--user", "cat", "--preapproved") } });
+      const carolIp = await ip("a1-laptop");
+      expect(carolIp).toBeDefined();
+      const serverView = await fullMap(server);
+      expect(srcIPs(serverView)).not.toContain(carolIp);
+      expect((serverView.Peers ?? []).map((p: any) => p.Name)).not.toContain("a1-laptop.lattice.internal.");
+      const carolView = await fullMap(carol);
+      expect((carolView.Peers ?? []).map((p: any) => p.Name)).not.toContain("srv-a1.lattice.internal.");
+      expect(carolView.PacketFilter ?? []).toEqual([]);
+      expect(srcIPs(serverView)).not.toContain(benIp);
+      expect((await listNodes()).every((n) => n.policyError === null)).toBe(true);
+      expect((await fetch(`${s.url}/health`)).status).toBe(200);
+      for (const n of ["a1-laptop", "srv-a1"]) expect((await s.cli(["nodes", "delete", n])).code).toBe(0);
+      await setPolicy(TAG_POLICY);
+    });
+
+    it("a device that would fail a policy test does not freeze compilation: later deletions still reach packet filters", async () => {
+      expect((await s.cli(["users", "create", "dan"])).code).toBe(0);
+      const dnsPolicy = (tests: string) => `{
+        "tagOwners": { "tag:server": ["alice@"], "tag:prod": ["group:ops"], "tag:dns": ["alice@"] },
+        "groups": { "group:ops": ["bob@"], "group:staff": ["alice@", "bob@"], "group:newbies": ["dan@"] },
+        "acls": [{ "action": "accept", "src": ["group:staff"], "dst": ["tag:dns:53"] }],
+        ${tests}
+      }`;
+      await setPolicy(dnsPolicy(""));
+      const dns = await node("dns-a1");
+      await dns.register({ Auth: { AuthKey: await key("--tags", "tag:dns", "--preapproved") } });
+      const staff = await node("staff-a1");
+      await staff.register({ Auth: { AuthKey: await key("--user", "alice", "--preapproved") } });
+      const staffIp = (await listNodes()).find((x) => x.name === "staff-a1")!.ipv4 as string;
+      // "the newbies can reach the DNS server" holds while no newbie has a device.
+      await setPolicy(dnsPolicy(`"tests": [{ "src": "group:newbies", "accept": ["tag:dns:53"] }],`));
+      expect(srcIPs(await fullMap(dns))).toContain(staffIp);
+      const dan = await node("dan-a1");
+      await dan.register({ Auth: { AuthKey: await key("--user", "dan", "--preapproved") } });
+      expect((await s.cli(["nodes", "delete", "staff-a1"])).code).toBe(0);
+      await waitFor(async () => !srcIPs(await fullMap(dns)).includes(staffIp), 3000, 100);
+      expect((await listNodes()).every((n) => n.policyError === null)).toBe(true);
+      // The test is still checked when a policy is saved.
+      const rejected = await s.api("PUT", "/policy", { policy: dnsPolicy(`"tests": [{ "src": "group:newbies", "accept": ["tag:dns:53"] }],`) }, apiKey);
+      expect(rejected.status).toBe(400);
+      expect(rejected.json.error.message).toMatch(/test\(s\) failed/);
+      for (const n of ["dns-a1", "dan-a1"]) expect((await s.cli(["nodes", "delete", n])).code).toBe(0);
+      await setPolicy(TAG_POLICY);
+    });
+
+    it("a deleted node's address is not handed to the next node", async () => {
+      const k = await key("--user", "alice", "--reusable", "--preapproved");
+      const first = await node("addr-a1");
+      await first.register({ Auth: { AuthKey: k } });
+      const before = (await listNodes()).find((x) => x.name === "addr-a1")!;
+      expect((await s.cli(["nodes", "delete", "addr-a1"])).code).toBe(0);
+      const next = await node("addr-b1");
+      await next.register({ Auth: { AuthKey: k } });
+      const after = (await listNodes()).find((x) => x.name === "addr-b1")!;
+      expect(after.ipv4).not.toBe(before.ipv4);
+      expect(after.ipv6).not.toBe(before.ipv6);
+      expect((await s.cli(["nodes", "delete", "addr-b1"])).code).toBe(0);
+    });
+
     // Keep last: it throttles logins from 127.0.0.1 for the rest of the window.
     it("repeated failed logins from one address are throttled (429)", async () => {
       const form = await fetch(`${s.url}/login`);

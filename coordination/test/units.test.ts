@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { allocateIPv4, ipv4ToNumber, ipv6For, isAssignableIPv4 } from "../src/services/addresses.js";
+import { allocateIPv4, highestIPv4, ipv4ToNumber, ipv6For, isAssignableIPv4 } from "../src/services/addresses.js";
 import { sanitizeHostname, uniqueName, validateGivenName } from "../src/services/names.js";
 import { parseDuration } from "../src/duration.js";
 import { parseListen, readConfigFile, readEnv, resolveConfig } from "../src/config.js";
@@ -12,9 +12,16 @@ import { makeSecret, secretMatches, splitSecret } from "../src/services/secrets.
 import { randomBytes } from "node:crypto";
 
 describe("addresses", () => {
-  it("allocates from 100.64.0.0/10, lowest free first", () => {
+  it("allocates from 100.64.0.0/10 after the last address handed out, so a freed address is not reused right away", () => {
     expect(allocateIPv4(new Set())).toBe("100.64.0.1");
     expect(allocateIPv4(new Set(["100.64.0.1", "100.64.0.2"]))).toBe("100.64.0.3");
+    // 100.64.0.1 was freed; the next node gets a never-used address, not the freed one.
+    expect(allocateIPv4(new Set(["100.64.0.2"]), "100.64.0.2")).toBe("100.64.0.3");
+    expect(allocateIPv4(new Set(), "100.64.0.254")).toBe("100.64.1.1");
+    expect(highestIPv4(["100.64.0.9", "100.64.1.2", "100.64.0.200"])).toBe("100.64.1.2");
+  });
+  it("wraps around at the end of the range and skips addresses in use", () => {
+    expect(allocateIPv4(new Set(["100.64.0.1"]), "100.127.255.254")).toBe("100.64.0.2");
   });
   it("never hands out 100.100.100.100 or 100.115.92.0/23", () => {
     expect(isAssignableIPv4(ipv4ToNumber("100.100.100.100"))).toBe(false);

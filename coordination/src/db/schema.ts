@@ -3,7 +3,7 @@
  * PostgreSQL: timestamps are integer milliseconds since the epoch, booleans are
  * integers 0/1, lists and objects are JSON text.
  */
-import type { Generated } from "kysely";
+import type { Generated, Selectable } from "kysely";
 
 /** Local user accounts. */
 export interface UsersTable {
@@ -128,3 +128,9 @@ export interface Database {
   pending_registrations: PendingRegistrationsTable;
   settings: SettingsTable;
 }
+
+/** A user row as read from the database. */
+export type UserRow = Selectable<UsersTable>;
+
+/** A node row as read from the database. */
+export type NodeRow = Selectable<NodesTable>;

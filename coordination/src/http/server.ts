@@ -65,6 +65,16 @@ export interface MainServerOptions {
   loginThrottle?: Partial<LoginThrottleOptions> | undefined;
 }
 
+/**
+ * `GET /health`: 200 `{"ok":true}`, or 503 `{"ok":false,"error":{code,message},"policy":{…}}`
+ * while the stored policy does not compile for the tailnet (every node is cut off then).
+ */
+function sendHealth(res: http.ServerResponse, control: Control): void {
+  const h = control.policies.health();
+  if (h.ok) return sendJson(res, 200, { ok: true });
+  sendJson(res, 503, { ok: false, error: { code: h.code, message: h.message }, policy: { version: h.version, since: h.since } });
+}
+
 /** Creates the public HTTP(S) server (not yet listening). */
 export function createMainServer(control: Control, opts: MainServerOptions): http.Server {
   const api = createApiHandler(control);
@@ -74,7 +84,7 @@ export function createMainServer(control: Control, opts: MainServerOptions): htt
     try {
       for (const h of opts.preHandlers ?? []) if (h(req, res)) return;
       const url = requestUrl(req);
-      if (url.pathname === "/health") return sendJson(res, 200, { ok: true });
+      if (url.pathname === "/health") return sendHealth(res, control);
       if (url.pathname.startsWith("/api/")) {
         const auth = String(req.headers.authorization ?? "");
         const m = /^Bearer\s+(\S+)$/i.exec(auth);
@@ -125,7 +135,7 @@ export async function listenAdminSocket(control: Control, path: string, log: Htt
     void (async () => {
       try {
         const url = requestUrl(req, "http://admin");
-        if (url.pathname === "/health") return sendJson(res, 200, { ok: true });
+        if (url.pathname === "/health") return sendHealth(res, control);
         if (url.pathname === "/metrics" && opts.metrics && (req.method === "GET" || req.method === "HEAD")) return sendJson(res, 200, opts.metrics());
         if (await api(req, res, url.pathname)) return;
         sendJson(res, 404, { error: { code: "not_found", message: `no such path: ${url.pathname}` } });

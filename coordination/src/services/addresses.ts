@@ -36,9 +36,28 @@ export function ipv6For(ipv4: string): string {
   return `fd7a:115c:a1e0::${(n >>> 16).toString(16)}:${(n & 0xffff).toString(16)}`;
 }
 
-/** Picks the lowest free IPv4 address not in `used`; throws when the range is full. */
-export function allocateIPv4(used: ReadonlySet<string>): string {
-  for (let off = 1; off < SIZE - 1; off++) {
+/** The highest of `addresses` (dotted IPv4), or undefined for none. */
+export function highestIPv4(addresses: Iterable<string>): string | undefined {
+  let best: number | undefined;
+  for (const a of addresses) {
+    const n = ipv4ToNumber(a);
+    if (best === undefined || n > best) best = n;
+  }
+  return best === undefined ? undefined : ipv4ToString(best);
+}
+
+/**
+ * Picks the first free IPv4 address after `after` (the address handed out last; the start
+ * of the range when absent), wrapping around at the end of 100.64.0.0/10. Handing
+ * addresses out in one direction means a deleted node's address goes to a new node only
+ * after every other address of the range (~4 M) was handed out once: a peer's stale
+ * filter, DNS cache or firewall rule never names the wrong machine. (Tailscale picks a
+ * random free address for the same reason.) Throws when the range is full.
+ */
+export function allocateIPv4(used: ReadonlySet<string>, after?: string): string {
+  const start = after === undefined ? 0 : Math.max(0, ipv4ToNumber(after) - (BASE >>> 0));
+  for (let k = 1; k < SIZE; k++) {
+    const off = (start + k) % SIZE;
     const n = ((BASE >>> 0) + off) >>> 0;
     if (!isAssignableIPv4(n)) continue;
     const s = ipv4ToString(n);

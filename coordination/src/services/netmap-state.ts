@@ -5,11 +5,11 @@
 import { compilePolicyCompact, type CompiledPolicy, type Policy } from "@lattice/policy";
 import type { DERPMap, DNSConfig, Node, NodeID, UserID, UserProfile } from "@lattice/types";
 import type { Selectable } from "kysely";
-import type { UsersTable } from "../db/schema.js";
+import type { NodeRow, UsersTable } from "../db/schema.js";
 import type { NetmapState } from "../nodeapi/backend.js";
 import { peerHostinfo } from "../mapper/peer-hostinfo.js";
 import { parseJson } from "./context.js";
-import { effectiveExpiry, isExpired, type NodeRow } from "./nodes.js";
+import { effectiveExpiry, isExpired } from "./nodes.js";
 import { policyViews, type ViewCache } from "./peer-views.js";
 import { topologyFrom } from "./topology.js";
 
@@ -34,10 +34,17 @@ export interface StateInputs {
 /** Per-backend cache of rendered nodes, keyed by id with a signature of their inputs. */
 export type NodeCache = Map<NodeID, { sig: string; node: Node }>;
 
-/** Compiles the policy for the rows (approved nodes only). Throws PolicyError if the policy no longer compiles. */
+/**
+ * Compiles the policy for the rows (approved nodes only), in full, without the save-time
+ * data checks (a running tailnet's compile never runs `tests`). Throws PolicyError only
+ * for a topology the compiler cannot index.
+ */
 export function compileFor(inputs: Pick<StateInputs, "users" | "rows" | "policy" | "serverUrl">): CompiledPolicy {
-  return compilePolicyCompact(inputs.policy, topologyFrom(inputs.users, inputs.rows), { serverUrl: inputs.serverUrl });
+  return compilePolicyCompact(inputs.policy, topologyFrom(inputs.users, inputs.rows), { serverUrl: inputs.serverUrl, checks: false });
 }
+
+/** The compilation of a tailnet whose policy failed to compile: no node gets anything (fail closed). */
+export const FAIL_CLOSED: CompiledPolicy = Object.freeze({ names: [], ids: [], nodes: [], baseAllowed: [] });
 
 function renderNode(r: NodeRow, domain: string, primary: readonly string[], now: number): Node {
   const tags = parseJson<string[]>(r.tags, []);
@@ -81,20 +88,20 @@ function profiles(users: Selectable<UsersTable>[], domain: string): Map<UserID, 
 
 /**
  * Builds a snapshot; reuses cached Node objects whose inputs did not change, and the
- * policy views of `views` while the compilation and the node names are unchanged.
+ * policy views of `views` while the compilation is unchanged. `compiled` is matched to
+ * the rows by node id (`compiled.ids`); rows it does not name get no policy (deny-all).
  */
 export function buildState(inputs: StateInputs, compiled: CompiledPolicy, cache: NodeCache, views: ViewCache = {}): NetmapState {
-  const primaries = new Map<string, readonly string[]>();
+  const primaries = new Map<NodeID, readonly string[]>();
   compiled.nodes.forEach((c, j) => {
-    if (c.primaryRoutes) primaries.set(compiled.names[j], c.primaryRoutes);
+    const id = compiled.ids[j];
+    if (c.primaryRoutes && id !== undefined) primaries.set(id, c.primaryRoutes);
   });
   const nodes = new Map<NodeID, Node>();
-  const nameToId = new Map<string, NodeID>();
   const seen = new Set<NodeID>();
   for (const r of inputs.rows) {
-    nameToId.set(r.given_name, r.id);
     seen.add(r.id);
-    const primary = primaries.get(r.given_name) ?? [];
+    const primary = primaries.get(r.id) ?? [];
     const expired = isExpired(r, inputs.now);
     const sig = `${r.updated_at}|${r.online}|${r.last_seen}|${r.node_key}|${r.given_name}|${r.approved}|${r.key_expiry}|${r.expiry_disabled}|${r.endpoints}|${r.home_derp}|${r.disco_key}|${r.tags}|${r.user_id}|${inputs.domain}|${expired}|${primary.join(",")}`;
     const hit = cache.get(r.id);
@@ -107,7 +114,7 @@ export function buildState(inputs: StateInputs, compiled: CompiledPolicy, cache:
   }
   for (const id of [...cache.keys()]) if (!seen.has(id)) cache.delete(id);
   const userProfiles = profiles(inputs.users, inputs.domain);
-  const lookups = policyViews(compiled, nameToId, nodes, views);
+  const lookups = policyViews(compiled, nodes, views);
   return {
     version: inputs.version,
     domain: inputs.domain,

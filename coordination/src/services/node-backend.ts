@@ -12,7 +12,7 @@
  * A recompile is diffed against the previous compilation (policy-diff.ts): the change set
  * names only the nodes whose compiled view changed (`policyChangedFor`), so a join
  * re-diffs the sessions of the nodes that can see it, not every session. The first
- * compilation and a failed one (previous compilation kept) publish `policyChanged`.
+ * compilation publishes `policyChanged`. A failed compile fails closed (see #recompile).
  */
 import type {
   DERPMap,
@@ -23,12 +23,12 @@ import type {
   RegisterRequest,
   RegisterResponse,
 } from "@lattice/types";
-import { IncrementalCompiler, type CompiledPolicy, type Policy } from "@lattice/policy";
+import type { CompiledPolicy, Policy, Topology } from "@lattice/policy";
 import type { Selectable } from "kysely";
 import type { Control } from "../app.js";
 import type { ChangeSet as BusChange } from "../changes/bus.js";
 import type { UsersTable } from "../db/schema.js";
-import { ControlError } from "../errors.js";
+import { ControlError, PolicyCompileError } from "../errors.js";
 import {
   NodeBackendError,
   type ChangeSet,
@@ -38,7 +38,7 @@ import {
   type NodeUpdate,
   type RequestOrigin,
 } from "../nodeapi/backend.js";
-import { buildState, compileFor, TAGGED_DEVICES_USER_ID, type NodeCache, type ViewCache } from "./netmap-state.js";
+import { buildState, compileFor, FAIL_CLOSED, TAGGED_DEVICES_USER_ID, type NodeCache, type ViewCache } from "./netmap-state.js";
 import { changedNodes, idsOf } from "./policy-diff.js";
 import { isExpired, type NodeRow, type RegistrationInput } from "./nodes.js";
 import { topologyFrom } from "./topology.js";
@@ -55,6 +55,11 @@ export interface NodeBackendOptions {
    * recompiles the whole policy and diffs every node on each change.
    */
   incrementalCompile?: boolean;
+  /**
+   * Replaces the compiler (tests inject a failing one to prove the fail-closed path).
+   * Default: the current policy's IncrementalCompiler (PolicyService.current).
+   */
+  compile?: (policy: Policy, topology: Topology) => { compiled: CompiledPolicy; touched: number[] | null };
 }
 
 function toBackendError(e: unknown): unknown {
@@ -77,10 +82,10 @@ export class ControlNodeBackend implements NodeBackend {
   #users: Selectable<UsersTable>[] = [];
   #policy!: Policy;
   #compiled: CompiledPolicy = { names: [], ids: [], nodes: [], baseAllowed: [] };
-  /** NodeID of each topology index of `#compiled`; null before the first successful compile. */
+  /** NodeID of each topology index of `#compiled`; null before the first compile. */
   #compiledIds: Int32Array | null = null;
-  /** Incremental compiler of the current policy (null until the first compile, or when disabled). */
-  #inc: IncrementalCompiler | null = null;
+  /** The compiler `#compiled` came from (its `touched` reports are relative to its own previous result). */
+  #compiler: unknown = null;
   readonly #views: ViewCache = {};
   #domain = "";
   readonly #cache: NodeCache = new Map();
@@ -125,7 +130,13 @@ export class ControlNodeBackend implements NodeBackend {
 
   /**
    * Recompiles the policy; returns the nodes whose compiled view changed, or null when
-   * every node must re-check its view (first compilation, or the compile failed).
+   * every node must re-check its view (the first compilation).
+   *
+   * Never runs the policy's `tests` (they are checked when the policy is saved), so a data
+   * change cannot make the compile fail. Should it fail anyway, the tailnet fails closed:
+   * the compilation becomes empty (every node: empty packet filter, no peers), the failure
+   * goes to `onError` and to `PolicyService.health()` (shown by `nodes list` and `/health`),
+   * and the next change compiles again. Output is matched to nodes by id, never by name.
    */
   async #recompile(): Promise<NodeID[] | null> {
     // Users are few; reload them so new owners are known to the compiler.
@@ -136,23 +147,31 @@ export class ControlNodeBackend implements NodeBackend {
     let next: CompiledPolicy;
     let touched: number[] | null = null;
     try {
-      if (this.opts.incrementalCompile === false) {
-        next = compileFor({ users: this.#users, rows, policy: this.#policy, serverUrl: this.c.ctx.options.serverUrl });
-      } else {
-        if (this.#inc?.policy !== this.#policy) this.#inc = new IncrementalCompiler(this.#policy, { serverUrl: this.c.ctx.options.serverUrl });
-        const r = this.#inc.compile(topologyFrom(this.#users, rows));
+      const topology = topologyFrom(this.#users, rows);
+      if (this.opts.compile) {
+        const r = this.opts.compile(cur.policy, topology);
         next = r.compiled;
         touched = r.touched;
+      } else if (this.opts.incrementalCompile === false) {
+        next = compileFor({ users: this.#users, rows, policy: this.#policy, serverUrl: this.c.ctx.options.serverUrl });
+      } else {
+        const r = cur.compiler.compile(topology);
+        next = r.compiled;
+        // `touched` is relative to the compiler's previous result: only ours when it is the same compiler.
+        touched = this.#compiler === cur.compiler ? r.touched : null;
+        this.#compiler = cur.compiler;
       }
+      this.c.policies.reportCompile(cur.version);
     } catch (e) {
-      // The incremental state may be half-updated: start over on the next compile.
-      this.#inc = null;
-      // The stored policy stopped compiling for the new topology (e.g. a failing test):
-      // keep the previous compilation rather than cutting everyone off.
-      this.opts.onError?.(e);
-      return null;
+      const failed = new PolicyCompileError(cur.version, e);
+      const before = this.c.policies.health();
+      this.c.policies.reportCompile(cur.version, failed.message);
+      if (before.ok || before.message !== failed.message) this.opts.onError?.(failed);
+      next = FAIL_CLOSED;
+      touched = null;
+      this.#compiler = null;
     }
-    const nextIds = idsOf(next, new Map(rows.map((r) => [r.given_name, r.id])));
+    const nextIds = idsOf(next);
     const prevIds = this.#compiledIds;
     const changed = prevIds ? changedNodes({ compiled: this.#compiled, idOf: prevIds }, { compiled: next, idOf: nextIds }, touched ?? undefined) : null;
     this.#compiled = next;

@@ -4,22 +4,24 @@
  * sweep (ephemeral cleanup, key-expiry announcements). Every change is published on the bus.
  */
 import { isIP } from "node:net";
-import type { Selectable, Transaction } from "kysely";
-import type { Database, NodesTable } from "../db/schema.js";
+import type { Transaction } from "kysely";
+import type { Database, NodeRow } from "../db/schema.js";
 import { isUniqueViolation } from "../db/open.js";
 import { ConflictError, ControlError, NotFoundError, ValidationError } from "../errors.js";
 import { autoApprovedFor } from "./route-approval.js";
 import type { NodeField } from "../changes/bus.js";
 import { parseJson, type ServiceContext } from "./context.js";
-import { allocateIPv4, ipv6For } from "./addresses.js";
+import { allocateIPv4, highestIPv4, ipv6For } from "./addresses.js";
 import { sanitizeHostname, uniqueName, validateGivenName } from "./names.js";
 import { checkTagOwnership, normalizeTags } from "./tags.js";
 import { peerHostinfo } from "../mapper/peer-hostinfo.js";
 import type { AuthKeyService } from "./authkeys.js";
-import type { PolicyService } from "./policy.js";
+import type { PolicyHealth, PolicyService } from "./policy.js";
 
-/** A node row. */
-export type NodeRow = Selectable<NodesTable>;
+/** Settings key of the IPv4 address handed out last (see allocateIPv4). */
+const IPV4_CURSOR = "ipv4_last_allocated";
+
+export type { NodeRow } from "../db/schema.js";
 
 /** What a node presents when it registers. */
 export interface RegistrationInput {
@@ -68,6 +70,11 @@ export interface NodeView {
   /** Routes an admin approved (autoApprovers in the policy approve more at compile time). */
   approvedRoutes: string[];
   createdAt: string;
+  /**
+   * Why this node gets no packet filter and no peers right now: the stored policy failed to
+   * compile (see PolicyService.health); null normally and for nodes awaiting approval.
+   */
+  policyError: string | null;
 }
 
 /** Validates an IP prefix ("10.0.0.0/24", "fd00::/64"); IPv4 host bits must be zero. */
@@ -95,6 +102,10 @@ function ipv4Network(ip: string, bits: number): string {
   const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
   const v = (n & mask) >>> 0;
   return [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join(".");
+}
+
+function policyError(h: PolicyHealth): string | null {
+  return h.ok ? null : `${h.code}: ${h.message}`;
 }
 
 /** Effective key expiry of a node (null = never). */
@@ -149,6 +160,7 @@ export class NodeService {
       advertisedRoutes: parseJson<{ RoutableIPs?: string[] }>(n.hostinfo, {}).RoutableIPs ?? [],
       approvedRoutes: parseJson<string[]>(n.approved_routes, []),
       createdAt: new Date(n.created_at).toISOString(),
+      policyError: n.approved ? policyError(this.policies.health()) : null,
     };
   }
 
@@ -305,7 +317,15 @@ export class NodeService {
       return { row, added: false, fields: ["nodeKey", "keyExpiry", "tags", "user", "hostinfo", "approved", "discoKey"] };
     }
     const used = await tx.selectFrom("nodes").select(["ipv4", "given_name"]).execute();
-    const ipv4 = allocateIPv4(new Set(used.map((u) => u.ipv4)));
+    // Hand addresses out in one direction from the last one (kept in settings; the highest
+    // in use for databases from before), so a deleted node's address is not reused soon.
+    const last = await tx.selectFrom("settings").select("value").where("key", "=", IPV4_CURSOR).executeTakeFirst();
+    const ipv4 = allocateIPv4(new Set(used.map((u) => u.ipv4)), last?.value ?? highestIPv4(used.map((u) => u.ipv4)));
+    await tx
+      .insertInto("settings")
+      .values({ key: IPV4_CURSOR, value: ipv4 })
+      .onConflict((oc) => oc.column("key").doUpdateSet({ value: ipv4 }))
+      .execute();
     const name = uniqueName(sanitizeHostname(input.hostname), new Set(used.map((u) => u.given_name)));
     const row = await tx
       .insertInto("nodes")

@@ -2,8 +2,10 @@
  * Policy views over the compiler's compact output: a node's visible peers as a
  * `ReadonlyMap<NodeID, AllowedIPs>` backed by the peer list it shares with every node
  * that has the same peer set, so building a view is O(1) and a snapshot does not copy
- * 11 M (viewer, peer) pairs into Maps. The per-list ID ordering and the views themselves
- * are cached across snapshots while the compilation and the name → id mapping stay the same.
+ * 11 M (viewer, peer) pairs into Maps. Compiled nodes are matched to snapshot nodes by
+ * id (the topology's `id`), never by name. The per-list ID ordering and the views
+ * themselves are cached across snapshots while the compilation and the set of its ids
+ * present in the snapshot stay the same.
  */
 import type { CompactNode, CompiledPolicy } from "@lattice/policy";
 import { sortedHas } from "@lattice/policy";
@@ -19,10 +21,10 @@ interface SortedPeers {
   idxs: Int32Array;
 }
 
-/** What every view of one (compilation, name → id mapping) shares. */
+/** What every view of one (compilation, ids present in the snapshot) shares. */
 interface Shared {
   compiled: CompiledPolicy;
-  /** Topology index → NodeID (-1 when the name is not a current row). */
+  /** Topology index → NodeID (-1 when the node is not in the snapshot). */
   idOf: Int32Array;
   /** NodeID → topology index. */
   idxOfId: Map<NodeID, number>;
@@ -147,13 +149,16 @@ export interface SnapshotViews {
 
 /**
  * The policy lookups of a snapshot: views over `compiled` for the snapshot's nodes, reusing
- * the cache when the compilation and the name → id mapping are unchanged, and each shared
+ * the cache when the compilation and the ids present are unchanged, and each shared
  * peer list's visible Node objects built once per snapshot.
  */
-export function policyViews(compiled: CompiledPolicy, nameToId: ReadonlyMap<string, NodeID>, nodes: ReadonlyMap<NodeID, Node>, cache: ViewCache): SnapshotViews {
-  const n = compiled.names.length;
+export function policyViews(compiled: CompiledPolicy, nodes: ReadonlyMap<NodeID, Node>, cache: ViewCache): SnapshotViews {
+  const n = compiled.ids.length;
   const idOf = new Int32Array(n);
-  for (let j = 0; j < n; j++) idOf[j] = nameToId.get(compiled.names[j]) ?? -1;
+  for (let j = 0; j < n; j++) {
+    const id = compiled.ids[j];
+    idOf[j] = id !== undefined && nodes.has(id) ? id : -1;
+  }
   let shared = cache.shared;
   if (!shared || shared.compiled !== compiled || !sameIds(shared.idOf, idOf)) {
     const idxOfId = new Map<NodeID, number>();

@@ -15,10 +15,14 @@ export interface IdentifiedCompilation {
   idOf: Int32Array;
 }
 
-/** NodeIDs of a compilation's topology indexes, from the snapshot's name → id mapping. */
-export function idsOf(compiled: CompiledPolicy, nameToId: ReadonlyMap<string, NodeID>): Int32Array {
-  const out = new Int32Array(compiled.names.length);
-  compiled.names.forEach((n, j) => (out[j] = nameToId.get(n) ?? -1));
+/**
+ * NodeIDs of a compilation's topology indexes: the topology's node ids (the server builds
+ * it with each row's id, see topology.ts), -1 where a node has none. Compiled output is
+ * matched to nodes by id only, never by name: a name can pass to another machine.
+ */
+export function idsOf(compiled: CompiledPolicy): Int32Array {
+  const out = new Int32Array(compiled.ids.length);
+  compiled.ids.forEach((id, j) => (out[j] = id ?? -1));
   return out;
 }
 

@@ -1,5 +1,9 @@
-/** The tailnet policy: versions in the database, validated by @lattice/policy. */
-import { applyAutoApprovers, compilePolicy, parsePolicy, PolicyError, type Policy } from "@lattice/policy";
+/**
+ * The tailnet policy: versions in the database, validated by @lattice/policy when saved
+ * (parse, compile against the current tailnet, `tests`/`sshTests`), and the health of the
+ * running compile the node backend reports.
+ */
+import { applyAutoApprovers, IncrementalCompiler, parsePolicy, PolicyError, type Policy } from "@lattice/policy";
 import { approvePendingRoutes } from "./route-approval.js";
 import { loadTopology } from "./topology.js";
 import { PolicyRejectedError } from "../errors.js";
@@ -32,9 +36,41 @@ export function parseOrReject(text: string): Policy {
   }
 }
 
+/** The current policy, parsed, with the compiler the running tailnet is compiled with. */
+export interface CurrentPolicy {
+  version: number;
+  text: string;
+  policy: Policy;
+  /**
+   * The policy's compiler. After `set` it holds the save-time compile, so the node
+   * backend's next compile continues from it instead of compiling the tailnet again.
+   */
+  compiler: IncrementalCompiler;
+}
+
+/**
+ * Whether the current policy compiles for the current tailnet. It always should: data
+ * changes never run the policy's checks. When it does not anyway, every node is cut off
+ * (empty packet filter, no peers) until it does again, and this says why.
+ */
+export type PolicyHealth =
+  | { ok: true }
+  | {
+      ok: false;
+      /** Always "policy_compile_failed". */
+      code: "policy_compile_failed";
+      /** The policy version that failed to compile. */
+      version: number;
+      /** The compiler's message. */
+      message: string;
+      /** When the failure was first seen (ISO 8601). */
+      since: string;
+    };
+
 /** Policy storage and validation. Keeps the parsed current policy cached. */
 export class PolicyService {
-  #cache: { version: number; policy: Policy } | null = null;
+  #cache: { version: number; policy: Policy; compiler: IncrementalCompiler } | null = null;
+  #health: PolicyHealth = { ok: true };
 
   constructor(private readonly ctx: ServiceContext) {}
 
@@ -45,44 +81,74 @@ export class PolicyService {
     return { version: row.id, policy: row.text, updatedAt: new Date(row.created_at).toISOString() };
   }
 
-  /** The current policy, parsed (cached by version). */
-  async current(): Promise<{ version: number; text: string; policy: Policy }> {
+  /** The current policy, parsed, and its compiler (cached by version). */
+  async current(): Promise<CurrentPolicy> {
     const cur = await this.get();
     if (this.#cache?.version !== cur.version) {
-      this.#cache = { version: cur.version, policy: parseOrReject(cur.policy) };
+      const policy = parseOrReject(cur.policy);
+      this.#cache = { version: cur.version, policy, compiler: this.#compiler(policy) };
     }
-    return { version: cur.version, text: cur.policy, policy: this.#cache.policy };
+    return { version: cur.version, text: cur.policy, policy: this.#cache.policy, compiler: this.#cache.compiler };
+  }
+
+  #compiler(policy: Policy): IncrementalCompiler {
+    return new IncrementalCompiler(policy, { serverUrl: this.ctx.options.serverUrl });
   }
 
   /**
    * Validates a policy without storing it: parses it, then compiles it against the
-   * current tailnet (which runs its `tests` and `sshTests`); throws PolicyRejectedError.
+   * current tailnet with its data checks (`tests`, `sshTests`, SSH domains); throws
+   * PolicyRejectedError. This is the only place those checks run (as in Tailscale: on
+   * save, never on node or user changes).
    */
   async check(text: string): Promise<Policy> {
+    return (await this.#checked(text)).policy;
+  }
+
+  async #checked(text: string): Promise<{ policy: Policy; compiler: IncrementalCompiler }> {
     const policy = parseOrReject(text);
     const topology = await loadTopology(this.ctx);
+    const compiler = this.#compiler(policy);
     try {
       // As the tailnet will be once saving approved the pending routes this policy auto-approves.
-      compilePolicy(policy, applyAutoApprovers(policy, topology), { serverUrl: this.ctx.options.serverUrl });
+      compiler.check(applyAutoApprovers(policy, topology));
     } catch (e) {
       if (e instanceof PolicyError) throw new PolicyRejectedError(`invalid policy: ${e.message}`);
       throw e;
     }
-    return policy;
+    return { policy, compiler };
+  }
+
+  /** The health of the running compile (see {@link PolicyHealth}). */
+  health(): PolicyHealth {
+    return this.#health;
+  }
+
+  /**
+   * Records the outcome of the running compile of policy `version` (the node backend
+   * calls this after every compile); `error` undefined means it compiled.
+   */
+  reportCompile(version: number, error?: string): void {
+    if (error === undefined) this.#health = { ok: true };
+    else if (this.#health.ok || this.#health.version !== version || this.#health.message !== error) {
+      this.#health = { ok: false, code: "policy_compile_failed", version, message: error, since: new Date(this.ctx.now()).toISOString() };
+    }
   }
 
   /** Validates and stores a new version, then announces `policyChanged`. */
   async set(text: string): Promise<PolicyVersion> {
-    const policy = await this.check(text);
+    const { policy, compiler } = await this.#checked(text);
     const now = this.ctx.now();
     const row = await this.ctx.db.kysely
       .insertInto("policies")
       .values({ text, created_at: now })
       .returning(["id", "created_at"])
       .executeTakeFirstOrThrow();
-    this.#cache = { version: row.id, policy };
+    // The checked compile is handed on: the backend's next compile continues from it.
+    this.#cache = { version: row.id, policy, compiler };
     // Pending routes the new policy auto-approves are approved before the change is announced.
-    await approvePendingRoutes(this.ctx, policy);
+    const approved = await approvePendingRoutes(this.ctx, policy);
+    if (approved.length > 0) this.ctx.bus.publish({ kind: "nodeChanged", nodeIds: approved, fields: ["routes"], at: now });
     this.ctx.bus.publish({ kind: "policyChanged", nodeIds: [], at: now });
     return { version: row.id, policy: text, updatedAt: new Date(row.created_at).toISOString() };
   }

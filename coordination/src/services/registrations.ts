@@ -8,7 +8,8 @@ import type { Selectable } from "kysely";
 import type { PendingRegistrationsTable } from "../db/schema.js";
 import { ControlError, LimitError, NotFoundError } from "../errors.js";
 import { parseJson, type ServiceContext } from "./context.js";
-import type { NodeRow, NodeService, RegistrationInput } from "./nodes.js";
+import type { NodeRow } from "../db/schema.js";
+import type { NodeService, RegistrationInput } from "./nodes.js";
 
 /** A pending registration row. */
 export type PendingRow = Selectable<PendingRegistrationsTable>;

@@ -1,12 +1,15 @@
 /** The policy compiler's view of the tailnet (users + approved nodes), built from the database. */
 import type { Topology } from "@lattice/policy";
 import type { Selectable } from "kysely";
-import type { UsersTable } from "../db/schema.js";
+import type { NodeRow, UsersTable } from "../db/schema.js";
 import type { ServiceContext } from "./context.js";
 import { parseJson } from "./context.js";
-import type { NodeRow } from "./nodes.js";
 
-/** Builds a compiler topology from rows; node names are the MagicDNS names. */
+/**
+ * Builds a compiler topology from rows (approved nodes only): keys are the MagicDNS names
+ * (unique), each node carries its row id as `id`, which is how the server maps compiled
+ * output back to nodes (never by name).
+ */
 export function topologyFrom(users: Selectable<UsersTable>[], nodes: NodeRow[]): Topology {
   const byId = new Map(users.map((u) => [u.id, u]));
   const out: Topology = {
@@ -17,7 +20,7 @@ export function topologyFrom(users: Selectable<UsersTable>[], nodes: NodeRow[]):
     if (!n.approved) continue;
     const tags = parseJson<string[]>(n.tags, []);
     const owner = n.user_id != null ? byId.get(n.user_id) : undefined;
-    const hostinfo = parseJson<{ RoutableIPs?: string[] }>(n.hostinfo, {});
+    const hostinfo = parseJson<{ RoutableIPs?: unknown[] }>(n.hostinfo, {}) ?? {};
     out.nodes[n.given_name] = {
       id: n.id,
       hostname: n.hostname,
@@ -25,7 +28,8 @@ export function topologyFrom(users: Selectable<UsersTable>[], nodes: NodeRow[]):
       ipv6: n.ipv6,
       tags,
       ...(tags.length === 0 && owner ? { user: owner.name } : {}),
-      routable_ips: Array.isArray(hostinfo.RoutableIPs) ? hostinfo.RoutableIPs : [],
+      // Hostinfo is the node's own input: only strings reach the compiler.
+      routable_ips: Array.isArray(hostinfo.RoutableIPs) ? hostinfo.RoutableIPs.filter((r): r is string => typeof r === "string") : [],
       approved_routes: parseJson<string[]>(n.approved_routes, []),
     };
   }
