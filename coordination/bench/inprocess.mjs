@@ -2,8 +2,9 @@
  * The in-process phases of the control-plane benchmark, run on the server's own code
  * path (built dist/): rows → topologyFrom → parsePolicy/compilePolicyCompact → buildState
  * (the node backend's snapshot) → MapSession.full + encodeMapResponse per node → a join
- * handled as ControlNodeBackend handles "nodeAdded" (recompile, diff against the previous
- * compilation, rebuild, publish {nodesAdded, policyChangedFor}) and delivered to every
+ * handled as ControlNodeBackend handles {nodesAdded} (NetmapBuilder's steps one by one:
+ * recompile, diff against the previous compilation by node id, rebuild; publish
+ * {nodesAdded, policyChangedFor}) and delivered to every
  * session with MapSession.delta. CPU times (process.cpuUsage, user + system) are reported
  * next to wall times because the machine is shared.
  */

@@ -1,6 +1,12 @@
-/** Typed errors of the coordination server, each with a stable `code` and an HTTP status. */
+/**
+ * Typed errors of the coordination server: one hierarchy rooted at {@link ControlError},
+ * each with a stable snake_case `code` and the HTTP status it is answered with — by the
+ * REST API and web pages (`{"error": {"code", "message"}}`) and by the node API on the
+ * Noise channel (`{"error": message, "code"}`, nodeapi/http.ts). Status 500 means a bug:
+ * logged and answered without details.
+ */
 
-/** Base class: `code` is stable, `status` is the HTTP status the REST API answers with. */
+/** Base class: `code` is stable (snake_case), `status` is the HTTP status to answer with. */
 export class ControlError extends Error {
   /** Stable machine-readable code. */
   readonly code: string;

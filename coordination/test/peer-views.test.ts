@@ -4,11 +4,12 @@
  * tags, autogroup:self, SSH, subnet routers whose routes give viewer-specific AllowedIPs).
  */
 import { describe, expect, it } from "vitest";
-import { expandCompiled, parsePolicy } from "@lattice/policy";
+import { compilePolicyCompact, expandCompiled, parsePolicy, type CompiledPolicy } from "@lattice/policy";
 import type { NodeID } from "@lattice/types";
 // @ts-expect-error: plain ESM benchmark helper without type declarations
 import { generateTailnet, seededRandom } from "../bench/tailnet.mjs";
-import { buildState, compileFor, type StateInputs } from "../src/services/netmap-state.js";
+import { buildState, type StateInputs } from "../src/services/netmap-state.js";
+import { topologyFrom } from "../src/services/topology.js";
 import { changedNodes, idsOf } from "../src/services/policy-diff.js";
 import { fullMapResponse } from "../src/mapper/full.js";
 import { MapSession } from "../src/mapper/session.js";
@@ -26,16 +27,16 @@ function tailnet(nodes: number) {
     dnsConfig: { Resolvers: [], Domains: [tn.domain], Proxied: true },
     users: tn.users,
     rows,
-    policy,
-    serverUrl: tn.serverUrl,
     now,
   });
-  return { tn, policy, inputs };
+  /** The running server's full compile (NetmapBuilder with incrementalCompile: false). */
+  const compileFor = (i: StateInputs): CompiledPolicy => compilePolicyCompact(policy, topologyFrom(i.users, i.rows), { checks: false });
+  return { tn, policy, inputs, compileFor };
 }
 
 describe("compact policy views", () => {
   it("give every node exactly the peers and AllowedIPs of the record form, and the same full netmap on the fast path", () => {
-    const { tn, inputs } = tailnet(300);
+    const { tn, inputs, compileFor } = tailnet(300);
     const rows = tn.rows as NodeRow[];
     const compiled = compileFor(inputs(rows, 1));
     const record = expandCompiled(compiled);
@@ -68,16 +69,16 @@ describe("compact policy views", () => {
   });
 
   it("a join reports every node whose compiled output changed and keeps unchanged filters as the same objects", () => {
-    const { tn, inputs } = tailnet(300);
+    const { tn, inputs, compileFor } = tailnet(300);
     const rows = tn.rows as NodeRow[];
     const before = compileFor(inputs(rows, 1));
     const beforeRecord = JSON.parse(JSON.stringify(expandCompiled(before)));
-    const ids0 = idsOf(before, new Map(rows.map((r) => [r.given_name, r.id])));
+    const ids0 = idsOf(before);
     for (const extra of [tn.mkRow({ user: tn.users[0] }), tn.mkRow({ tags: ["tag:prod"] })]) {
       const rows2 = [...rows, extra as NodeRow];
       const after = compileFor(inputs(rows2, 2));
       const afterRecord = JSON.parse(JSON.stringify(expandCompiled(after)));
-      const ids1 = idsOf(after, new Map(rows2.map((r) => [r.given_name, r.id])));
+      const ids1 = idsOf(after);
       const changed = new Set<NodeID>(changedNodes({ compiled: before, idOf: ids0 }, { compiled: after, idOf: ids1 }));
       let same = 0;
       for (const r of rows2) {
@@ -98,7 +99,7 @@ describe("compact policy views", () => {
   });
 
   it("sessions re-diff to the same deltas on the fast path as by iterating the views", () => {
-    const { tn, inputs } = tailnet(200);
+    const { tn, inputs, compileFor } = tailnet(200);
     const rows = tn.rows as NodeRow[];
     const c1 = compileFor(inputs(rows, 1));
     const s1 = buildState(inputs(rows, 1), c1, new Map());

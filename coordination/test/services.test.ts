@@ -11,8 +11,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { createControl, type Control } from "../src/app.js";
 import { ControlNodeBackend } from "../src/services/node-backend.js";
-import type { ChangeSet } from "../src/nodeapi/backend.js";
-import type { ChangeSet as BusChange } from "../src/changes/bus.js";
+import type { Change, VersionedChange } from "../src/mapper/types.js";
 import { formatKey } from "@lattice/types";
 
 const DAY = 86_400_000;
@@ -21,7 +20,7 @@ const key = (kind: "node" | "machine" | "disco") => formatKey(kind, new Uint8Arr
 describe("services with a fake clock", () => {
   let now = Date.parse("2026-01-01T00:00:00Z");
   let c: Control;
-  const bus: BusChange[] = [];
+  const bus: Change[] = [];
   const reg = (k: string, host: string) =>
     c.nodes.registerWithAuthKey({ machineKey: key("machine"), nodeKey: key("node"), hostname: host }, k);
 
@@ -50,7 +49,7 @@ describe("services with a fake clock", () => {
     expect((await c.nodes.sweep()).expired).toEqual([]);
     now += 2000;
     expect((await c.nodes.sweep()).expired).toEqual([n.id]);
-    expect(bus.filter((b) => b.kind === "keyExpired").map((b) => b.nodeIds)).toEqual([[n.id]]);
+    expect(bus.filter((b) => b.disconnect).map((b) => b.disconnect)).toEqual([[n.id]]);
     expect((await c.nodes.sweep()).expired).toEqual([]);
     expect(() => c.nodes.assertUsable(n)).toThrow(/expired/);
     // disable-expiry makes it usable again without re-auth
@@ -113,7 +112,7 @@ describe("services with a fake clock", () => {
 
   it("NodeBackend: each change set's version names a snapshot that already shows the change", async () => {
     const backend = await ControlNodeBackend.create(c);
-    const seen: { change: ChangeSet; ok: boolean }[] = [];
+    const seen: { change: VersionedChange; ok: boolean }[] = [];
     backend.subscribe((change) => {
       const st = backend.netmapState();
       const ok = st.version >= change.version && (change.nodesAdded ?? []).every((id) => st.nodes.has(id)) && (change.nodesRemoved ?? []).every((id) => !st.nodes.has(id));
@@ -148,7 +147,7 @@ describe("services with a fake clock", () => {
 
   it("NodeBackend: a burst of registrations is applied in few batches and all reach the snapshot", async () => {
     const backend = await ControlNodeBackend.create(c);
-    const changes: ChangeSet[] = [];
+    const changes: VersionedChange[] = [];
     backend.subscribe((ch) => changes.push(ch));
     const { key: k } = await c.authKeys.create({ user: "alice", reusable: true, preapproved: true });
     const rows = await Promise.all(Array.from({ length: 30 }, (_, i) => reg(k, `burst-${i}`)));
@@ -174,7 +173,7 @@ describe("services with a fake clock", () => {
     }`);
     const inc = await ControlNodeBackend.create(c);
     const full = await ControlNodeBackend.create(c, { incrementalCompile: false });
-    const last: Record<string, ChangeSet | undefined> = {};
+    const last: Record<string, VersionedChange | undefined> = {};
     inc.subscribe((ch) => (last.inc = ch));
     full.subscribe((ch) => (last.full = ch));
     const same = async (): Promise<void> => {

@@ -1,58 +1,17 @@
 /**
- * The change bus: every state change is published as a declarative change set (which
- * nodes, what changed). The mapper turns change sets into map deltas without reading
- * the database itself.
+ * The change bus: services publish every state change as a {@link Change} (the server's
+ * one change type, ../mapper/types.ts: which nodes, what about them). The node backend is
+ * the subscriber that applies changes to the netmap snapshot and hands them to the map
+ * streams; nothing on the way translates them into another type.
  */
+import type { Change } from "../mapper/types.js";
 
-/** What changed about the nodes a change set names. */
-export type ChangeKind =
-  /** Nodes were registered (new peers). */
-  | "nodeAdded"
-  /** Nodes were deleted (peers gone). */
-  | "nodeRemoved"
-  /** Node fields changed; `fields` says which. */
-  | "nodeChanged"
-  /** Nodes went online or offline. */
-  | "onlineChanged"
-  /** Node keys expired (admin expire, logout, or the expiry time passed). */
-  | "keyExpired"
-  /** The policy changed: every node's filter, SSH policy and peer set may differ. */
-  | "policyChanged"
-  /** Users changed (profiles in netmaps). */
-  | "userChanged";
+export type { Change } from "../mapper/types.js";
 
-/** Node fields a `nodeChanged` set can name. */
-export type NodeField =
-  | "endpoints"
-  | "homeDerp"
-  | "discoKey"
-  | "nodeKey"
-  | "hostinfo"
-  | "name"
-  | "tags"
-  | "user"
-  | "approved"
-  | "keyExpiry"
-  | "routes"
-  | "lastSeen";
+/** A change listener. Listeners must not throw; errors are caught and reported. */
+export type ChangeListener = (change: Change) => void;
 
-/** One declarative change set. */
-export interface ChangeSet {
-  kind: ChangeKind;
-  /** Node ids concerned (empty for tailnet-wide changes such as `policyChanged`). */
-  nodeIds: number[];
-  /** For `nodeChanged`: the fields that changed. */
-  fields?: NodeField[];
-  /** For `onlineChanged`: the new state. */
-  online?: boolean;
-  /** When it happened (ms since the epoch, from the injected clock). */
-  at: number;
-}
-
-/** A change set listener. Listeners must not throw; errors are caught and reported. */
-export type ChangeListener = (change: ChangeSet) => void;
-
-/** In-process publish/subscribe for change sets. */
+/** In-process publish/subscribe for changes. */
 export class ChangeBus {
   readonly #listeners = new Set<ChangeListener>();
   readonly #onError: (e: unknown) => void;
@@ -68,8 +27,8 @@ export class ChangeBus {
     return () => this.#listeners.delete(listener);
   }
 
-  /** Publishes a change set to every listener, synchronously. */
-  publish(change: ChangeSet): void {
+  /** Publishes a change to every listener, synchronously. */
+  publish(change: Change): void {
     for (const l of [...this.#listeners]) {
       try {
         l(change);

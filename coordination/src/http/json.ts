@@ -1,6 +1,7 @@
 /** HTTP helpers: bounded body reading, JSON replies, errors as {error: {code, message}}, zod validation. */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
+import { readBoundedBody } from "../body.js";
 import { ControlError, ValidationError } from "../errors.js";
 
 /** Largest accepted request body (1 MiB). */
@@ -8,29 +9,8 @@ export const MAX_BODY_BYTES = 1 << 20;
 
 /** Reads a request body, answering 413 (via the thrown error) when it exceeds `limit`. */
 export function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers["content-length"] ?? "0");
-    if (declared > limit) {
-      req.resume();
-      return reject(new ControlError("body_too_large", `request body exceeds ${limit} bytes`, 413));
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let failed = false;
-    req.on("data", (c: Buffer) => {
-      if (failed) return;
-      size += c.length;
-      if (size > limit) {
-        failed = true;
-        req.resume(); // drain the rest without keeping it
-        reject(new ControlError("body_too_large", `request body exceeds ${limit} bytes`, 413));
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on("end", () => !failed && resolve(Buffer.concat(chunks)));
-    req.on("error", (e) => !failed && reject(e));
-  });
+  const declared = Number(req.headers["content-length"] ?? "0");
+  return readBoundedBody(req, { limit, declaredLength: Number.isFinite(declared) ? declared : undefined });
 }
 
 /** Parses a JSON body and validates it with a zod schema; 400 naming the field on failure. */

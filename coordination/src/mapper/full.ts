@@ -5,7 +5,7 @@
  * unless the policy gives this viewer different AllowedIPs for that peer.
  */
 import type { MapResponse, Node, NodeID, UserID, UserProfile } from "@lattice/types";
-import type { NetmapState, NodePolicyView } from "../nodeapi/backend.js";
+import type { NetmapState, NodePolicyView } from "./types.js";
 
 /** The policy view of a node the policy does not know: sees nothing, accepts nothing. */
 export const DENY_ALL_POLICY: NodePolicyView = Object.freeze({

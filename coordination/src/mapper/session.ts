@@ -1,11 +1,11 @@
 /**
  * Per-stream mapper state: remembers what one node was last sent (peer set, filter,
- * SSH policy, user profiles) and turns {@link ChangeSet}s into delta MapResponses.
+ * SSH policy, user profiles) and turns {@link VersionedChange}s into delta MapResponses.
  * Pure and synchronous; no I/O, no clock. Cost per change set is proportional to what
  * the change touches, except a policy change, which re-diffs this node's peer set.
  */
 import type { MapResponse, Node, NodeID, PeerChange, UserID } from "@lattice/types";
-import type { ChangeSet, NetmapState, NodePolicyView } from "../nodeapi/backend.js";
+import type { NetmapState, NodePolicyView, VersionedChange } from "./types.js";
 import { DENY_ALL_POLICY, fullMapResponse, isVisiblePeer, peerFor, profilesById, selfNode } from "./full.js";
 
 /** What a change set means for one stream. */
@@ -63,7 +63,7 @@ export class MapSession {
   }
 
   /** The delta for `change` against the new snapshot `state` (stale change sets are ignored). */
-  delta(change: ChangeSet, state: NetmapState): DeltaResult {
+  delta(change: VersionedChange, state: NetmapState): DeltaResult {
     if (change.version <= this.version) return NOTHING;
     this.version = change.version;
     const me = this.nodeId;

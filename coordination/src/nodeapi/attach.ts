@@ -24,8 +24,8 @@ import { NodeJsonCache } from "../mapper/encode.js";
 import type { NodeBackend } from "./backend.js";
 import { readBody, respondError, respondJson, type BodyBudget } from "./http.js";
 import { serveMap, type Timers } from "./map-stream.js";
-import { RequestError, checkHostinfoSize, parseJsonBody, validateMapRequest, validateRegisterRequest } from "./validate.js";
-import { NodeBackendError } from "./backend.js";
+import { ControlError } from "../errors.js";
+import { checkHostinfoSize, parseJsonBody, validateMapRequest, validateRegisterRequest } from "./validate.js";
 import { HostinfoGate, type HostinfoGateCounters } from "./hostinfo-gate.js";
 import { sourceKey } from "../source-key.js";
 
@@ -121,7 +121,7 @@ export function attachNodeApi(server: HttpServer | HttpsServer | null, backend: 
     timers,
     apply: (nodeId, update) => backend.updateNodeFromMapRequest(nodeId, update),
     // A node deleted while its change was held: nothing to do.
-    log: (err) => (err instanceof NodeBackendError ? undefined : opts.log?.(err)),
+    log: (err) => (err instanceof ControlError && err.status !== 500 ? undefined : opts.log?.(err)),
   });
   const counters: NodeApiCounters = { ...newNoiseCounters(), stalledStreams: 0, idleChannelsClosed: 0, channelErrors: 0, badRequests: 0, streamsOpened: 0, limited: {}, hostinfo: hostinfoGate.counters };
   const live = new Map<number, { close(): void }>();
@@ -131,10 +131,9 @@ export function attachNodeApi(server: HttpServer | HttpsServer | null, backend: 
   const log = opts.log;
 
   const fail = (stream: ServerHttp2Stream, e: unknown): void => {
-    const status = (e as { status?: unknown }).status;
-    if (e instanceof RequestError || status !== undefined) counters.badRequests++;
-    if ((e instanceof RequestError || e instanceof NodeBackendError) && (status === 413 || status === 429)) {
-      counters.limited[e.code] = (counters.limited[e.code] ?? 0) + 1;
+    if (e instanceof ControlError && e.status !== 500) {
+      counters.badRequests++;
+      if (e.status === 413 || e.status === 429) counters.limited[e.code] = (counters.limited[e.code] ?? 0) + 1;
     }
     respondError(stream, e, log);
   };

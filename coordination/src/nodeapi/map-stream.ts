@@ -9,7 +9,8 @@ import type { MapRequest, MapResponse, MachineKeyString } from "@lattice/types";
 import { encodeMapFrameJson } from "@lattice/controlbase";
 import { type NodeJsonCache, encodeMapResponse } from "../mapper/encode.js";
 import { MapSession } from "../mapper/session.js";
-import type { ChangeSet, NodeBackend, NodeUpdate } from "./backend.js";
+import type { VersionedChange } from "../mapper/types.js";
+import type { NodeBackend, NodeUpdate } from "./backend.js";
 import { respondError, respondJson } from "./http.js";
 import type { HostinfoGate } from "./hostinfo-gate.js";
 
@@ -86,7 +87,7 @@ export async function serveMap(
   }
 
   // Subscribe before the snapshot so no change set is lost; older ones are ignored by version.
-  const pending: ChangeSet[] = [];
+  const pending: VersionedChange[] = [];
   let ready = false;
   let closed = false;
   let seq = 0;
@@ -126,7 +127,7 @@ export async function serveMap(
     armKeepAlive();
   };
 
-  const onChange = (change: ChangeSet): void => {
+  const onChange = (change: VersionedChange): void => {
     if (closed) return;
     if (!ready) {
       pending.push(change);

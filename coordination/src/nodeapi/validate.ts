@@ -5,19 +5,14 @@
  */
 import { z } from "zod";
 import type { MapRequest, RegisterRequest } from "@lattice/types";
+import { ControlError } from "../errors.js";
 
-/** A refused request: HTTP status, stable code, message naming the field. */
-export class RequestError extends Error {
-  /** Stable machine-readable code. */
-  readonly code: string;
-  /** HTTP status. */
-  readonly status: number;
+/** A refused node request (malformed, too large…): HTTP status, stable code, message naming the field. */
+export class RequestError extends ControlError {
   /** Creates a request refusal. */
   constructor(status: number, code: string, message: string) {
-    super(message);
+    super(code, message, status);
     this.name = "RequestError";
-    this.status = status;
-    this.code = code;
   }
 }
 

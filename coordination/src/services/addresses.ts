@@ -3,6 +3,7 @@
  * MagicDNS resolver, nor 100.115.92.0/23), IPv6 from fd7a:115c:a1e0::/48 with the IPv4
  * address embedded in the low 32 bits, so each node's pair is stable and unique.
  */
+import { ConflictError } from "../errors.js";
 
 const BASE = (100 << 24) | (64 << 16); // 100.64.0.0
 const SIZE = 1 << 22; // /10
@@ -52,7 +53,8 @@ export function highestIPv4(addresses: Iterable<string>): string | undefined {
  * addresses out in one direction means a deleted node's address goes to a new node only
  * after every other address of the range (~4 M) was handed out once: a peer's stale
  * filter, DNS cache or firewall rule never names the wrong machine. (Tailscale picks a
- * random free address for the same reason.) Throws when the range is full.
+ * random free address for the same reason.) Throws ConflictError `address_space_exhausted`
+ * when the range is full.
  */
 export function allocateIPv4(used: ReadonlySet<string>, after?: string): string {
   const start = after === undefined ? 0 : Math.max(0, ipv4ToNumber(after) - (BASE >>> 0));
@@ -63,5 +65,5 @@ export function allocateIPv4(used: ReadonlySet<string>, after?: string): string 
     const s = ipv4ToString(n);
     if (!used.has(s)) return s;
   }
-  throw new Error("tailnet address space 100.64.0.0/10 is exhausted");
+  throw new ConflictError("address_space_exhausted", "tailnet address space 100.64.0.0/10 is exhausted: delete unused nodes");
 }

@@ -1,17 +1,16 @@
 /**
  * Builds the mapper's in-memory {@link NetmapState} from database rows and the compiled
- * policy. Pure functions plus a small cache so unchanged nodes stay the same objects.
+ * policy (compiled by netmap-builder.ts). Pure functions plus a small cache so unchanged
+ * nodes stay the same objects.
  */
-import { compilePolicyCompact, type CompiledPolicy, type Policy } from "@lattice/policy";
+import type { CompiledPolicy } from "@lattice/policy";
 import type { DERPMap, DNSConfig, Node, NodeID, UserID, UserProfile } from "@lattice/types";
-import type { Selectable } from "kysely";
-import type { NodeRow, UsersTable } from "../db/schema.js";
-import type { NetmapState } from "../nodeapi/backend.js";
+import type { NodeRow, UserRow } from "../db/schema.js";
+import type { NetmapState } from "../mapper/types.js";
 import { peerHostinfo } from "../mapper/peer-hostinfo.js";
 import { parseJson } from "./context.js";
 import { effectiveExpiry, isExpired } from "./nodes.js";
 import { policyViews, type ViewCache } from "./peer-views.js";
-import { topologyFrom } from "./topology.js";
 
 export type { ViewCache } from "./peer-views.js";
 
@@ -24,24 +23,13 @@ export interface StateInputs {
   domain: string;
   derpMap: DERPMap;
   dnsConfig: DNSConfig;
-  users: Selectable<UsersTable>[];
-  rows: NodeRow[];
-  policy: Policy;
-  serverUrl: string;
+  users: readonly UserRow[];
+  rows: readonly NodeRow[];
   now: number;
 }
 
 /** Per-backend cache of rendered nodes, keyed by id with a signature of their inputs. */
 export type NodeCache = Map<NodeID, { sig: string; node: Node }>;
-
-/**
- * Compiles the policy for the rows (approved nodes only), in full, without the save-time
- * data checks (a running tailnet's compile never runs `tests`). Throws PolicyError only
- * for a topology the compiler cannot index.
- */
-export function compileFor(inputs: Pick<StateInputs, "users" | "rows" | "policy" | "serverUrl">): CompiledPolicy {
-  return compilePolicyCompact(inputs.policy, topologyFrom(inputs.users, inputs.rows), { serverUrl: inputs.serverUrl, checks: false });
-}
 
 /** The compilation of a tailnet whose policy failed to compile: no node gets anything (fail closed). */
 export const FAIL_CLOSED: CompiledPolicy = Object.freeze({ names: [], ids: [], nodes: [], baseAllowed: [] });
@@ -79,7 +67,7 @@ function renderNode(r: NodeRow, domain: string, primary: readonly string[], now:
   return n;
 }
 
-function profiles(users: Selectable<UsersTable>[], domain: string): Map<UserID, UserProfile> {
+function profiles(users: readonly UserRow[], domain: string): Map<UserID, UserProfile> {
   const m = new Map<UserID, UserProfile>();
   for (const u of users) m.set(u.id, { ID: u.id, LoginName: u.email ?? `${u.name}@${domain}`, DisplayName: u.display_name ?? u.name });
   m.set(TAGGED_DEVICES_USER_ID, { ID: TAGGED_DEVICES_USER_ID, LoginName: "tagged-devices", DisplayName: "Tagged Devices" });

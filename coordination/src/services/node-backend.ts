@@ -3,105 +3,97 @@
  * with auth keys or interactive login, map authorization, node updates, online state,
  * and the in-memory netmap snapshot kept current from the change bus.
  *
- * Ordering: internal change sets are applied in order by one worker, in batches (whatever
- * accumulated while the previous batch was applied): reload the rows concerned,
- * recompile the policy at most once when peer sets may change, bump the version, swap the
- * snapshot, and only then publish one merged change set. Mutating methods wait for the
+ * One change path: services publish {@link Change}s on the bus; one worker applies them
+ * in order, in batches (whatever accumulated while the previous batch was applied):
+ * merge them ({@link mergeChanges}), reload the rows concerned through the node service,
+ * recompile the policy at most once when what the compiler reads changed, bump the
+ * version, swap the snapshot, and only then hand the same change — completed with what
+ * only the backend knows (nodes that became visible, must disconnect, or whose compiled
+ * view changed: `policyChangedFor`) — to the map streams. Mutating methods wait for the
  * worker so their effect is in the next `netmapState()`.
  *
- * A recompile is diffed against the previous compilation (policy-diff.ts): the change set
- * names only the nodes whose compiled view changed (`policyChangedFor`), so a join
- * re-diffs the sessions of the nodes that can see it, not every session. The first
- * compilation publishes `policyChanged`. A failed compile fails closed (see #recompile).
+ * The backend sees the rest of the server only through {@link NodeBackendDeps} (narrow
+ * service interfaces; no database handle).
  */
-import type {
-  DERPMap,
-  DNSConfig,
-  MachineKeyString,
-  NodeID,
-  NodeKeyString,
-  RegisterRequest,
-  RegisterResponse,
-} from "@lattice/types";
-import type { CompiledPolicy, Policy, Topology } from "@lattice/policy";
-import type { Selectable } from "kysely";
-import type { Control } from "../app.js";
-import type { ChangeSet as BusChange } from "../changes/bus.js";
-import type { UsersTable } from "../db/schema.js";
-import { ControlError, PolicyCompileError } from "../errors.js";
-import {
-  NodeBackendError,
-  type ChangeSet,
-  type MapAuthorization,
-  type NetmapState,
-  type NodeBackend,
-  type NodeUpdate,
-  type RequestOrigin,
-} from "../nodeapi/backend.js";
-import { buildState, compileFor, FAIL_CLOSED, TAGGED_DEVICES_USER_ID, type NodeCache, type ViewCache } from "./netmap-state.js";
-import { changedNodes, idsOf } from "./policy-diff.js";
-import { isExpired, type NodeRow, type RegistrationInput } from "./nodes.js";
-import { topologyFrom } from "./topology.js";
+import type { MachineKeyString, NodeID, NodeKeyString, RegisterRequest, RegisterResponse } from "@lattice/types";
+import type { ChangeBus } from "../changes/bus.js";
+import type { NodeRow, UserRow } from "../db/schema.js";
+import { ControlError } from "../errors.js";
+import { mergeChanges, type Change, type NetmapState, type VersionedChange } from "../mapper/types.js";
+import { NodeBackendError, type MapAuthorization, type NodeBackend, type NodeUpdate, type RequestOrigin } from "../nodeapi/backend.js";
+import type { ServiceContext, ServiceOptions } from "./context.js";
+import { NetmapBuilder, type NetmapBuilderOptions } from "./netmap-builder.js";
+import { TAGGED_DEVICES_USER_ID } from "./netmap-state.js";
+import { isExpired, type NodeService, type RegistrationInput } from "./nodes.js";
+import type { PolicyService } from "./policy.js";
+import type { RegistrationService } from "./registrations.js";
+import type { SettingsService } from "./settings.js";
+import type { UserService } from "./users.js";
+import { parseJson } from "./context.js";
 
-/** Options of {@link ControlNodeBackend}. */
-export interface NodeBackendOptions {
-  derpMap?: DERPMap;
-  /** Extra DNS settings merged into the generated MagicDNS config. */
-  dnsConfig?: DNSConfig;
-  onError?: (e: unknown) => void;
-  /**
-   * Compile node joins/changes incrementally (`IncrementalCompiler`, @lattice/policy):
-   * only what depends on the changed nodes is recomputed and diffed. Default true; false
-   * recompiles the whole policy and diffs every node on each change.
-   */
-  incrementalCompile?: boolean;
-  /**
-   * Replaces the compiler (tests inject a failing one to prove the fail-closed path).
-   * Default: the current policy's IncrementalCompiler (PolicyService.current).
-   */
-  compile?: (policy: Policy, topology: Topology) => { compiled: CompiledPolicy; touched: number[] | null };
+/**
+ * What the backend needs from the rest of the server (the `Control` of app.ts provides
+ * it): the change bus to follow, the clock, and narrow service interfaces.
+ */
+export interface NodeBackendDeps {
+  ctx: Pick<ServiceContext, "now"> & { options: Pick<ServiceOptions, "serverUrl"> };
+  bus: Pick<ChangeBus, "subscribe">;
+  nodes: Pick<NodeService, "rows" | "byMachineKey" | "registerWithAuthKey" | "rotateKey" | "logout" | "updateFromNode" | "setOnline" | "assertUsable">;
+  users: Pick<UserService, "rows">;
+  policies: Pick<PolicyService, "current" | "health" | "reportCompile">;
+  registrations: Pick<RegistrationService, "idFromUrl" | "wait" | "start">;
+  settings: Pick<SettingsService, "tailnetDomain">;
 }
 
+/** Options of {@link ControlNodeBackend}. */
+export interface NodeBackendOptions extends Omit<NetmapBuilderOptions, "serverUrl"> {
+  /** Where failures of background work go (a failed policy compile: a PolicyCompileError, once per failure). */
+  onError?: (e: unknown) => void;
+}
+
+/** The node-protocol status of a refusal: an expired registration link is a bad credential (401). */
 function toBackendError(e: unknown): unknown {
-  if (e instanceof NodeBackendError) return e;
-  if (e instanceof ControlError) {
-    const status = e.status === 410 ? 401 : e.status;
-    return new NodeBackendError(status, e.code, e.message);
-  }
+  if (e instanceof ControlError && e.status === 410) return new NodeBackendError(401, e.code, e.message);
   return e;
+}
+
+/** Everything of a row the policy compiler reads (topology.ts), as one string. */
+function compilerKey(r: NodeRow): string {
+  const routes = JSON.stringify(parseJson<{ RoutableIPs?: unknown }>(r.hostinfo, {})?.RoutableIPs ?? null);
+  return `${r.approved}|${r.given_name}|${r.hostname}|${r.user_id}|${r.tags}|${r.ipv4}|${r.ipv6}|${r.approved_routes}|${routes}`;
 }
 
 /** The control plane's implementation of the node API's backend seam. */
 export class ControlNodeBackend implements NodeBackend {
   #state!: NetmapState;
   #version = 0;
-  /** Bus changes not yet applied, and the worker applying them (null when idle). */
-  #pending: BusChange[] = [];
+  /** Changes not yet applied, and the worker applying them (null when idle). */
+  #pending: Change[] = [];
   #running: Promise<void> | null = null;
   #rows = new Map<NodeID, NodeRow>();
-  #users: Selectable<UsersTable>[] = [];
-  #policy!: Policy;
-  #compiled: CompiledPolicy = { names: [], ids: [], nodes: [], baseAllowed: [] };
-  /** NodeID of each topology index of `#compiled`; null before the first compile. */
-  #compiledIds: Int32Array | null = null;
-  /** The compiler `#compiled` came from (its `touched` reports are relative to its own previous result). */
-  #compiler: unknown = null;
-  readonly #views: ViewCache = {};
+  #users: UserRow[] = [];
   #domain = "";
-  readonly #cache: NodeCache = new Map();
-  readonly #listeners = new Set<(c: ChangeSet) => void>();
+  readonly #builder: NetmapBuilder;
+  readonly #listeners = new Set<(c: VersionedChange) => void>();
   readonly #streams = new Map<NodeID, number>();
   #unsubscribe: () => void = () => {};
 
   private constructor(
-    private readonly c: Control,
+    private readonly c: NodeBackendDeps,
     private readonly opts: NodeBackendOptions,
-  ) {}
+  ) {
+    this.#builder = new NetmapBuilder({ ...opts, serverUrl: c.ctx.options.serverUrl });
+  }
 
   /** Loads the initial snapshot and starts following the change bus. */
-  static async create(c: Control, opts: NodeBackendOptions = {}): Promise<ControlNodeBackend> {
+  static async create(c: NodeBackendDeps, opts: NodeBackendOptions = {}): Promise<ControlNodeBackend> {
     const b = new ControlNodeBackend(c, opts);
-    await b.#reloadAll();
+    const rows = await c.nodes.rows();
+    b.#rows = new Map(rows.map((r) => [r.id, r]));
+    b.#users = await c.users.rows();
+    b.#domain = await c.settings.tailnetDomain();
+    await b.#recompile();
+    b.#rebuild();
     b.#unsubscribe = c.bus.subscribe((ch) => {
       b.#pending.push(ch);
       b.#running ??= b.#drain();
@@ -119,182 +111,75 @@ export class ControlNodeBackend implements NodeBackend {
     return this.#running ?? Promise.resolve();
   }
 
-  async #reloadAll(): Promise<void> {
-    const rows = await this.c.nodes.rows();
-    this.#rows = new Map(rows.map((r) => [r.id, r]));
-    this.#users = await this.c.db.kysely.selectFrom("users").selectAll().orderBy("id").execute();
-    this.#domain = await this.c.settings.tailnetDomain();
-    await this.#recompile();
-    this.#rebuild();
-  }
-
   /**
-   * Recompiles the policy; returns the nodes whose compiled view changed, or null when
-   * every node must re-check its view (the first compilation).
-   *
-   * Never runs the policy's `tests` (they are checked when the policy is saved), so a data
-   * change cannot make the compile fail. Should it fail anyway, the tailnet fails closed:
-   * the compilation becomes empty (every node: empty packet filter, no peers), the failure
-   * goes to `onError` and to `PolicyService.health()` (shown by `nodes list` and `/health`),
-   * and the next change compiles again. Output is matched to nodes by id, never by name.
+   * Compiles the current policy for the current rows (NetmapBuilder.compile: never runs
+   * the policy's tests; fails closed). Reports the outcome to the policy service (health:
+   * `/health`, `nodes list`) and a new failure to `onError`. Returns the nodes whose
+   * compiled view changed, or null when every node must re-check (the first compile).
    */
   async #recompile(): Promise<NodeID[] | null> {
-    // Users are few; reload them so new owners are known to the compiler.
-    this.#users = await this.c.db.kysely.selectFrom("users").selectAll().orderBy("id").execute();
     const cur = await this.c.policies.current();
-    this.#policy = cur.policy;
-    const rows = [...this.#rows.values()];
-    let next: CompiledPolicy;
-    let touched: number[] | null = null;
-    try {
-      const topology = topologyFrom(this.#users, rows);
-      if (this.opts.compile) {
-        const r = this.opts.compile(cur.policy, topology);
-        next = r.compiled;
-        touched = r.touched;
-      } else if (this.opts.incrementalCompile === false) {
-        next = compileFor({ users: this.#users, rows, policy: this.#policy, serverUrl: this.c.ctx.options.serverUrl });
-      } else {
-        const r = cur.compiler.compile(topology);
-        next = r.compiled;
-        // `touched` is relative to the compiler's previous result: only ours when it is the same compiler.
-        touched = this.#compiler === cur.compiler ? r.touched : null;
-        this.#compiler = cur.compiler;
-      }
-      this.c.policies.reportCompile(cur.version);
-    } catch (e) {
-      const failed = new PolicyCompileError(cur.version, e);
-      const before = this.c.policies.health();
-      this.c.policies.reportCompile(cur.version, failed.message);
-      if (before.ok || before.message !== failed.message) this.opts.onError?.(failed);
-      next = FAIL_CLOSED;
-      touched = null;
-      this.#compiler = null;
-    }
-    const nextIds = idsOf(next);
-    const prevIds = this.#compiledIds;
-    const changed = prevIds ? changedNodes({ compiled: this.#compiled, idOf: prevIds }, { compiled: next, idOf: nextIds }, touched ?? undefined) : null;
-    this.#compiled = next;
-    this.#compiledIds = nextIds;
+    const { changed, error } = this.#builder.compile(cur, this.#users, [...this.#rows.values()]);
+    const before = this.c.policies.health();
+    this.c.policies.reportCompile(cur.version, error?.message);
+    if (error && (before.ok || before.message !== error.message)) this.opts.onError?.(error);
     return changed;
   }
 
   #rebuild(): void {
     this.#version++;
-    const domain = this.#domain;
-    this.#state = buildState(
-      {
-        version: this.#version,
-        domain,
-        derpMap: this.opts.derpMap ?? { Regions: {} },
-        dnsConfig: { Resolvers: [], Domains: [domain], Proxied: true, ...(this.opts.dnsConfig ?? {}) },
-        users: this.#users,
-        rows: [...this.#rows.values()],
-        policy: this.#policy,
-        serverUrl: this.c.ctx.options.serverUrl,
-        now: this.c.ctx.now(),
-      },
-      this.#compiled,
-      this.#cache,
-      this.#views,
-    );
+    this.#state = this.#builder.snapshot({ version: this.#version, domain: this.#domain, users: this.#users, rows: [...this.#rows.values()], now: this.c.ctx.now() });
   }
 
-  async #reloadRows(ids: number[]): Promise<void> {
-    const rows = await this.c.nodes.rows(ids);
-    const found = new Set(rows.map((r) => r.id));
-    for (const r of rows) this.#rows.set(r.id, r);
-    for (const id of ids) if (!found.has(id)) this.#rows.delete(id);
-  }
+  /**
+   * Applies a batch of changes: one merged change, one reload of the rows it names, at
+   * most one recompile (when the policy, the users, or what the compiler reads of a node
+   * changed), one snapshot, one published change.
+   */
+  async #applyBatch(batch: Change[]): Promise<void> {
+    const ch = mergeChanges(batch);
+    const removed = new Set(ch.nodesRemoved ?? []);
+    const reload = new Set<NodeID>([...(ch.nodesAdded ?? []), ...(ch.nodesChanged ?? []), ...(ch.endpointsChanged ?? []), ...(ch.online?.keys() ?? [])]);
+    for (const id of removed) reload.delete(id);
+    const before = new Map<NodeID, NodeRow | undefined>([...reload].map((id) => [id, this.#rows.get(id)]));
+    const fresh = reload.size > 0 ? await this.c.nodes.rows([...reload]) : [];
+    for (const r of fresh) this.#rows.set(r.id, r);
+    const found = new Set(fresh.map((r) => r.id));
+    for (const id of reload) if (!found.has(id)) (this.#rows.delete(id), removed.add(id));
+    for (const id of removed) this.#rows.delete(id);
 
-  /** Applies a batch of bus changes: one reload, at most one recompile, one merged change set. */
-  async #applyBatch(batch: BusChange[]): Promise<void> {
-    const added = new Set<NodeID>();
-    const removed = new Set<NodeID>();
-    const changed = new Set<NodeID>();
-    const endpoints = new Set<NodeID>();
-    const disconnect = new Set<NodeID>();
-    const online = new Map<NodeID, boolean>();
-    let recompile = false;
-    let policyChanged = false;
-    let policyChangedFor: NodeID[] = [];
-    let profiles = false;
-    const reload = new Set<NodeID>();
-    for (const ch of batch) {
-      for (const id of ch.nodeIds) if (ch.kind !== "nodeRemoved") reload.add(id);
-    }
-    const before = new Map([...reload].map((id) => [id, this.#rows.get(id)]));
-    await this.#reloadRows([...reload]);
     const now = this.c.ctx.now();
-    for (const ch of batch) {
-      const ids = ch.nodeIds;
-      switch (ch.kind) {
-        case "nodeAdded":
-          ids.forEach((id) => added.add(id));
-          recompile = true;
-          break;
-        case "nodeRemoved":
-          for (const id of ids) {
-            this.#rows.delete(id);
-            removed.add(id);
-            disconnect.add(id);
-          }
-          recompile = true;
-          break;
-        case "nodeChanged": {
-          const fields = ch.fields ?? [];
-          const endpointOnly = fields.length > 0 && fields.every((f) => f === "endpoints" || f === "homeDerp" || f === "discoKey");
-          ids.forEach((id) => (endpointOnly ? endpoints : changed).add(id));
-          if (fields.some((f) => f === "tags" || f === "user" || f === "approved" || f === "routes" || f === "name")) recompile = true;
-          for (const id of ids) {
-            const r = this.#rows.get(id);
-            if (r && r.approved && !before.get(id)?.approved) added.add(id);
-            if (r && isExpired(r, now)) disconnect.add(id);
-          }
-          break;
-        }
-        case "keyExpired":
-          ids.forEach((id) => (changed.add(id), disconnect.add(id)));
-          break;
-        case "onlineChanged":
-          ids.forEach((id) => online.set(id, !!ch.online));
-          break;
-        case "policyChanged":
-          recompile = true;
-          break;
-        case "userChanged":
-          recompile = true;
-          profiles = true;
-          break;
-      }
+    const added = new Set(ch.nodesAdded ?? []);
+    const disconnect = new Set([...(ch.disconnect ?? []), ...removed]);
+    let recompile = !!ch.policyChanged || !!ch.userProfilesChanged || added.size > 0 || removed.size > 0;
+    for (const r of fresh) {
+      const old = before.get(r.id);
+      if (old && !old.approved && r.approved) added.add(r.id);
+      if (isExpired(r, now)) disconnect.add(r.id);
+      if (!recompile && (!old || compilerKey(old) !== compilerKey(r))) recompile = true;
     }
-    if (recompile) {
-      const changed = await this.#recompile();
-      if (changed === null) policyChanged = true;
-      else policyChangedFor = changed;
+    if (ch.userProfilesChanged || fresh.some((r) => r.user_id != null && !this.#users.some((u) => u.id === r.user_id))) {
+      this.#users = await this.c.users.rows();
     }
+    const policyChangedFor = recompile ? await this.#recompile() : [];
     this.#rebuild();
-    const present = (ids: Set<NodeID>) => [...ids].filter((id) => this.#rows.has(id));
-    const out: ChangeSet = { version: this.#version };
-    const addedList = present(added);
-    if (addedList.length) out.nodesAdded = addedList;
-    if (removed.size) out.nodesRemoved = [...removed];
-    const changedList = present(changed).filter((id) => !added.has(id));
-    if (changedList.length) out.nodesChanged = changedList;
-    const endpointList = present(endpoints).filter((id) => !added.has(id) && !changed.has(id));
-    if (endpointList.length) out.endpointsChanged = endpointList;
-    const onlineLive = new Map([...online].filter(([id]) => this.#rows.has(id)));
-    if (onlineLive.size) out.online = onlineLive;
-    if (policyChanged) out.policyChanged = true;
-    else {
-      const forList = policyChangedFor.filter((id) => this.#rows.has(id));
-      if (forList.length) out.policyChangedFor = forList;
-    }
-    if (profiles) out.userProfilesChanged = true;
-    if (disconnect.size) out.disconnect = [...disconnect];
+
+    const present = (id: NodeID) => this.#rows.has(id);
+    const out = mergeChanges([
+      { ...ch, nodesAdded: [...added].filter(present), nodesRemoved: [...removed], disconnect: [...disconnect], policyChanged: policyChangedFor === null },
+    ]);
+    const version = this.#version;
+    const stamped: VersionedChange = {
+      ...out,
+      version,
+      ...(out.nodesChanged ? { nodesChanged: out.nodesChanged.filter(present) } : {}),
+      ...(out.endpointsChanged ? { endpointsChanged: out.endpointsChanged.filter(present) } : {}),
+      ...(out.online ? { online: new Map([...out.online].filter(([id]) => present(id))) } : {}),
+      ...(policyChangedFor?.length ? { policyChangedFor: policyChangedFor.filter(present) } : {}),
+    };
     for (const l of [...this.#listeners]) {
       try {
-        l(out);
+        l(stamped);
       } catch (e) {
         this.opts.onError?.(e);
       }
@@ -317,7 +202,8 @@ export class ControlNodeBackend implements NodeBackend {
   }
 
   async #response(node: NodeRow | undefined, authUrl = ""): Promise<RegisterResponse> {
-    const user = node?.user_id != null ? this.#users.find((u) => u.id === node.user_id) ?? (await this.c.db.kysely.selectFrom("users").selectAll().where("id", "=", node.user_id).executeTakeFirst()) : undefined;
+    if (node?.user_id != null && !this.#users.some((u) => u.id === node.user_id)) this.#users = await this.c.users.rows();
+    const user = node?.user_id != null ? this.#users.find((u) => u.id === node.user_id) : undefined;
     const tagged = node != null && node.user_id == null;
     const id = user?.id ?? (tagged ? TAGGED_DEVICES_USER_ID : 0);
     const name = user ? user.display_name ?? user.name : tagged ? "Tagged Devices" : "";
@@ -428,7 +314,7 @@ export class ControlNodeBackend implements NodeBackend {
   }
 
   /** {@inheritDoc NodeBackend.subscribe} */
-  subscribe(listener: (change: ChangeSet) => void): () => void {
+  subscribe(listener: (change: VersionedChange) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }

@@ -9,7 +9,6 @@ import type { Database, NodeRow } from "../db/schema.js";
 import { isUniqueViolation } from "../db/open.js";
 import { ConflictError, ControlError, NotFoundError, ValidationError } from "../errors.js";
 import { autoApprovedFor } from "./route-approval.js";
-import type { NodeField } from "../changes/bus.js";
 import { parseJson, type ServiceContext } from "./context.js";
 import { allocateIPv4, highestIPv4, ipv6For } from "./addresses.js";
 import { sanitizeHostname, uniqueName, validateGivenName } from "./names.js";
@@ -239,7 +238,7 @@ export class NodeService {
     );
   }
 
-  private async withRetry(fn: (tx: Transaction<Database>) => Promise<{ row: NodeRow; added: boolean; fields: NodeField[] }>): Promise<NodeRow> {
+  private async withRetry(fn: (tx: Transaction<Database>) => Promise<{ row: NodeRow; added: boolean }>): Promise<NodeRow> {
     // Registrations in this process run one at a time (address and name allocation read
     // then write); the retry covers other writers sharing a PostgreSQL database.
     const prev = this.#registering;
@@ -262,19 +261,14 @@ export class NodeService {
     return this.ctx.db.kysely.updateTable("nodes").set({ approved_routes: next, updated_at: this.ctx.now() }).where("id", "=", row.id).returningAll().executeTakeFirstOrThrow();
   }
 
-  private async registerTx(fn: (tx: Transaction<Database>) => Promise<{ row: NodeRow; added: boolean; fields: NodeField[] }>): Promise<NodeRow> {
+  private async registerTx(fn: (tx: Transaction<Database>) => Promise<{ row: NodeRow; added: boolean }>): Promise<NodeRow> {
     for (let attempt = 0; ; attempt++) {
       try {
         const res = await this.ctx.db.kysely.transaction().execute(fn);
         // Routes advertised at registration that the policy auto-approves: approved now.
         const approvedNow = await this.autoApprove(res.row);
-        if (approvedNow) {
-          res.row = approvedNow;
-          if (!res.fields.includes("routes")) res.fields.push("routes");
-        }
-        const at = this.ctx.now();
-        if (res.added) this.ctx.bus.publish({ kind: "nodeAdded", nodeIds: [res.row.id], at });
-        else this.ctx.bus.publish({ kind: "nodeChanged", nodeIds: [res.row.id], fields: res.fields, at });
+        if (approvedNow) res.row = approvedNow;
+        this.ctx.bus.publish(res.added ? { nodesAdded: [res.row.id] } : { nodesChanged: [res.row.id] });
         return res.row;
       } catch (e) {
         // Two registrations raced for the same address or name: try again with fresh state.
@@ -285,7 +279,7 @@ export class NodeService {
     }
   }
 
-  private async upsert(tx: Transaction<Database>, input: RegistrationInput, own: Ownership): Promise<{ row: NodeRow; added: boolean; fields: NodeField[] }> {
+  private async upsert(tx: Transaction<Database>, input: RegistrationInput, own: Ownership): Promise<{ row: NodeRow; added: boolean }> {
     const now = this.ctx.now();
     const keyExpiry = own.tags.length > 0 ? null : now + this.ctx.options.nodeKeyExpiryMs;
     const clash = await tx.selectFrom("nodes").select(["id", "machine_key"]).where("node_key", "=", input.nodeKey).executeTakeFirst();
@@ -314,7 +308,7 @@ export class NodeService {
         .where("id", "=", existing.id)
         .returningAll()
         .executeTakeFirstOrThrow();
-      return { row, added: false, fields: ["nodeKey", "keyExpiry", "tags", "user", "hostinfo", "approved", "discoKey"] };
+      return { row, added: false };
     }
     const used = await tx.selectFrom("nodes").select(["ipv4", "given_name"]).execute();
     // Hand addresses out in one direction from the last one (kept in settings; the highest
@@ -355,10 +349,11 @@ export class NodeService {
       })
       .returningAll()
       .executeTakeFirstOrThrow();
-    return { row, added: true, fields: [] };
+    return { row, added: true };
   }
 
-  private async update(ref: string, set: Partial<Omit<NodeRow, "id">>, fields: NodeField[], kind: "nodeChanged" | "keyExpired" = "nodeChanged"): Promise<NodeView> {
+  /** Updates one node and publishes it as changed (and as disconnected when `disconnect`). */
+  private async update(ref: string, set: Partial<Omit<NodeRow, "id">>, disconnect = false): Promise<NodeView> {
     const node = await this.get(ref);
     const row = await this.ctx.db.kysely
       .updateTable("nodes")
@@ -366,7 +361,7 @@ export class NodeService {
       .where("id", "=", node.id)
       .returningAll()
       .executeTakeFirstOrThrow();
-    this.ctx.bus.publish({ kind, nodeIds: [row.id], fields, at: this.ctx.now() });
+    this.ctx.bus.publish(disconnect ? { nodesChanged: [row.id], disconnect: [row.id] } : { nodesChanged: [row.id] });
     return this.view(row);
   }
 
@@ -385,7 +380,7 @@ export class NodeService {
         .where("id", "=", node.id)
         .returningAll()
         .executeTakeFirstOrThrow();
-      this.ctx.bus.publish({ kind: "nodeChanged", nodeIds: [node.id], fields: ["nodeKey"], at: this.ctx.now() });
+      this.ctx.bus.publish({ nodesChanged: [node.id] });
       return row;
     } catch (e) {
       if (isUniqueViolation(e)) throw new ConflictError("node_key_in_use", "node key is already registered to another machine");
@@ -395,12 +390,12 @@ export class NodeService {
 
   /** Approves a node waiting for device approval. */
   async approve(ref: string): Promise<NodeView> {
-    return this.update(ref, { approved: 1 }, ["approved"]);
+    return this.update(ref, { approved: 1 });
   }
 
   /** Expires a node's key now (it must re-authenticate). */
   async expire(ref: string): Promise<NodeView> {
-    return this.update(ref, { key_expiry: this.ctx.now(), expiry_disabled: 0 }, ["keyExpiry"], "keyExpired");
+    return this.update(ref, { key_expiry: this.ctx.now(), expiry_disabled: 0 }, true);
   }
 
   /** Logout from the node itself: expires the node key of this machine. */
@@ -416,7 +411,7 @@ export class NodeService {
 
   /** Turns key expiry off for a node (admin "disable key expiry"). */
   async disableExpiry(ref: string): Promise<NodeView> {
-    return this.update(ref, { expiry_disabled: 1 }, ["keyExpiry"]);
+    return this.update(ref, { expiry_disabled: 1 });
   }
 
   /** Sets a node's tags (admin; each tag must be declared in tagOwners). The node becomes tagged. */
@@ -425,11 +420,11 @@ export class NodeService {
     const node = await this.get(ref);
     if (tags.length === 0) {
       if (node.user_id == null) throw new ValidationError("tags: a tagged node without an owner cannot drop all its tags (a node is either tagged or owned by a user)");
-      return this.update(ref, { tags: "[]" }, ["tags"]);
+      return this.update(ref, { tags: "[]" });
     }
     const { policy } = await this.policies.current();
     checkTagOwnership(policy, tags, { admin: true });
-    return this.update(ref, { tags: JSON.stringify(tags), user_id: null, key_expiry: null }, ["tags", "user", "keyExpiry"]);
+    return this.update(ref, { tags: JSON.stringify(tags), user_id: null, key_expiry: null });
   }
 
   /**
@@ -470,14 +465,14 @@ export class NodeService {
     if (mode === "replace") next = given;
     else if (mode === "add") next = new Set([...current, ...given]);
     else next = new Set([...current].filter((r) => !given.has(r)));
-    return this.update(ref, { approved_routes: JSON.stringify([...next].sort()) }, ["routes"]);
+    return this.update(ref, { approved_routes: JSON.stringify([...next].sort()) });
   }
 
   /** Renames a node (its MagicDNS name); the name must be a free DNS label. */
   async rename(ref: string, name: string): Promise<NodeView> {
     validateGivenName(name);
     try {
-      return await this.update(ref, { given_name: name }, ["name"]);
+      return await this.update(ref, { given_name: name });
     } catch (e) {
       if (isUniqueViolation(e)) throw new ConflictError("name_taken", `name ${JSON.stringify(name)} is already used by another node`);
       throw e;
@@ -488,39 +483,38 @@ export class NodeService {
   async delete(ref: string): Promise<void> {
     const node = await this.get(ref);
     await this.ctx.db.kysely.deleteFrom("nodes").where("id", "=", node.id).execute();
-    this.ctx.bus.publish({ kind: "nodeRemoved", nodeIds: [node.id], at: this.ctx.now() });
+    this.ctx.bus.publish({ nodesRemoved: [node.id], disconnect: [node.id] });
   }
 
   /**
-   * Persists what a map request reported; publishes `nodeChanged` with the fields that
-   * differ (Hostinfo only when the part netmaps carry differs, see mapper/peer-hostinfo.ts).
+   * Persists what a map request reported; returns whether anything differed. Publishes
+   * `nodesChanged` when the part of Hostinfo netmaps carry (mapper/peer-hostinfo.ts) or
+   * the advertised routes differ, else `endpointsChanged` when the endpoints, disco key or
+   * home DERP do; a change elsewhere in Hostinfo (NetInfo, versions …) is stored for the
+   * server but not announced.
    */
   async updateFromNode(
     nodeId: number,
     upd: { discoKey?: string | undefined; endpoints?: string[] | undefined; hostinfo?: Record<string, unknown> | undefined; homeDerp?: number | undefined },
-  ): Promise<NodeField[]> {
+  ): Promise<boolean> {
     const node = (await this.rows([nodeId]))[0];
     if (!node) throw new NotFoundError("node", String(nodeId));
     const set: Partial<NodeRow> = {};
-    const fields: NodeField[] = [];
-    if (upd.discoKey !== undefined && upd.discoKey !== node.disco_key) (set.disco_key = upd.discoKey), fields.push("discoKey");
+    if (upd.discoKey !== undefined && upd.discoKey !== node.disco_key) set.disco_key = upd.discoKey;
     if (upd.endpoints !== undefined) {
       const e = JSON.stringify(upd.endpoints);
-      if (e !== node.endpoints) (set.endpoints = e), fields.push("endpoints");
+      if (e !== node.endpoints) set.endpoints = e;
     }
-    if (upd.homeDerp !== undefined && upd.homeDerp !== node.home_derp) (set.home_derp = upd.homeDerp), fields.push("homeDerp");
+    if (upd.homeDerp !== undefined && upd.homeDerp !== node.home_derp) set.home_derp = upd.homeDerp;
+    let announceHostinfo = false;
     if (upd.hostinfo !== undefined) {
       const h = JSON.stringify(upd.hostinfo);
       if (h !== node.hostinfo) {
         set.hostinfo = h;
-        // Netmaps carry only part of Hostinfo (mapper/peer-hostinfo.ts): a change elsewhere
-        // (NetInfo, versions …) is stored for the server but not announced to peers.
         const prev = parseJson<Record<string, unknown>>(node.hostinfo, {});
-        if (JSON.stringify(peerHostinfo(upd.hostinfo)) !== JSON.stringify(peerHostinfo(prev))) fields.push("hostinfo");
-        // Advertised routes feed the policy compiler (routable_ips); other Hostinfo does not.
-        const before = JSON.stringify(prev.RoutableIPs ?? []);
-        if (JSON.stringify(upd.hostinfo.RoutableIPs ?? []) !== before) {
-          fields.push("routes");
+        const routesChanged = JSON.stringify(upd.hostinfo.RoutableIPs ?? []) !== JSON.stringify(prev.RoutableIPs ?? []);
+        announceHostinfo = routesChanged || JSON.stringify(peerHostinfo(upd.hostinfo)) !== JSON.stringify(peerHostinfo(prev));
+        if (routesChanged) {
           // Newly advertised routes the policy auto-approves are approved now (and stay).
           const users = await this.ctx.db.kysely.selectFrom("users").selectAll().orderBy("id").execute();
           const next = autoApprovedFor((await this.policies.current()).policy, users, node, h);
@@ -528,17 +522,19 @@ export class NodeService {
         }
       }
     }
-    if (Object.keys(set).length === 0) return fields;
+    if (Object.keys(set).length === 0) return false;
     await this.ctx.db.kysely.updateTable("nodes").set({ ...set, updated_at: this.ctx.now() }).where("id", "=", nodeId).execute();
-    if (fields.length > 0) this.ctx.bus.publish({ kind: "nodeChanged", nodeIds: [nodeId], fields, at: this.ctx.now() });
-    return fields;
+    const endpoints = set.disco_key !== undefined || set.endpoints !== undefined || set.home_derp !== undefined;
+    if (announceHostinfo) this.ctx.bus.publish({ nodesChanged: [nodeId] });
+    else if (endpoints) this.ctx.bus.publish({ endpointsChanged: [nodeId] });
+    return true;
   }
 
   /** Records a node going online or offline (LastSeen = now). */
   async setOnline(nodeId: number, online: boolean): Promise<void> {
     const now = this.ctx.now();
     await this.ctx.db.kysely.updateTable("nodes").set({ online: online ? 1 : 0, last_seen: now }).where("id", "=", nodeId).execute();
-    this.ctx.bus.publish({ kind: "onlineChanged", nodeIds: [nodeId], online, at: now });
+    this.ctx.bus.publish({ online: new Map([[nodeId, online]]) });
   }
 
   /**
@@ -566,7 +562,7 @@ export class NodeService {
     const deleted = stale.filter((n) => (n.last_seen ?? n.created_at) < cutoff).map((n) => n.id);
     if (deleted.length > 0) {
       await db.deleteFrom("nodes").where("id", "in", deleted).where("online", "=", 0).execute();
-      this.ctx.bus.publish({ kind: "nodeRemoved", nodeIds: deleted, at: now });
+      this.ctx.bus.publish({ nodesRemoved: deleted, disconnect: deleted });
     }
     const expiredRows = await db
       .selectFrom("nodes")
@@ -576,7 +572,7 @@ export class NodeService {
       .where("key_expiry", "<=", now)
       .execute();
     const expired = expiredRows.map((r) => r.id);
-    if (expired.length > 0) this.ctx.bus.publish({ kind: "keyExpired", nodeIds: expired, at: now });
+    if (expired.length > 0) this.ctx.bus.publish({ nodesChanged: expired, disconnect: expired });
     await db.deleteFrom("pending_registrations").where("expires_at", "<", now).execute();
     await db.deleteFrom("web_sessions").where("expires_at", "<", now).execute();
     this.#lastSweep = now;

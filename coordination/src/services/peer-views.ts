@@ -10,7 +10,7 @@
 import type { CompactNode, CompiledPolicy } from "@lattice/policy";
 import { sortedHas } from "@lattice/policy";
 import type { Node, NodeID, SSHRule, UserID } from "@lattice/types";
-import type { NodePolicyView, VisiblePeers } from "../nodeapi/backend.js";
+import type { NodePolicyView, VisiblePeers } from "../mapper/types.js";
 import { isVisiblePeer, peerFor } from "../mapper/full.js";
 
 /** A shared peer list ordered by NodeID (nodes missing from the snapshot left out). */

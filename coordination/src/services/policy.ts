@@ -148,8 +148,7 @@ export class PolicyService {
     this.#cache = { version: row.id, policy, compiler };
     // Pending routes the new policy auto-approves are approved before the change is announced.
     const approved = await approvePendingRoutes(this.ctx, policy);
-    if (approved.length > 0) this.ctx.bus.publish({ kind: "nodeChanged", nodeIds: approved, fields: ["routes"], at: now });
-    this.ctx.bus.publish({ kind: "policyChanged", nodeIds: [], at: now });
+    this.ctx.bus.publish(approved.length > 0 ? { policyChanged: true, nodesChanged: approved } : { policyChanged: true });
     return { version: row.id, policy: text, updatedAt: new Date(row.created_at).toISOString() };
   }
 }

@@ -1,7 +1,6 @@
 /** The policy compiler's view of the tailnet (users + approved nodes), built from the database. */
 import type { Topology } from "@lattice/policy";
-import type { Selectable } from "kysely";
-import type { NodeRow, UsersTable } from "../db/schema.js";
+import type { NodeRow, UserRow } from "../db/schema.js";
 import type { ServiceContext } from "./context.js";
 import { parseJson } from "./context.js";
 
@@ -10,7 +9,7 @@ import { parseJson } from "./context.js";
  * (unique), each node carries its row id as `id`, which is how the server maps compiled
  * output back to nodes (never by name).
  */
-export function topologyFrom(users: Selectable<UsersTable>[], nodes: NodeRow[]): Topology {
+export function topologyFrom(users: readonly UserRow[], nodes: readonly NodeRow[]): Topology {
   const byId = new Map(users.map((u) => [u.id, u]));
   const out: Topology = {
     users: users.map((u) => ({ id: u.id, name: u.name, email: u.email ?? `${u.name}@` })),

@@ -1,6 +1,6 @@
 /** Local user accounts: create, list, delete, password check. */
 import type { Selectable } from "kysely";
-import type { UsersTable } from "../db/schema.js";
+import type { UserRow, UsersTable } from "../db/schema.js";
 import { isUniqueViolation } from "../db/open.js";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.js";
 import type { ServiceContext } from "./context.js";
@@ -88,7 +88,7 @@ export class UserService {
         })
         .returningAll()
         .executeTakeFirstOrThrow();
-      this.ctx.bus.publish({ kind: "userChanged", nodeIds: [], at: this.ctx.now() });
+      this.ctx.bus.publish({ userProfilesChanged: true });
       return userView(row);
     } catch (e) {
       if (isUniqueViolation(e)) throw new ConflictError("user_exists", `user ${JSON.stringify(input.name)} already exists`);
@@ -100,6 +100,11 @@ export class UserService {
   async list(): Promise<UserView[]> {
     const rows = await this.ctx.db.kysely.selectFrom("users").selectAll().orderBy("id").execute();
     return rows.map(userView);
+  }
+
+  /** Every user row, by id (for the node backend's snapshot and the policy compiler). */
+  async rows(): Promise<UserRow[]> {
+    return this.ctx.db.kysely.selectFrom("users").selectAll().orderBy("id").execute();
   }
 
   /** Finds a user by name (or numeric id); throws NotFoundError. */
@@ -128,7 +133,7 @@ export class UserService {
       await tx.deleteFrom("pending_registrations").where("user_id", "=", user.id).execute();
       await tx.deleteFrom("users").where("id", "=", user.id).execute();
     });
-    this.ctx.bus.publish({ kind: "userChanged", nodeIds: [], at: this.ctx.now() });
+    this.ctx.bus.publish({ userProfilesChanged: true });
   }
 
   /**
@@ -184,7 +189,7 @@ export class UserService {
           })
           .returningAll()
           .executeTakeFirstOrThrow();
-        this.ctx.bus.publish({ kind: "userChanged", nodeIds: [], at: this.ctx.now() });
+        this.ctx.bus.publish({ userProfilesChanged: true });
         return row;
       } catch (e) {
         if (!isUniqueViolation(e)) throw e; // a concurrent login took the name or the identity: retry

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { FilterRule, Node, NodeID, UserProfile } from "@lattice/types";
-import type { ChangeSet, NetmapState, NodePolicyView } from "../../src/nodeapi/backend.js";
+import type { NetmapState, NodePolicyView, VersionedChange } from "../../src/mapper/types.js";
 import { fullMapResponse } from "../../src/mapper/full.js";
 import { MapSession } from "../../src/mapper/session.js";
 import { NodeJsonCache, encodeMapResponse } from "../../src/mapper/encode.js";
@@ -173,7 +173,7 @@ describe("MapSession deltas", () => {
     const web: FilterRule[] = [{ SrcIPs: ["100.64.0.0/10"], DstPorts: [{ IP: "*", Ports: { First: 443, Last: 443 } }] }];
     // Node 1 loses sight of 3 and gets a new filter; node 2 keeps an equal (but new) filter object.
     const st2 = mkState(2, nodes, (v) => (v === 1 ? [2] : everyone([1, 2, 3])(v)), (v) => (v === 1 ? web : structuredClone(allowAllFilter)));
-    const change: ChangeSet = { version: 2, policyChanged: true };
+    const change: VersionedChange = { version: 2, policyChanged: true };
     const da = a.delta(change, st2);
     expect(da.response).toEqual({ PeersRemoved: [3], PacketFilter: web });
     expect(b.delta(change, st2).response).toBeNull();

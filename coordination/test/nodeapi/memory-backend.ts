@@ -4,7 +4,7 @@
  * Not a stub: it keeps real state, so streams observe real joins and policy changes.
  */
 import type { FilterRule, MachineKeyString, Node, NodeID, RegisterRequest, RegisterResponse, UserProfile } from "@lattice/types";
-import { type ChangeSet, type NetmapState, type NodeBackend, type NodePolicyView, type NodeUpdate, NodeBackendError } from "../../src/nodeapi/backend.js";
+import { type VersionedChange, type NetmapState, type NodeBackend, type NodePolicyView, type NodeUpdate, NodeBackendError } from "../../src/nodeapi/backend.js";
 
 /** Policy: for a viewer and all nodes, which peers it sees and its packet filter. */
 export type TestPolicy = (viewer: Node, all: readonly Node[]) => { peers: NodeID[]; packetFilter: FilterRule[] };
@@ -18,7 +18,7 @@ export const allowAll: TestPolicy = (viewer, all) => ({
 export class MemoryBackend implements NodeBackend {
   private nodes = new Map<NodeID, Node>();
   private byMachine = new Map<string, NodeID>();
-  private listeners = new Set<(c: ChangeSet) => void>();
+  private listeners = new Set<(c: VersionedChange) => void>();
   private version = 1;
   private nextId = 1;
   private policies = new Map<NodeID, NodePolicyView>();
@@ -52,10 +52,10 @@ export class MemoryBackend implements NodeBackend {
     };
   }
 
-  private publish(c: Omit<ChangeSet, "version">, policyToo = true): void {
+  private publish(c: Omit<VersionedChange, "version">, policyToo = true): void {
     this.version++;
     this.rebuild();
-    const change: ChangeSet = { ...c, version: this.version, ...(policyToo ? { policyChanged: c.policyChanged ?? false } : {}) };
+    const change: VersionedChange = { ...c, version: this.version, ...(policyToo ? { policyChanged: c.policyChanged ?? false } : {}) };
     for (const l of this.listeners) l(change);
   }
 
@@ -139,7 +139,7 @@ export class MemoryBackend implements NodeBackend {
     return this.state;
   }
 
-  subscribe(listener: (change: ChangeSet) => void): () => void {
+  subscribe(listener: (change: VersionedChange) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
