@@ -57,10 +57,13 @@ function toBackendError(e: unknown): unknown {
   return e;
 }
 
-/** Everything of a row the policy compiler reads (topology.ts), as one string. */
-function compilerKey(r: NodeRow): string {
-  const routes = JSON.stringify(parseJson<{ RoutableIPs?: unknown }>(r.hostinfo, {})?.RoutableIPs ?? null);
-  return `${r.approved}|${r.given_name}|${r.hostname}|${r.user_id}|${r.tags}|${r.ipv4}|${r.ipv6}|${r.approved_routes}|${routes}`;
+/** Whether anything of a row the policy compiler reads (topology.ts) differs. */
+function compilerInputChanged(a: NodeRow, b: NodeRow): boolean {
+  if (a.approved !== b.approved || a.given_name !== b.given_name || a.hostname !== b.hostname || a.user_id !== b.user_id) return true;
+  if (a.tags !== b.tags || a.ipv4 !== b.ipv4 || a.ipv6 !== b.ipv6 || a.approved_routes !== b.approved_routes) return true;
+  if (a.hostinfo === b.hostinfo) return false;
+  const routes = (r: NodeRow) => JSON.stringify(parseJson<{ RoutableIPs?: unknown }>(r.hostinfo, {})?.RoutableIPs ?? null);
+  return routes(a) !== routes(b);
 }
 
 /** The control plane's implementation of the node API's backend seam. */
@@ -156,7 +159,7 @@ export class ControlNodeBackend implements NodeBackend {
       const old = before.get(r.id);
       if (old && !old.approved && r.approved) added.add(r.id);
       if (isExpired(r, now)) disconnect.add(r.id);
-      if (!recompile && (!old || compilerKey(old) !== compilerKey(r))) recompile = true;
+      if (!recompile && (!old || compilerInputChanged(old, r))) recompile = true;
     }
     if (ch.userProfilesChanged || fresh.some((r) => r.user_id != null && !this.#users.some((u) => u.id === r.user_id))) {
       this.#users = await this.c.users.rows();
