@@ -115,7 +115,7 @@ export function runNetmaps(tn, policy, compiled, now, mem) {
 }
 
 /**
- * Phase 3: one node joins. mode "server": what ControlNodeBackend does for "nodeAdded"
+ * Phase 3: one node joins. mode "server": what ControlNodeBackend does for {nodesAdded}
  * (recompile everything, diff against the previous compilation, rebuild the snapshot,
  * publish {nodesAdded, policyChangedFor: the nodes whose compiled view changed});
  * mode "scoped": the snapshot is prepared untimed and only {nodesAdded} is delivered, the

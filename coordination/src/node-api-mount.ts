@@ -7,6 +7,7 @@ import type http from "node:http";
 import { noiseKeyPair } from "@lattice/controlbase";
 import type { DERPMap } from "@lattice/types";
 import type { Control } from "./app.js";
+import { PolicyCompileError } from "./errors.js";
 import type { ListenerLimits, UpgradeHandler } from "./http/limits.js";
 import { attachNodeApi, type NodeApi, type NodeApiOptions } from "./nodeapi/attach.js";
 import { ControlNodeBackend } from "./services/node-backend.js";
@@ -35,7 +36,8 @@ export async function mountNodeApi(
   nodeLimits: Pick<NodeApiOptions, "maxRegisterBodyBytes" | "maxHostinfoBytes" | "hostinfoMinIntervalMs"> = {},
 ): Promise<MountedNodeApi> {
   const priv = Buffer.from(await control.settings.getOrCreate("noise_private_key", () => control.ctx.random(32).toString("base64url")), "base64url");
-  const onError = (err: unknown) => log.error({ err }, "node API error");
+  const onError = (err: unknown) =>
+    err instanceof PolicyCompileError ? log.error({ err, code: err.code, version: err.version }, err.message) : log.error({ err }, "node API error");
   const backend = await ControlNodeBackend.create(control, derpMap ? { onError, derpMap } : { onError });
   const api = attachNodeApi(null, backend, {
     ...nodeLimits,
