@@ -3,6 +3,9 @@ import { IncrementalCompiler, compilePolicyCompact, expandCompiled, parsePolicy,
 import { CATEGORIES, loadCategory, withRegistrationOrder } from "./corpus.js";
 import { SYNTHETIC_POLICY, syntheticTopology } from "./synthetic.js";
 
+/** Long synchronous loops yield between steps so vitest's worker RPC is answered on a loaded machine (else "Timeout calling onTaskUpdate"). */
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 // Property: for random sequences of joins / leaves / changes, the incremental result equals
 // a full compile of the same topology, and nodes not reported as touched keep their objects.
 
@@ -107,7 +110,7 @@ describe("IncrementalCompiler", () => {
     ["rich policy (hosts by IP, prefixes, nodeAttrs, localpart SSH)", RICH_POLICY],
     ["allow-all policy (no acls) with SSH", `{"ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["root"]}]}`],
   ] as const) {
-    it(`equals a full compile over random joins/changes/leaves: ${label}`, () => {
+    it(`equals a full compile over random joins/changes/leaves: ${label}`, async () => {
       const policy = parsePolicy(text);
       for (const seed of [1, 2, 3]) {
         const rand = prng(seed);
@@ -118,6 +121,7 @@ describe("IncrementalCompiler", () => {
         let prev: CompiledPolicy | null = null;
         let incremental = 0;
         for (let step = 0; step < 40; step++) {
+          await yieldToEventLoop();
           const r = check(policy, inc, topo, prev);
           prev = r.compiled;
           if (r.incremental) incremental++;
@@ -128,11 +132,12 @@ describe("IncrementalCompiler", () => {
     }, 120_000);
   }
 
-  it("equals a full compile on corpus topologies (nodes joining one by one, then changing)", () => {
+  it("equals a full compile on corpus topologies (nodes joining one by one, then changing)", async () => {
     let cases = 0;
     for (const cat of CATEGORIES) {
       for (const c of loadCategory(cat)) {
         if (c.status !== 200) continue;
+        await yieldToEventLoop();
         const text = typeof c.policy === "string" ? c.policy : JSON.stringify(c.policy);
         let policy: Policy;
         const full = withRegistrationOrder(c);
