@@ -6,6 +6,7 @@
  * These functions give the server (and test harnesses feeding captured state) that step.
  */
 import { parsePrefix, rangeContains } from "./ip.js";
+import { userMatchesToken } from "./identity.js";
 import type { Alias, Policy } from "./model.js";
 import type { Topology, TopologyNode, TopologyUser } from "./topology.js";
 
@@ -13,8 +14,7 @@ function approverMatches(a: Alias, node: TopologyNode, user: TopologyUser | unde
   const tags = node.tags ?? [];
   const matchesUser = (token: string): boolean => {
     if (!user || tags.length > 0) return false;
-    const t = token.endsWith("@") ? token.slice(0, -1) : token;
-    return user.email === t || user.name === t;
+    return userMatchesToken(token, user);
   };
   switch (a.kind) {
     case "tag":

@@ -403,5 +403,5 @@ function patchIndex(prev: TopologyIndex, policy: Policy, topology: Topology, nam
     if (l.length) byTag.set(t, l);
     else byTag.delete(t);
   }
-  return { nodes, users: prev.users, byAddr, byUser, byTag, allSubnetRoutes: prev.allSubnetRoutes };
+  return { nodes, users: prev.users, byAddr, byUser, byTag, allSubnetRoutes: prev.allSubnetRoutes, roles: prev.roles };
 }

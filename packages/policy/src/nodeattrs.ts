@@ -1,6 +1,7 @@
 /** Compilation of `nodeAttrs` (plus the tailnet's standing capabilities) into each node's CapMap. */
 import type { Policy } from "./model.js";
 import type { Resolver } from "./resolve.js";
+import { isTailnetAdmin, tailnetOwner } from "./topology.js";
 
 /** A node CapMap: capability → values (null when the capability carries none). */
 export type NodeCapMap = Record<string, unknown[] | null>;
@@ -29,19 +30,22 @@ export interface TailnetCapSettings {
 
 /**
  * node index → CapMap. Every node gets the standing capabilities, the tailnet display name
- * (the owner's login), is-owner (tagged nodes and the owner's devices) or is-admin (user
- * devices), then the policy's nodeAttrs and randomizeClientPort.
+ * (the first user's login), is-owner (tagged nodes and the owner's devices), is-admin
+ * (devices of users whose role is owner or admin; members' devices do not get it), then
+ * the policy's nodeAttrs and randomizeClientPort.
  */
 export function compileNodeAttrs(policy: Policy, resolver: Resolver, settings: TailnetCapSettings = {}): Map<number, NodeCapMap> {
   const out = new Map<number, NodeCapMap>();
-  const owner = [...resolver.topo.users].sort((a, b) => a.id - b.id)[0];
-  for (const n of resolver.topo.nodes) {
+  const topo = resolver.topo;
+  const first = [...topo.users].sort((a, b) => a.id - b.id)[0];
+  const owner = tailnetOwner(topo);
+  for (const n of topo.nodes) {
     const m: NodeCapMap = {};
     for (const c of STANDING_CAPS) m[c] = null;
     m["default-auto-update"] = [settings.autoUpdate ?? false];
-    if (owner) m["tailnet-display-name"] = [owner.email];
+    if (first) m["tailnet-display-name"] = [first.email];
     if (n.tagged || (owner && n.user?.id === owner.id)) m["https://tailscale.com/cap/is-owner"] = null;
-    if (!n.tagged) m["https://tailscale.com/cap/is-admin"] = null;
+    if (!n.tagged && n.user && isTailnetAdmin(topo, n.user)) m["https://tailscale.com/cap/is-admin"] = null;
     if (policy.randomizeClientPort) m["randomize-client-port"] = null;
     out.set(n.idx, m);
   }

@@ -1,7 +1,8 @@
 /** Resolution of aliases to node sets and address sets against a topology. */
 import { IPSet, TAILNET_RANGES, ALL_RANGES, type IPRange } from "./ip.js";
 import type { Alias, Policy } from "./model.js";
-import { addressKey, type NodeInfo, type TopologyIndex, type TopologyUser } from "./topology.js";
+import { userMatchesToken } from "./identity.js";
+import { addressKey, isTailnetAdmin, tailnetOwner, type NodeInfo, type TopologyIndex, type TopologyUser } from "./topology.js";
 
 /** What an alias (or a list of them) stands for. */
 export interface Resolved {
@@ -30,10 +31,12 @@ export class Resolver {
     readonly topo: TopologyIndex,
   ) {}
 
-  /** Finds a user by "email", "name@" or "name". */
+  /**
+   * Finds the user a policy token names: the one whose login name (e-mail, else `name@`)
+   * equals the token case-insensitively ({@link userMatchesToken}, the one identity rule).
+   */
   findUser(token: string): TopologyUser | undefined {
-    const t = token.endsWith("@") ? token.slice(0, -1) : token;
-    return this.topo.users.find((u) => u.email === t) ?? this.topo.users.find((u) => u.name === t);
+    return this.topo.users.find((u) => userMatchesToken(token, u));
   }
 
   /** Resolves one alias. autogroup:self and autogroup:internet resolve to nothing here. */
@@ -96,7 +99,7 @@ export class Resolver {
         return this.fromNodes(this.userNodes(this.findUser(a.name)));
       case "userDomain": {
         const d = a.domain.toLowerCase();
-        const users = topo.users.filter((u) => u.email.toLowerCase().endsWith("@" + d));
+        const users = topo.users.filter((u) => u.email !== "" && u.email.toLowerCase().endsWith("@" + d));
         return this.fromNodes(users.flatMap((u) => this.userNodes(u)));
       }
       case "group": {
@@ -130,10 +133,10 @@ export class Resolver {
           case "tagged":
             return this.fromNodes(topo.nodes.filter((n) => n.tagged));
           case "admin":
-            // Every user of the tailnet model is an admin: their devices.
-            return this.fromNodes(topo.nodes.filter((n) => !n.tagged && n.user));
+            // Devices of users whose role is admin or owner (Tailscale: the owner administers too).
+            return this.fromNodes(topo.nodes.filter((n) => !n.tagged && n.user && isTailnetAdmin(topo, n.user)));
           case "owner": {
-            const owner = [...topo.users].sort((x, y) => x.id - y.id)[0];
+            const owner = tailnetOwner(topo);
             return this.fromNodes(owner ? (topo.byUser.get(owner.id) ?? []) : []);
           }
           case "danger-all":

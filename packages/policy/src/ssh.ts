@@ -46,6 +46,20 @@ export function validateSshDomains(rules: readonly SshRule[], users: readonly To
   });
 }
 
+/**
+ * The local user a `localpart:*@domain` rule maps `u` to: the local part of the user's
+ * e-mail when its domain is `domain` (case-insensitive), else null. Never `root`: a
+ * localpart mapping cannot grant root (a user whose e-mail is `root@domain` gets no
+ * mapping from it); root is reachable only when the rule lists `root` itself.
+ */
+export function localpartOf(u: TopologyUser, domain: string): string | null {
+  const at = u.email.lastIndexOf("@");
+  if (at <= 0 || u.email.slice(at + 1).toLowerCase() !== domain.toLowerCase()) return null;
+  const lp = u.email.slice(0, at);
+  // Case-insensitive: some systems (macOS directory services) resolve "Root" to root.
+  return lp.toLowerCase() === "root" ? null : lp;
+}
+
 interface RulePrep {
   rule: SshRule;
   src: Resolved;
@@ -96,8 +110,8 @@ export class SshCompiler {
         if (!m) continue;
         localparts ??= new Map();
         for (const usr of topo.users) {
-          const at = usr.email.lastIndexOf("@");
-          if (at >= 0 && usr.email.slice(at + 1).toLowerCase() === m[1].toLowerCase()) localparts.set(usr.id, usr.email.slice(0, at));
+          const lp = localpartOf(usr, m[1]);
+          if (lp !== null) localparts.set(usr.id, lp);
         }
       }
       const userNodes = new Map<number, NodeInfo[]>();

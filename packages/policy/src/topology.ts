@@ -1,5 +1,6 @@
 /** The tailnet state a policy is compiled against (the corpus `topology` shape) and its indexed form. */
 import { PolicyError } from "./errors.js";
+import { isAdminRole, isUserRole, loginName, type UserRole } from "./identity.js";
 import { formatPrefixFull, isExitRoute, parseAddr, parsePrefix, type IPRange } from "./ip.js";
 
 /** A user of the tailnet. */
@@ -8,8 +9,14 @@ export interface TopologyUser {
   id: number;
   /** Login name ("odin"). */
   name: string;
-  /** Email ("odin@example.com"). */
+  /** Email ("odin@example.com"); "" for a user without one (login name `name@`). */
   email: string;
+  /**
+   * Role (Tailscale's Owner/Admin/Member). When absent: the lowest-id user is the owner
+   * unless some user is explicitly `owner`, everyone else is `admin` — what Tailscale's
+   * conformance captures were taken with.
+   */
+  role?: UserRole;
 }
 
 /** A node of the tailnet. */
@@ -89,6 +96,39 @@ export interface TopologyIndex {
   byTag: Map<string, NodeInfo[]>;
   /** Every approved subnet route (deduplicated, first-seen order). */
   allSubnetRoutes: string[];
+  /** user id → effective role ({@link userRoles}). */
+  roles: Map<number, UserRole>;
+}
+
+/**
+ * Each user's effective role: the given `role`, else `owner` for the lowest-id user when no
+ * user is explicitly the owner, else `admin`. Throws PolicyError for an unknown role.
+ */
+export function userRoles(users: readonly TopologyUser[]): Map<number, UserRole> {
+  for (const [i, u] of users.entries()) {
+    if (u.role !== undefined && !isUserRole(u.role)) {
+      throw new PolicyError("invalid-topology", `topology.users[${i}].role: ${JSON.stringify(u.role)} is not one of owner, admin, member`);
+    }
+  }
+  const explicitOwner = users.some((u) => u.role === "owner");
+  const first = [...users].sort((a, b) => a.id - b.id)[0];
+  return new Map(users.map((u) => [u.id, u.role ?? (!explicitOwner && u === first ? "owner" : "admin")]));
+}
+
+/** The tailnet's owner (lowest id among users whose effective role is owner), or null. */
+export function tailnetOwner(topo: Pick<TopologyIndex, "users" | "roles">): TopologyUser | null {
+  return [...topo.users].sort((a, b) => a.id - b.id).find((u) => topo.roles.get(u.id) === "owner") ?? null;
+}
+
+/** Whether the user administers the tailnet (effective role owner or admin). */
+export function isTailnetAdmin(topo: Pick<TopologyIndex, "roles">, u: TopologyUser): boolean {
+  const r = topo.roles.get(u.id);
+  return r !== undefined && isAdminRole(r);
+}
+
+/** A topology user's login name (its e-mail, else `name@`), see identity.ts. */
+export function userLogin(u: TopologyUser): string {
+  return loginName(u);
 }
 
 function addrKey(v6: boolean, n: bigint): string {
@@ -171,5 +211,5 @@ export function indexTopology(topo: Topology): TopologyIndex {
       byTag.set(t, l);
     }
   }
-  return { nodes, users, byAddr, byUser, byTag, allSubnetRoutes };
+  return { nodes, users, byAddr, byUser, byTag, allSubnetRoutes, roles: userRoles(users) };
 }
