@@ -60,6 +60,14 @@ export class UnauthorizedError extends ControlError {
   }
 }
 
+/** The caller is known but its role does not allow the operation (403). */
+export class ForbiddenError extends ControlError {
+  constructor(message: string, code = "forbidden") {
+    super(code, message, 403);
+    this.name = "ForbiddenError";
+  }
+}
+
 /** The policy was rejected by the policy compiler (400, message names line:column). */
 export class PolicyRejectedError extends ControlError {
   constructor(message: string) {

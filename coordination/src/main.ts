@@ -156,10 +156,11 @@ export function buildProgram(): Command {
     .option("--password-stdin", "read the password from standard input")
     .option("--email <email>", "login e-mail (what policies name); default <name>@")
     .option("--display-name <name>", "display name")
+    .option("--role <role>", "owner, admin or member (default: owner for the first user, else member)")
     .action(async (name: string, o, cmd: Command) => {
       let password: string | undefined = o.password;
       if (o.passwordStdin) password = readFileSync(0, "utf8").split(/\r?\n/)[0];
-      const r = await adminRequest(socketOf(cmd), "POST", "/users", { name, password, email: o.email, displayName: o.displayName });
+      const r = await adminRequest(socketOf(cmd), "POST", "/users", { name, password, email: o.email, displayName: o.displayName, role: o.role });
       print(`created user ${r.user.name} (id ${r.user.id})`);
     });
   users
@@ -168,7 +169,14 @@ export function buildProgram(): Command {
     .action(async (o, cmd: Command) => {
       const r = await adminRequest(socketOf(cmd), "GET", "/users");
       if (o.json) return print(JSON.stringify(r.users, null, 2));
-      print(table([["ID", "NAME", "EMAIL", "CREATED"], ...r.users.map((u: any) => [String(u.id), u.name, u.email ?? "-", u.createdAt])]));
+      print(table([["ID", "NAME", "EMAIL", "CREATED", "ROLE"], ...r.users.map((u: any) => [String(u.id), u.name, u.email ?? "-", u.createdAt, u.role])]));
+    });
+  users
+    .command("set-role <name> <role>")
+    .description("set a user's role: owner (transfers ownership; the old owner becomes admin), admin or member")
+    .action(async (name: string, role: string, _o, cmd: Command) => {
+      const r = await adminRequest(socketOf(cmd), "POST", `/users/${encodeURIComponent(name)}/role`, { role });
+      print(`${r.user.name}: role ${r.user.role}`);
     });
   users.command("delete <name>").action(async (name: string, _o, cmd: Command) => {
     await adminRequest(socketOf(cmd), "DELETE", `/users/${encodeURIComponent(name)}`);
@@ -325,13 +333,14 @@ export function buildProgram(): Command {
     .command("create")
     .option("--description <text>", "what the key is for")
     .option("--expiry <duration>", "lifetime, 1d to 365d (default 90d)")
+    .option("--user <user>", "the key acts for this owner/admin and stops working when they lose the role (default: an admin key)")
     .action(async (o, cmd: Command) => {
-      const r = await adminRequest(socketOf(cmd), "POST", "/apikeys", { description: o.description, expiry: o.expiry });
+      const r = await adminRequest(socketOf(cmd), "POST", "/apikeys", { description: o.description, expiry: o.expiry, user: o.user });
       print(r.key);
     });
   apikeys.command("list").action(async (_o, cmd: Command) => {
     const r = await adminRequest(socketOf(cmd), "GET", "/apikeys");
-    print(table([["ID", "PREFIX", "DESCRIPTION", "EXPIRES", "REVOKED"], ...r.apiKeys.map((k: any) => [String(k.id), k.prefix, k.description ?? "-", k.expiresAt, k.revoked ? "yes" : "no"])]));
+    print(table([["ID", "PREFIX", "DESCRIPTION", "EXPIRES", "REVOKED", "USER"], ...r.apiKeys.map((k: any) => [String(k.id), k.prefix, k.description ?? "-", k.expiresAt, k.revoked ? "yes" : "no", k.user ?? "-"])]));
   });
   apikeys.command("revoke <id>").action(async (id: string, _o, cmd: Command) => {
     await adminRequest(socketOf(cmd), "DELETE", `/apikeys/${encodeURIComponent(id)}`);

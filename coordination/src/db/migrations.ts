@@ -2,7 +2,7 @@
  * Schema migrations, shared by SQLite and PostgreSQL. Each migration is applied once,
  * inside a transaction, and recorded in Kysely's migration table.
  */
-import { Migrator, type Kysely, type Migration, type MigrationProvider } from "kysely";
+import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from "kysely";
 import type { Database } from "./schema.js";
 
 /** Which SQL engine a database uses. */
@@ -139,11 +139,39 @@ function registrationSource(): Migration {
   };
 }
 
+/**
+ * Identity rules (issue 6, A4/A8/B4):
+ * - `users.role` ('owner' | 'admin' | 'member', default 'member'). Existing users: the
+ *   first created (lowest id) becomes the owner, everyone else a member — Tailscale's
+ *   default for people who join a tailnet; promote admins with `users set-role`.
+ *   A partial unique index allows at most one owner.
+ * - E-mail addresses are unique case-insensitively (unique index on lower(email)).
+ *   Existing duplicates: the earliest-created user keeps the address; later users with the
+ *   same address (any case) lose it (email set to NULL, so their login name becomes
+ *   `name@` and they stop matching policies that name the address).
+ * - `api_keys.user_id`: the user an API key acts for (null: created over the admin socket,
+ *   acts as an administrator). Deleting the user deletes their keys.
+ */
+function identityRules(): Migration {
+  return {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema.alterTable("users").addColumn("role", "text", (c) => c.notNull().defaultTo("member")).execute();
+      await sql`UPDATE users SET role = 'owner' WHERE id = (SELECT min(id) FROM users)`.execute(db);
+      await sql`UPDATE users SET email = NULL WHERE email IS NOT NULL AND EXISTS (
+        SELECT 1 FROM users AS earlier WHERE lower(earlier.email) = lower(users.email) AND earlier.id < users.id)`.execute(db);
+      await db.schema.createIndex("users_email_lower_idx").on("users").expression(sql`lower(email)`).unique().execute();
+      await db.schema.createIndex("users_name_lower_idx").on("users").expression(sql`lower(name)`).unique().execute();
+      await db.schema.createIndex("users_one_owner_idx").on("users").column("role").unique().where(sql.ref("role"), "=", "owner").execute();
+      await db.schema.alterTable("api_keys").addColumn("user_id", "integer", (c) => c.references("users.id").onDelete("cascade")).execute();
+    },
+  };
+}
+
 /** Applies every pending migration; throws with the failing migration's error. */
 export async function migrate(db: Kysely<Database>, kind: DbKind): Promise<void> {
   const provider: MigrationProvider = {
     async getMigrations() {
-      return { "0001_initial": initial(kind), "0002_oidc_identity": oidcIdentity(), "0003_registration_source": registrationSource() };
+      return { "0001_initial": initial(kind), "0002_oidc_identity": oidcIdentity(), "0003_registration_source": registrationSource(), "0004_identity_rules": identityRules() };
     },
   };
   const migrator = new Migrator({ db, provider });

@@ -18,6 +18,8 @@ export interface UsersTable {
   oidc_issuer: Generated<string | null>;
   /** OIDC `sub` claim, unique together with the issuer. */
   oidc_subject: Generated<string | null>;
+  /** 'owner' (at most one), 'admin' or 'member'; see @lattice/policy identity.ts. */
+  role: Generated<string>;
 }
 
 /** Pre-authentication keys, stored as SHA-256 of the secret, found by a public prefix. */
@@ -85,6 +87,8 @@ export interface ApiKeysTable {
   expires_at: number;
   revoked_at: number | null;
   last_used: number | null;
+  /** The user the key acts for (null: created over the admin socket, acts as an admin). */
+  user_id: Generated<number | null>;
 }
 
 /** Web login sessions (the cookie carries the id, signed). */

@@ -9,13 +9,16 @@ import { ControlError, NotFoundError } from "../errors.js";
 import { parseDuration } from "../duration.js";
 import { readJson, sendJson } from "./json.js";
 import { decodePathParam } from "./decode.js";
+import { SOCKET_PRINCIPAL, type ApiPrincipal } from "../services/apikeys.js";
 
 const CreateUser = z.strictObject({
   name: z.string(),
   password: z.string().optional(),
   email: z.string().optional(),
   displayName: z.string().optional(),
+  role: z.string().optional(),
 });
+const SetRole = z.strictObject({ role: z.string() });
 const CreateKey = z.strictObject({
   user: z.string().optional(),
   reusable: z.boolean().optional(),
@@ -24,14 +27,14 @@ const CreateKey = z.strictObject({
   tags: z.array(z.string()).optional(),
   expiry: z.string().optional(),
 });
-const CreateApiKey = z.strictObject({ description: z.string().optional(), expiry: z.string().optional() });
+const CreateApiKey = z.strictObject({ description: z.string().optional(), expiry: z.string().optional(), user: z.string().optional() });
 const Tags = z.strictObject({ tags: z.array(z.string()) });
 const Rename = z.strictObject({ name: z.string() });
 const Routes = z.strictObject({ routes: z.array(z.string()).max(1000), mode: z.enum(["add", "remove", "replace"]).optional() });
 const PolicyBody = z.strictObject({ policy: z.string() });
 const Empty = z.strictObject({});
 
-type Handler = (req: IncomingMessage, params: string[]) => Promise<{ status?: number; body: unknown }>;
+type Handler = (req: IncomingMessage, params: string[], caller: ApiPrincipal) => Promise<{ status?: number; body: unknown }>;
 
 interface Route {
   method: string;
@@ -39,13 +42,19 @@ interface Route {
   handler: Handler;
 }
 
-/** Builds the API request handler; returns false when the path is not an API path. */
-export function createApiHandler(control: Control): (req: IncomingMessage, res: ServerResponse, path: string) => Promise<boolean> {
+/**
+ * Builds the API request handler; returns false when the path is not an API path.
+ * `caller` is who the request acts for (default: the admin socket); every route is an
+ * administrative operation, so the caller was checked to be an owner/admin (or an admin
+ * key) by {@link ApiKeyService.verify} before this runs.
+ */
+export function createApiHandler(control: Control): (req: IncomingMessage, res: ServerResponse, path: string, caller?: ApiPrincipal) => Promise<boolean> {
   const c = control;
   const seg = "([^/]+)";
   const routes: Route[] = [
     { method: "GET", pattern: /^\/users$/, handler: async () => ({ body: { users: await c.users.list() } }) },
     { method: "POST", pattern: /^\/users$/, handler: async (req) => ({ status: 201, body: { user: await c.users.create(await readJson(req, CreateUser)) } }) },
+    { method: "POST", pattern: new RegExp(`^/users/${seg}/role$`), handler: async (req, [name]) => ({ body: { user: await c.users.setRole(name!, (await readJson(req, SetRole)).role) } }) },
     {
       method: "DELETE",
       pattern: new RegExp(`^/users/${seg}$`),
@@ -103,9 +112,9 @@ export function createApiHandler(control: Control): (req: IncomingMessage, res: 
     {
       method: "POST",
       pattern: /^\/apikeys$/,
-      handler: async (req) => {
+      handler: async (req, _p, caller) => {
         const b = await readJson(req, CreateApiKey);
-        return { status: 201, body: await c.apiKeys.create(b.description, b.expiry !== undefined ? parseDuration(b.expiry, "expiry") : undefined) };
+        return { status: 201, body: await c.apiKeys.create(b.description, b.expiry !== undefined ? parseDuration(b.expiry, "expiry") : undefined, b.user, caller) };
       },
     },
     {
@@ -118,7 +127,7 @@ export function createApiHandler(control: Control): (req: IncomingMessage, res: 
     },
   ];
 
-  return async (req, res, path) => {
+  return async (req, res, path, caller = SOCKET_PRINCIPAL) => {
     if (!path.startsWith("/api/v1/") && path !== "/api/v1") return false;
     const sub = path.slice("/api/v1".length) || "/";
     let pathMatched = false;
@@ -128,7 +137,7 @@ export function createApiHandler(control: Control): (req: IncomingMessage, res: 
       pathMatched = true;
       if (r.method !== req.method) continue;
       const params = m.slice(1).map((p, i) => decodePathParam(p, `#${i + 1} of ${path}`));
-      const out = await r.handler(req, params);
+      const out = await r.handler(req, params, caller);
       sendJson(res, out.status ?? 200, out.body);
       return true;
     }

@@ -89,8 +89,8 @@ export function createMainServer(control: Control, opts: MainServerOptions): htt
         const auth = String(req.headers.authorization ?? "");
         const m = /^Bearer\s+(\S+)$/i.exec(auth);
         if (!m) throw new UnauthorizedError("missing Authorization: Bearer <API key>");
-        await control.apiKeys.verify(m[1]!);
-        if (await api(req, res, url.pathname)) return;
+        const caller = await control.apiKeys.verify(m[1]!); // 401 bad key, 403 key of a non-admin
+        if (await api(req, res, url.pathname, caller)) return;
       }
       if (await web(req, res, url)) return;
       sendJson(res, 404, { error: { code: "not_found", message: `no such page: ${url.pathname}` } });

@@ -14,6 +14,8 @@ import { safeRedirectPath } from "./redirect.js";
 import { LoginThrottle, type LoginThrottleOptions } from "./login-throttle.js";
 
 export { parseCookies } from "./decode.js";
+import { confirmBody } from "./confirm-page.js";
+import { loginName } from "@lattice/policy";
 
 const SESSION_COOKIE = "lattice_session";
 const CSRF_COOKIE = "lattice_csrf";
@@ -192,17 +194,26 @@ export function createWebHandler(c: Control, opts: WebHandlerOptions) {
           send(res, 200, page("Device registered", `<p>This device is already registered.</p>`));
           return true;
         }
-        const host = pending.input.hostname ?? "unknown";
+        const existingRow = await c.nodes.byMachineKey(pending.machine_key);
+        const ownerRow = existingRow?.user_id != null ? await c.db.kysely.selectFrom("users").selectAll().where("id", "=", existingRow.user_id).executeTakeFirst() : undefined;
+        const body = confirmBody(
+          {
+            input: pending.input,
+            machineKey: pending.machine_key,
+            user: session.user,
+            policy: (await c.policies.current()).policy,
+            existing: existingRow ? { row: existingRow, ownerLogin: ownerRow ? loginName(ownerRow) : null } : null,
+            nodeKeyExpiryMs: c.ctx.options.nodeKeyExpiryMs,
+            ephemeralTimeoutMs: c.ctx.options.ephemeralTimeoutMs,
+            now: c.ctx.now(),
+          },
+          esc,
+          `<form method="post" action="${esc(path)}"><input type="hidden" name="csrf" value="${esc(token)}"><button type="submit">Register device</button></form>`,
+        );
         send(
           res,
-          200,
-          page(
-            "Register device",
-            `<div class="box"><p>Add the machine <b>${esc(host)}</b> to the tailnet as <b>${esc(session.user.name)}</b>?</p>
-<p><small>Machine key: <code>${esc(pending.machine_key)}</code></small></p>
-<form method="post" action="${esc(path)}"><input type="hidden" name="csrf" value="${esc(token)}"><button type="submit">Register device</button></form></div>
-<form method="post" action="/logout"><input type="hidden" name="csrf" value="${esc(token)}"><button type="submit">Log out</button></form>`,
-          ),
+          body.allowed ? 200 : 403,
+          page("Register device", `${body.html}\n<form method="post" action="/logout"><input type="hidden" name="csrf" value="${esc(token)}"><button type="submit">Log out</button></form>`),
         );
         return true;
       }

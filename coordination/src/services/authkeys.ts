@@ -7,7 +7,7 @@ import { makeSecret, secretMatches, splitSecret } from "./secrets.js";
 import { checkTagOwnership, normalizeTags } from "./tags.js";
 import type { PolicyService } from "./policy.js";
 import type { UserService } from "./users.js";
-import { loginName } from "./users.js";
+import { roleOf } from "./users.js";
 
 const DAY = 24 * 3600_000;
 /** Shortest allowed auth key lifetime. */
@@ -79,7 +79,7 @@ export class AuthKeyService {
     if (!user && tags.length === 0) throw new ValidationError("user: an auth key needs a user or tags (a node is owned by a user or tagged)");
     if (tags.length > 0) {
       const { policy } = await this.policies.current();
-      checkTagOwnership(policy, tags, user ? { admin: false, login: loginName(user), name: user.name } : { admin: true });
+      checkTagOwnership(policy, tags, user ? { admin: false, user: { ...user, role: roleOf(user) } } : { admin: true });
     }
     const secret = makeSecret("lkey", this.ctx.random);
     const now = this.ctx.now();

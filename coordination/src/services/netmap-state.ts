@@ -3,7 +3,7 @@
  * policy (compiled by netmap-builder.ts). Pure functions plus a small cache so unchanged
  * nodes stay the same objects.
  */
-import type { CompiledPolicy } from "@lattice/policy";
+import { loginName, type CompiledPolicy } from "@lattice/policy";
 import type { DERPMap, DNSConfig, Node, NodeID, UserID, UserProfile } from "@lattice/types";
 import type { NodeRow, UserRow } from "../db/schema.js";
 import type { NetmapState } from "../mapper/types.js";
@@ -67,9 +67,11 @@ function renderNode(r: NodeRow, domain: string, primary: readonly string[], now:
   return n;
 }
 
-function profiles(users: readonly UserRow[], domain: string): Map<UserID, UserProfile> {
+// LoginName follows the one identity rule (e-mail, else `name@`), so no two users ever show
+// peers the same login (apps authorize by it, e.g. Serve's Tailscale-User-Login header).
+function profiles(users: readonly UserRow[], _domain: string): Map<UserID, UserProfile> {
   const m = new Map<UserID, UserProfile>();
-  for (const u of users) m.set(u.id, { ID: u.id, LoginName: u.email ?? `${u.name}@${domain}`, DisplayName: u.display_name ?? u.name });
+  for (const u of users) m.set(u.id, { ID: u.id, LoginName: loginName(u), DisplayName: u.display_name ?? u.name });
   m.set(TAGGED_DEVICES_USER_ID, { ID: TAGGED_DEVICES_USER_ID, LoginName: "tagged-devices", DisplayName: "Tagged Devices" });
   return m;
 }

@@ -18,6 +18,7 @@
 import type { MachineKeyString, NodeID, NodeKeyString, RegisterRequest, RegisterResponse } from "@lattice/types";
 import type { ChangeBus } from "../changes/bus.js";
 import type { NodeRow, UserRow } from "../db/schema.js";
+import { loginName } from "@lattice/policy";
 import { ControlError } from "../errors.js";
 import { mergeChanges, type Change, type NetmapState, type VersionedChange } from "../mapper/types.js";
 import { NodeBackendError, type MapAuthorization, type NodeBackend, type NodeUpdate, type RequestOrigin } from "../nodeapi/backend.js";
@@ -210,7 +211,7 @@ export class ControlNodeBackend implements NodeBackend {
     const tagged = node != null && node.user_id == null;
     const id = user?.id ?? (tagged ? TAGGED_DEVICES_USER_ID : 0);
     const name = user ? user.display_name ?? user.name : tagged ? "Tagged Devices" : "";
-    const login = user ? user.email ?? `${user.name}@${this.#domain}` : tagged ? "tagged-devices" : "";
+    const login = user ? loginName(user) : tagged ? "tagged-devices" : "";
     return {
       User: { ID: id, DisplayName: name },
       Login: { ID: id, Provider: "lattice", LoginName: login, DisplayName: name },

@@ -14,6 +14,7 @@ import { allocateIPv4, highestIPv4, ipv6For } from "./addresses.js";
 import { sanitizeHostname, uniqueName, validateGivenName } from "./names.js";
 import { checkTagOwnership, normalizeTags } from "./tags.js";
 import { peerHostinfo } from "../mapper/peer-hostinfo.js";
+import { roleOf } from "./users.js";
 import type { AuthKeyService } from "./authkeys.js";
 import type { PolicyHealth, PolicyService } from "./policy.js";
 
@@ -231,7 +232,7 @@ export class NodeService {
     const tags = normalizeTags(input.requestTags ?? [], "RequestTags");
     if (tags.length > 0) {
       const { policy } = await this.policies.current();
-      checkTagOwnership(policy, tags, { admin: false, login: user.email ?? `${user.name}@`, name: user.name });
+      checkTagOwnership(policy, tags, { admin: false, user: { ...user, role: roleOf(user) } });
     }
     return this.withRetry((tx) =>
       this.upsert(tx, input, { userId: tags.length ? null : userId, tags, approved: true, ephemeral: !!input.ephemeral, authKeyId: null }),

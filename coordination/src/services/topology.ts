@@ -1,8 +1,9 @@
 /** The policy compiler's view of the tailnet (users + approved nodes), built from the database. */
-import type { Topology } from "@lattice/policy";
+import { loginName, type Topology } from "@lattice/policy";
 import type { NodeRow, UserRow } from "../db/schema.js";
 import type { ServiceContext } from "./context.js";
 import { parseJson } from "./context.js";
+import { roleOf } from "./users.js";
 
 /**
  * Builds a compiler topology from rows (approved nodes only): keys are the MagicDNS names
@@ -12,7 +13,7 @@ import { parseJson } from "./context.js";
 export function topologyFrom(users: readonly UserRow[], nodes: readonly NodeRow[]): Topology {
   const byId = new Map(users.map((u) => [u.id, u]));
   const out: Topology = {
-    users: users.map((u) => ({ id: u.id, name: u.name, email: u.email ?? `${u.name}@` })),
+    users: users.map((u) => ({ id: u.id, name: u.name, email: loginName(u), role: roleOf(u) })),
     nodes: {},
   };
   for (const n of nodes) {

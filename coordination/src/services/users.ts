@@ -1,6 +1,15 @@
-/** Local user accounts: create, list, delete, password check. */
-import type { Selectable } from "kysely";
-import type { UserRow, UsersTable } from "../db/schema.js";
+/**
+ * Local user accounts: create, list, delete, roles, password check, OIDC linking.
+ *
+ * Identity rules (issue 6): a user's login name is their e-mail, else `name@`
+ * (`loginName` of @lattice/policy, the one rule shared with the compiler). Names and
+ * e-mail addresses are unique, compared case-insensitively (checked here with typed
+ * errors, and enforced by unique indexes on lower(name) / lower(email)). Roles follow
+ * Tailscale: exactly one owner (the first user), admins, members (the default).
+ */
+import type { Selectable, Transaction } from "kysely";
+import { isUserRole, loginName as policyLoginName, USER_ROLES, type UserRole } from "@lattice/policy";
+import type { Database, UserRow, UsersTable } from "../db/schema.js";
 import { isUniqueViolation } from "../db/open.js";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.js";
 import type { ServiceContext } from "./context.js";
@@ -14,6 +23,8 @@ export interface UserView {
   displayName: string | null;
   hasPassword: boolean;
   createdAt: string;
+  /** owner, admin or member. */
+  role: UserRole;
 }
 
 /** Input for {@link UserService.create}. */
@@ -22,6 +33,26 @@ export interface CreateUserInput {
   password?: string | undefined;
   email?: string | undefined;
   displayName?: string | undefined;
+  /** Default: owner for the tailnet's first user, else member. */
+  role?: string | undefined;
+}
+
+/** A user's role as stored (unknown values read as member, the least privilege). */
+export function roleOf(u: { role: string }): UserRole {
+  return isUserRole(u.role) ? u.role : "member";
+}
+
+/** The identity is already taken by another user (409, code `email_taken` / `user_exists` / `owner_exists`). */
+export class IdentityConflictError extends ConflictError {
+  constructor(code: "email_taken" | "user_exists" | "owner_exists", message: string) {
+    super(code, message);
+    this.name = "IdentityConflictError";
+  }
+}
+
+function parseRole(role: string, field = "role"): UserRole {
+  if (!isUserRole(role)) throw new ValidationError(`${field}: ${JSON.stringify(role)} is not one of ${USER_ROLES.join(", ")}`);
+  return role;
 }
 
 const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
@@ -35,12 +66,13 @@ export function userView(u: Selectable<UsersTable>): UserView {
     displayName: u.display_name,
     hasPassword: u.password_hash != null,
     createdAt: new Date(u.created_at).toISOString(),
+    role: roleOf(u),
   };
 }
 
-/** The login name policies use for a user: the e-mail when set, else `name@`. */
+/** The login name policies use for a user: the e-mail when set, else `name@` (see @lattice/policy identity.ts). */
 export function loginName(u: { name: string; email: string | null }): string {
-  return u.email ?? `${u.name}@`;
+  return policyLoginName(u);
 }
 
 /** A verified identity from an OIDC provider. */
@@ -64,7 +96,11 @@ export function userNameBase(s: string): string {
 export class UserService {
   constructor(private readonly ctx: ServiceContext) {}
 
-  /** Creates a user; the name must be a lowercase DNS-ish label and unique. */
+  /**
+   * Creates a user; the name must be a lowercase DNS-ish label. Throws ValidationError for
+   * bad fields, IdentityConflictError when the name or (case-insensitively) the e-mail is
+   * taken, or when `role` is owner and the tailnet has one. The first user is the owner.
+   */
   async create(input: CreateUserInput): Promise<UserView> {
     if (!NAME_RE.test(input.name)) {
       throw new ValidationError(`name: ${JSON.stringify(input.name)} must be 1-63 characters of a-z, 0-9, '.', '_', '-' starting with a letter or digit`);
@@ -75,25 +111,81 @@ export class UserService {
     if (input.email !== undefined && !/^[^@\s]+@[^@\s]+$/.test(input.email)) {
       throw new ValidationError(`email: ${JSON.stringify(input.email)} is not an e-mail address`);
     }
+    const wanted = input.role !== undefined ? parseRole(input.role) : undefined;
     const hash = input.password !== undefined ? await hashPassword(input.password, this.ctx.random(16)) : null;
     try {
-      const row = await this.ctx.db.kysely
-        .insertInto("users")
-        .values({
-          name: input.name,
-          email: input.email ?? null,
-          display_name: input.displayName ?? null,
-          password_hash: hash,
-          created_at: this.ctx.now(),
-        })
-        .returningAll()
-        .executeTakeFirstOrThrow();
+      const row = await this.ctx.db.kysely.transaction().execute(async (tx) => {
+        await this.checkIdentityFree(tx, input.name, input.email ?? null);
+        const hasOwner = await tx.selectFrom("users").select("id").where("role", "=", "owner").executeTakeFirst();
+        if (!hasOwner && wanted !== undefined && wanted !== "owner") {
+          throw new ValidationError(`role: the tailnet's first user is its owner; ${JSON.stringify(wanted)} is not possible for ${JSON.stringify(input.name)}`);
+        }
+        if (hasOwner && wanted === "owner") {
+          throw new IdentityConflictError("owner_exists", "role: the tailnet already has an owner; transfer ownership with `users set-role <name> owner`");
+        }
+        return tx
+          .insertInto("users")
+          .values({
+            name: input.name,
+            email: input.email ?? null,
+            display_name: input.displayName ?? null,
+            password_hash: hash,
+            created_at: this.ctx.now(),
+            role: hasOwner ? (wanted ?? "member") : "owner",
+          })
+          .returningAll()
+          .executeTakeFirstOrThrow();
+      });
       this.ctx.bus.publish({ userProfilesChanged: true });
       return userView(row);
     } catch (e) {
-      if (isUniqueViolation(e)) throw new ConflictError("user_exists", `user ${JSON.stringify(input.name)} already exists`);
+      if (isUniqueViolation(e)) {
+        throw new IdentityConflictError("user_exists", `user ${JSON.stringify(input.name)}${input.email ? ` or e-mail ${JSON.stringify(input.email)}` : ""} already exists`);
+      }
       throw e;
     }
+  }
+
+  /**
+   * Throws IdentityConflictError when another user has this name or e-mail (both compared
+   * case-insensitively, like the database's unique indexes).
+   */
+  private async checkIdentityFree(tx: Transaction<Database>, name: string, email: string | null): Promise<void> {
+    const byName = await tx.selectFrom("users").select("name").where((eb) => eb(eb.fn("lower", ["name"]), "=", name.toLowerCase())).executeTakeFirst();
+    if (byName) throw new IdentityConflictError("user_exists", `user ${JSON.stringify(name)} already exists`);
+    if (email === null) return;
+    const byEmail = await tx.selectFrom("users").select("name").where((eb) => eb(eb.fn("lower", ["email"]), "=", email.toLowerCase())).executeTakeFirst();
+    if (byEmail) {
+      throw new IdentityConflictError("email_taken", `email: ${JSON.stringify(email)} already belongs to user ${JSON.stringify(byEmail.name)} (e-mail addresses are unique, compared case-insensitively)`);
+    }
+  }
+
+  /**
+   * Sets a user's role. Making someone the owner transfers ownership (the previous owner
+   * becomes an admin); the owner's own role cannot be lowered (transfer it instead).
+   */
+  async setRole(nameOrId: string, role: string): Promise<UserView> {
+    const want = parseRole(role);
+    const row = await this.ctx.db.kysely.transaction().execute(async (tx) => {
+      const user = await this.find(tx, nameOrId);
+      const current = roleOf(user);
+      if (current === want) return user;
+      if (current === "owner") {
+        throw new ConflictError("owner_required", `user ${JSON.stringify(user.name)} is the tailnet's owner; give the owner role to someone else first (users set-role <name> owner)`);
+      }
+      if (want === "owner") await tx.updateTable("users").set({ role: "admin" }).where("role", "=", "owner").execute();
+      return tx.updateTable("users").set({ role: want }).where("id", "=", user.id).returningAll().executeTakeFirstOrThrow();
+    });
+    this.ctx.bus.publish({ userProfilesChanged: true });
+    return userView(row);
+  }
+
+  private async find(tx: Transaction<Database>, nameOrId: string): Promise<Selectable<UsersTable>> {
+    const user =
+      (await tx.selectFrom("users").selectAll().where("name", "=", nameOrId).executeTakeFirst()) ??
+      (/^\d+$/.test(nameOrId) ? await tx.selectFrom("users").selectAll().where("id", "=", Number(nameOrId)).executeTakeFirst() : undefined);
+    if (!user) throw new NotFoundError("user", nameOrId);
+    return user;
   }
 
   /** All users, by id. */
@@ -121,14 +213,16 @@ export class UserService {
   /** Deletes a user that owns no nodes (their auth keys and sessions go with them). */
   async delete(nameOrId: string): Promise<void> {
     await this.ctx.db.kysely.transaction().execute(async (tx) => {
-      const user = await tx.selectFrom("users").selectAll().where("name", "=", nameOrId).executeTakeFirst()
-        ?? (/^\d+$/.test(nameOrId) ? await tx.selectFrom("users").selectAll().where("id", "=", Number(nameOrId)).executeTakeFirst() : undefined);
-      if (!user) throw new NotFoundError("user", nameOrId);
+      const user = await this.find(tx, nameOrId);
+      if (roleOf(user) === "owner" && (await tx.selectFrom("users").select("id").where("id", "!=", user.id).executeTakeFirst())) {
+        throw new ConflictError("owner_required", `user ${JSON.stringify(user.name)} is the tailnet's owner; give the owner role to someone else first (users set-role <name> owner)`);
+      }
       const owned = await tx.selectFrom("nodes").select("id").where("user_id", "=", user.id).execute();
       if (owned.length > 0) {
         throw new ConflictError("user_has_nodes", `user ${JSON.stringify(user.name)} still owns ${owned.length} node(s); delete or re-tag them first`);
       }
       await tx.deleteFrom("auth_keys").where("user_id", "=", user.id).execute();
+      await tx.deleteFrom("api_keys").where("user_id", "=", user.id).execute();
       await tx.deleteFrom("web_sessions").where("user_id", "=", user.id).execute();
       await tx.deleteFrom("pending_registrations").where("user_id", "=", user.id).execute();
       await tx.deleteFrom("users").where("id", "=", user.id).execute();
@@ -138,8 +232,11 @@ export class UserService {
 
   /**
    * Maps a verified OIDC identity to a user: the one already linked to (issuer, subject),
-   * else the one with the same e-mail (which gets linked), else a new user named after the
-   * e-mail's local part (or the user name, or `sub`), made unique with a numeric suffix.
+   * else the one with the same e-mail, compared case-insensitively (which gets linked), else
+   * a new user named after the e-mail's local part (or the user name, or `sub`), made unique
+   * among all names (case-insensitively) with a numeric suffix. A provider that sends no
+   * e-mail gets a user whose login is `name@` for a fresh name: it can never take over an
+   * existing identity (name, e-mail, or another issuer/subject).
    * Throws ConflictError when the e-mail's user is linked to a different identity.
    */
   async loginOidc(id: OidcIdentity): Promise<Selectable<UsersTable>> {
@@ -171,14 +268,18 @@ export class UserService {
       }
       const base = userNameBase(id.email ? id.email.slice(0, id.email.lastIndexOf("@")) : (id.username ?? id.subject));
       const taken = new Set(
-        (await db.selectFrom("users").select("name").where((eb) => eb.or([eb("name", "=", base), eb("name", "like", `${base}-%`)])).execute()).map((r) => r.name),
+        (await db.selectFrom("users").select("name").where((eb) => eb.or([eb("name", "=", base), eb("name", "like", `${base}-%`)])).execute()).map((r) => r.name.toLowerCase()),
       );
       let name = base;
       for (let i = 2; taken.has(name); i++) name = `${base}-${i}`;
       try {
+        // The first user of a tailnet is its owner (a concurrent first login hits the
+        // one-owner index and retries as a member).
+        const hasOwner = await db.selectFrom("users").select("id").where("role", "=", "owner").executeTakeFirst();
         const row = await db
           .insertInto("users")
           .values({
+            role: hasOwner ? "member" : "owner",
             name,
             email: id.email,
             display_name: id.displayName,
