@@ -167,11 +167,21 @@ function identityRules(): Migration {
   };
 }
 
+/** Every migration by name (applied in name order); exported for upgrade tests. */
+export function migrationsFor(kind: DbKind): Record<string, Migration> {
+  return {
+    "0001_initial": initial(kind),
+    "0002_oidc_identity": oidcIdentity(),
+    "0003_registration_source": registrationSource(),
+    "0004_identity_rules": identityRules(),
+  };
+}
+
 /** Applies every pending migration; throws with the failing migration's error. */
 export async function migrate(db: Kysely<Database>, kind: DbKind): Promise<void> {
   const provider: MigrationProvider = {
     async getMigrations() {
-      return { "0001_initial": initial(kind), "0002_oidc_identity": oidcIdentity(), "0003_registration_source": registrationSource(), "0004_identity_rules": identityRules() };
+      return migrationsFor(kind);
     },
   };
   const migrator = new Migrator({ db, provider });
