@@ -101,7 +101,7 @@ describe("OIDC login (oidc-provider + lattice-control)", () => {
     expect(page.url).toBe(authUrl);
     expect(page.status).toBe(200);
     expect(page.html).toContain("oidc-laptop");
-    expect(page.html).toContain("as <b>carol</b>");
+    expect(page.html).toContain("as <b>carol@example.com</b> (user carol)");
     expect(b.cookie("127.0.0.1", "lattice_session")).toBeTruthy();
     expect(b.cookie("127.0.0.1", "lattice_oidc")).toBeUndefined(); // flow cookie cleared
     const done = await confirm(b, page);
@@ -117,21 +117,21 @@ describe("OIDC login (oidc-provider + lattice-control)", () => {
   it("maps later sign-ins to the same user, links existing users by e-mail, and makes new names unique", async () => {
     const before = (await users()).length;
     const again = await pendingNode("oidc-again");
-    expect((await signIn(new Browser(), again.authUrl, "carol")).html).toContain("as <b>carol</b>");
+    expect((await signIn(new Browser(), again.authUrl, "carol")).html).toContain("as <b>carol@example.com</b> (user carol)");
     // dave exists as a local user with that e-mail: the OIDC identity is linked to him.
     const d = await pendingNode("oidc-dave");
     const db = new Browser();
     const davePage = await signIn(db, d.authUrl, "dave-sub");
-    expect(davePage.html).toContain("as <b>dave</b>");
+    expect(davePage.html).toContain("as <b>dave@example.com</b> (user dave)");
     expect((await confirm(db, davePage)).status).toBe(200);
     expect((await d.follow).Login.LoginName).toBe("dave@example.com");
     expect((await users()).length).toBe(before);
     // Another "carol" (other domain, other subject) gets a new, unique name.
     const o = await pendingNode("oidc-org");
-    expect((await signIn(new Browser(), o.authUrl, "carol-org")).html).toContain("as <b>carol-2</b>");
+    expect((await signIn(new Browser(), o.authUrl, "carol-org")).html).toContain("as <b>carol@example.org</b> (user carol-2)");
     // Allowed by --oidc-allowed-users (env), with no email_verified claim at all.
     const g = await pendingNode("oidc-guest");
-    expect((await signIn(new Browser(), g.authUrl, "guest")).html).toContain("as <b>guest</b>");
+    expect((await signIn(new Browser(), g.authUrl, "guest")).html).toContain("as <b>guest@partner.test</b> (user guest)");
     const after = await users();
     expect(after.length).toBe(before + 2);
     expect(after.find((u) => u.name === "carol-2")?.email).toBe("carol@example.org");

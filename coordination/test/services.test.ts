@@ -162,8 +162,8 @@ describe("services with a fake clock", () => {
   it("NodeBackend: incremental compiles publish the same policy views and policyChangedFor as full recompiles", async () => {
     await c.users.create({ name: "bob" });
     await c.policies.set(`{
-      "groups": {"group:eng": ["alice"]},
-      "tagOwners": {"tag:web": ["alice"], "tag:db": ["alice"]},
+      "groups": {"group:eng": ["alice@"]},
+      "tagOwners": {"tag:web": ["alice@"], "tag:db": ["alice@"]},
       "acls": [
         {"action": "accept", "src": ["group:eng"], "dst": ["tag:web:443"]},
         {"action": "accept", "src": ["tag:web"], "dst": ["tag:db:5432"]},

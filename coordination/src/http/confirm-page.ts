@@ -85,7 +85,8 @@ export function confirmBody(f: ConfirmFacts, esc: (s: string) => string, actions
       `<li class="err">This machine is already registered as <b>${esc(f.existing.row.given_name)}</b> (${esc(was)}); confirming replaces its key and gives it the ownership above.</li>`,
     );
   }
-  const head = `<p>Add the machine <b>${esc(host)}</b> to the tailnet as <b>${esc(login)}</b>?</p>`;
+  const who = f.user.email ? `<b>${esc(login)}</b> (user ${esc(f.user.name)})` : `<b>${esc(login)}</b>`;
+  const head = `<p>Add the machine <b>${esc(host)}</b> to the tailnet as ${who}?</p>`;
   const facts = `<ul>${rows.join("\n")}</ul>\n<p><small>Machine key: <code>${esc(f.machineKey)}</code></small></p>`;
   if (problem) return { html: `<div class="box">${head}${facts}<p class="err">${esc(problem)}</p></div>`, allowed: false };
   return { html: `<div class="box">${head}${facts}${actions}</div>`, allowed: true };
