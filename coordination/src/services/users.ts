@@ -8,7 +8,7 @@
  * Tailscale: exactly one owner (the first user), admins, members (the default).
  */
 import type { Selectable, Transaction } from "kysely";
-import { isUserRole, loginName as policyLoginName, USER_ROLES, type UserRole } from "@lattice/policy";
+import { identityKey, isUserRole, loginName as policyLoginName, USER_ROLES, type UserRole } from "@lattice/policy";
 import type { Database, UserRow, UsersTable } from "../db/schema.js";
 import { isUniqueViolation } from "../db/open.js";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.js";
@@ -151,10 +151,10 @@ export class UserService {
    * case-insensitively, like the database's unique indexes).
    */
   private async checkIdentityFree(tx: Transaction<Database>, name: string, email: string | null): Promise<void> {
-    const byName = await tx.selectFrom("users").select("name").where((eb) => eb(eb.fn("lower", ["name"]), "=", name.toLowerCase())).executeTakeFirst();
+    const byName = await tx.selectFrom("users").select("name").where((eb) => eb(eb.fn("lower", ["name"]), "=", identityKey(name))).executeTakeFirst();
     if (byName) throw new IdentityConflictError("user_exists", `user ${JSON.stringify(name)} already exists`);
     if (email === null) return;
-    const byEmail = await tx.selectFrom("users").select("name").where((eb) => eb(eb.fn("lower", ["email"]), "=", email.toLowerCase())).executeTakeFirst();
+    const byEmail = await tx.selectFrom("users").select("name").where((eb) => eb(eb.fn("lower", ["email"]), "=", identityKey(email))).executeTakeFirst();
     if (byEmail) {
       throw new IdentityConflictError("email_taken", `email: ${JSON.stringify(email)} already belongs to user ${JSON.stringify(byEmail.name)} (e-mail addresses are unique, compared case-insensitively)`);
     }
@@ -248,7 +248,7 @@ export class UserService {
         const byEmail = await db
           .selectFrom("users")
           .selectAll()
-          .where((eb) => eb(eb.fn("lower", ["email"]), "=", id.email!.toLowerCase()))
+          .where((eb) => eb(eb.fn("lower", ["email"]), "=", identityKey(id.email!)))
           .orderBy("id")
           .executeTakeFirst();
         if (byEmail) {

@@ -5,8 +5,9 @@
  * - A user's **login name** is their e-mail address when they have one, else `name@`
  *   (headscale's convention for users without e-mail; Tailscale login names are e-mails).
  * - A policy token (`"alice@corp.example"`, `"alice@"`) names a user exactly when it equals
- *   the user's login name, compared case-insensitively (e-mail addresses are matched
- *   case-insensitively by Tailscale and by every mail provider users meet in practice).
+ *   the user's login name, compared case-insensitively for ASCII letters ({@link identityKey};
+ *   e-mail addresses are matched case-insensitively by Tailscale and by the mail providers
+ *   users meet in practice).
  *   Nothing else matches: `"alice@corp.example"` is not the e-mail-less local user `alice`,
  *   and `"alice@"` is not a user named alice whose login is `alice@example.com`.
  * - Roles: `owner` (exactly one per tailnet, normally the first user), `admin`, `member`,
@@ -37,9 +38,15 @@ export function loginName(u: { name: string; email?: string | null | undefined }
   return u.email ? u.email : `${u.name}@`;
 }
 
-/** The comparison key of a login name or policy user token: lowercase. */
+/**
+ * The comparison key of a login name or policy user token: ASCII letters lowercased,
+ * everything else kept. ASCII-only on purpose: it is exactly what SQLite's `lower()` does,
+ * so the database's unique index on `lower(email)` and this function never disagree about
+ * whether two addresses are one identity (PostgreSQL's `lower()` also folds non-ASCII
+ * letters, which can only make its index stricter).
+ */
 export function identityKey(login: string): string {
-  return login.toLowerCase();
+  return login.replace(/[A-Z]+/g, (m) => m.toLowerCase());
 }
 
 /** Whether two login names / user tokens denote the same identity (case-insensitive). */

@@ -31,6 +31,8 @@ describe("identity functions", () => {
 
   it("compares case-insensitively and never by local part or bare name", () => {
     expect(sameIdentity("Bob@Example.com", "bob@example.COM")).toBe(true);
+    // ASCII folding only, exactly like SQLite's lower() behind the unique index.
+    expect(sameIdentity("Ärger@example.com", "ärger@example.com")).toBe(false);
     expect(userMatchesToken("alice@corp.example", { name: "alice", email: null })).toBe(false);
     expect(userMatchesToken("alice@", { name: "alice", email: "alice@corp.example" })).toBe(false);
     expect(userMatchesToken("alice", { name: "alice", email: null })).toBe(false);
