@@ -151,7 +151,13 @@ export function identitySuite(label: string, db: (name: string) => Promise<strin
       expect(lookalike.stderr).toContain('user "alice@" is not an owner of "tag:server"');
       // bob's address is Bob@Corp.Example, the policy says BOB@Corp.Example: the same identity.
       expect((await cli("keys", "create", "--user", "bob", "--tags", "tag:web")).code).toBe(0);
-      // autogroup:admin as a tag owner follows roles.
+      // A bare name matches nobody now, so a new policy with one is refused, naming it.
+      const bare = join0(s.dir, "bare.hujson");
+      writeFileSync(bare, `{"groups": {"group:eng": ["alice"]}, "tagOwners": {"tag:x": ["odin@corp.example"]}}`);
+      const refused = await cli("policy", "check", bare);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toContain('groups["group:eng"]: "alice" is not a login name; write the user\'s e-mail, or "alice@" for a user without one');
+            // autogroup:admin as a tag owner follows roles.
       expect((await cli("keys", "create", "--user", "ada", "--tags", "tag:ops")).code).toBe(0);
       expect((await cli("keys", "create", "--user", "bob", "--tags", "tag:ops")).code).not.toBe(0);
     });

@@ -3,7 +3,7 @@
  * (parse, compile against the current tailnet, `tests`/`sshTests`), and the health of the
  * running compile the node backend reports.
  */
-import { applyAutoApprovers, IncrementalCompiler, parsePolicy, PolicyError, type Policy } from "@lattice/policy";
+import { applyAutoApprovers, IncrementalCompiler, parsePolicy, PolicyError, userTokenProblems, type Policy } from "@lattice/policy";
 import { approvePendingRoutes } from "./route-approval.js";
 import { loadTopology } from "./topology.js";
 import { PolicyRejectedError } from "../errors.js";
@@ -96,7 +96,8 @@ export class PolicyService {
   }
 
   /**
-   * Validates a policy without storing it: parses it, then compiles it against the
+   * Validates a policy without storing it: parses it, refuses group members / tag owners
+   * that are not login names ({@link userTokenProblems}), then compiles it against the
    * current tailnet with its data checks (`tests`, `sshTests`, SSH domains); throws
    * PolicyRejectedError. This is the only place those checks run (as in Tailscale: on
    * save, never on node or user changes).
@@ -107,6 +108,8 @@ export class PolicyService {
 
   async #checked(text: string): Promise<{ policy: Policy; compiler: IncrementalCompiler }> {
     const policy = parseOrReject(text);
+    const problems = userTokenProblems(policy);
+    if (problems.length > 0) throw new PolicyRejectedError(`invalid policy: ${problems.join("; ")}`);
     const topology = await loadTopology(this.ctx);
     const compiler = this.#compiler(policy);
     try {

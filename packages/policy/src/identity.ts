@@ -58,3 +58,22 @@ export function sameIdentity(a: string, b: string): boolean {
 export function userMatchesToken(token: string, u: { name: string; email?: string | null | undefined }): boolean {
   return sameIdentity(token, loginName(u));
 }
+
+/**
+ * Entries of `groups` and `tagOwners` that cannot name anyone under the identity rule:
+ * strings without `@` that are not `group:`, `tag:` or `autogroup:` references (a bare
+ * `alice` once matched the user named alice; it no longer does). Each problem names the
+ * field and value, e.g. `groups["group:eng"]: "alice" is not a login name …`. The server
+ * refuses to store a policy with any (`policy set`/`check`); an already stored one keeps
+ * loading, the entries just match nobody.
+ */
+export function userTokenProblems(policy: { groups: ReadonlyMap<string, readonly string[]>; tagOwners: ReadonlyMap<string, readonly string[]> }): string[] {
+  const out: string[] = [];
+  const check = (field: string, token: string) => {
+    if (token.includes("@") || /^(group|tag|autogroup):/.test(token)) return;
+    out.push(`${field}: ${JSON.stringify(token)} is not a login name; write the user's e-mail, or ${JSON.stringify(`${token}@`)} for a user without one`);
+  };
+  for (const [g, members] of policy.groups) for (const m of members) check(`groups[${JSON.stringify(g)}]`, m);
+  for (const [t, owners] of policy.tagOwners) for (const o of owners) check(`tagOwners[${JSON.stringify(t)}]`, o);
+  return out;
+}

@@ -9,4 +9,4 @@ export { compileFiles } from "./files.js";
 export { sortedHas } from "./peers.js";
 export { IncrementalCompiler, type IncrementalResult } from "./incremental.js";
 export { applyAutoApprovers, autoApprovedRoutes } from "./autoapprove.js";
-export { loginName, identityKey, sameIdentity, userMatchesToken, isUserRole, isAdminRole, USER_ROLES, type UserRole } from "./identity.js";
+export { loginName, identityKey, sameIdentity, userMatchesToken, userTokenProblems, isUserRole, isAdminRole, USER_ROLES, type UserRole } from "./identity.js";

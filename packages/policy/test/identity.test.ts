@@ -3,7 +3,7 @@
  * A9 localpart never maps to root) and the shared identity functions.
  */
 import { describe, expect, it } from "vitest";
-import { compileFiles, compilePolicy, loginName, parsePolicy, sameIdentity, userMatchesToken, type Topology } from "../src/index.js";
+import { compileFiles, compilePolicy, loginName, parsePolicy, sameIdentity, userMatchesToken, userTokenProblems, type Topology } from "../src/index.js";
 
 const IS_ADMIN = "https://tailscale.com/cap/is-admin";
 const IS_OWNER = "https://tailscale.com/cap/is-owner";
@@ -37,6 +37,16 @@ describe("identity functions", () => {
     expect(userMatchesToken("alice@", { name: "alice", email: "alice@corp.example" })).toBe(false);
     expect(userMatchesToken("alice", { name: "alice", email: null })).toBe(false);
     expect(userMatchesToken("ALICE@", { name: "alice", email: null })).toBe(true);
+  });
+});
+
+describe("userTokenProblems", () => {
+  it("names group members and tag owners that are not login names, and nothing else", () => {
+    const p = parsePolicy(`{"groups": {"group:a": ["alice", "bob@", "c@x.y"]}, "tagOwners": {"tag:t": ["group:a", "autogroup:admin", "tag:u", "odin"], "tag:u": []}}`);
+    expect(userTokenProblems(p)).toEqual([
+      'groups["group:a"]: "alice" is not a login name; write the user\'s e-mail, or "alice@" for a user without one',
+      'tagOwners["tag:t"]: "odin" is not a login name; write the user\'s e-mail, or "odin@" for a user without one',
+    ]);
   });
 });
 
