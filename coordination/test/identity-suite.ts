@@ -8,6 +8,8 @@ import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { randomBytes } from "node:crypto";
+import { formatKey } from "@lattice/types";
 import { startServer, TestNode, waitFor, type ServerProc } from "./harness.js";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
@@ -187,6 +189,12 @@ export function identitySuite(label: string, db: (name: string) => Promise<strin
       expect(html2).toMatch(/node key expires in <b>180 days<\/b>/);
       expect(html2).toContain("Ephemeral: no");
       expect(html2).toContain("Register device</button>");
+      // A machine that is already registered: the page says confirming replaces that node's key and owner.
+      const known = await join("known", "--user", "odin");
+      known.nodeKey = formatKey("node", new Uint8Array(randomBytes(32)));
+      const p3 = new URL((await known.register({})).AuthURL).pathname;
+      const html3 = await (await fetch(`${s.url}${p3}`, { headers: { cookie: await login("bob", "bob password", p3) } })).text();
+      expect(html3).toMatch(/already registered as <b>known<\/b> \(owned by odin@corp\.example\); confirming replaces its key/);
     });
 
     it("A8 + A9: autogroup:admin/owner and is-admin follow roles; localpart never maps to root", async () => {
