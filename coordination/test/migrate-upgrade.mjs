@@ -5,6 +5,7 @@
 // Usage: node migrate-upgrade.mjs <db> '[{"name": "...", "email": "..."}, ...]'
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from "kysely";
 import SQLite from "better-sqlite3";
+import { chmodSync, existsSync } from "node:fs";
 import { migrationsFor } from "../dist/db/migrations.js";
 import { isPostgresUrl, openDatabase } from "../dist/db/open.js";
 
@@ -24,6 +25,8 @@ if (old.error) throw old.error;
 let t = 1000;
 for (const u of users) await kysely.insertInto("users").values({ name: u.name, email: u.email ?? null, display_name: null, password_hash: null, created_at: t++ }).execute();
 await kysely.destroy();
+// The server refuses database files others can read; an old server's file is made private first.
+if (kind === "sqlite") for (const f of [db, `${db}-wal`, `${db}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
 
 const d = await openDatabase(db); // applies 0003 and later
 try {
