@@ -179,4 +179,33 @@ describe("Hostinfo limits (issue 6 A14)", () => {
       sb.close();
     }
   });
+
+  it("Hostinfo opt.Bool fields take Tailscale's JSON forms (true/false/null), are stored as booleans, and refuse anything else", async () => {
+    // Tailscale's opt.Bool marshals as JSON true/false/null (types/opt/bool.go), never a string.
+    const optBools = { Userspace: true, UserspaceRouter: false, Container: null, AppConnector: true, Desktop: false, NetInfo: { WorkingUDP: true, UPnP: false, PMP: null } };
+    const a = await new TestNode(s.url, "optbool").connect();
+    nodes.push(a);
+    const reg = await a.register({ Auth: { AuthKey: authKey }, Hostinfo: { Hostname: "optbool", OS: "linux", ...optBools } as unknown as Hostinfo });
+    expect(reg.MachineAuthorized).toBe(true);
+    const stored = storedHostinfo(s.db, "optbool");
+    expect(stored).toMatchObject({ Userspace: true, UserspaceRouter: false, AppConnector: true, Desktop: false, NetInfo: { WorkingUDP: true, UPnP: false } });
+    expect(stored).not.toHaveProperty("Container");
+    expect(stored?.NetInfo).not.toHaveProperty("PMP");
+    // The map request path (what the server stores from then on) takes them too.
+    const mapOnce = (h: Record<string, unknown>) =>
+      a.client.map({ Version: 100, NodeKey: a.nodeKey, DiscoKey: a.discoKey, Stream: false, OmitPeers: true, Endpoints: ["192.0.2.1:41641"], Hostinfo: { Hostname: "optbool", OS: "linux", ...h } as unknown as Hostinfo })[Symbol.asyncIterator]().next();
+    await mapOnce({ Userspace: false, StateEncrypted: true });
+    await until(() => (storedHostinfo(s.db, "optbool")?.StateEncrypted === true ? true : undefined), 5000);
+    expect(storedHostinfo(s.db, "optbool")?.Userspace).toBe(false);
+    // Strings and other types are not opt.Bool's JSON: refused naming the field.
+    for (const bad of ["true", "", 1, {}]) {
+      await expect(mapOnce({ Userspace: bad })).rejects.toMatchObject({ status: 400, message: expect.stringContaining("Hostinfo.Userspace") });
+      const b = await new TestNode(s.url, "optbool-bad").connect();
+      nodes.push(b);
+      await expect(b.register({ Auth: { AuthKey: authKey }, Hostinfo: { Hostname: "optbool-bad", OS: "linux", NetInfo: { WorkingUDP: bad } } as unknown as Hostinfo })).rejects.toMatchObject({
+        status: 400,
+        message: expect.stringContaining("Hostinfo.NetInfo.WorkingUDP"),
+      });
+    }
+  });
 });

@@ -36,8 +36,9 @@ export function peerHostinfo(h: Readonly<Record<string, unknown>> | null | undef
   if (h == null || typeof h !== "object") return out as Hostinfo;
   for (const k of ["Hostname", "OS"] as const) if (typeof h[k] === "string" && h[k] !== "") out[k] = h[k];
   for (const k of ["ShareeNode"] as const) if (h[k] === true) out[k] = true;
-  // opt.Bool: Go clients send JSON true/false; the types package spells it as a string.
-  if (h.AppConnector === true || h.AppConnector === "true") out.AppConnector = h.AppConnector;
+  // opt.Bool: JSON true/false on the wire (Go's UnmarshalJSON refuses strings); rows stored
+  // before validation normalised it may hold the string "true".
+  if (h.AppConnector === true || h.AppConnector === "true") out.AppConnector = true;
   if (Array.isArray(h.Services)) {
     const svcs = h.Services.filter((s): s is { Proto: string; Port: number } =>
       s != null && typeof s === "object" && PEER_SERVICE_PROTOS.has((s as { Proto?: unknown }).Proto as string) && typeof (s as { Port?: unknown }).Port === "number",

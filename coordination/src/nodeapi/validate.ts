@@ -22,7 +22,14 @@ const nodeKey = hexKey("nodekey");
 const discoKey = hexKey("discokey");
 const time = z.string().max(64).refine((s) => !Number.isNaN(Date.parse(s)), "must be an RFC 3339 time");
 const str = z.string().max(4096);
-const optBool = z.string().max(16);
+/**
+ * tailcfg opt.Bool (tailscale types/opt/bool.go): a Go string type whose UnmarshalJSON
+ * accepts exactly the JSON literals `true`, `false` and `null` (quoted strings are refused).
+ * Stored and sent on as a JSON boolean; `null` (unset) is dropped.
+ */
+const optBool = z
+  .union([z.boolean(), z.null()], { error: "must be true, false or null (opt.Bool)" })
+  .transform((v) => (v === null ? undefined : v));
 const strList = z.array(z.string().max(256)).max(4096);
 
 const netInfo = z.strictObject({

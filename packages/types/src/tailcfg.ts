@@ -112,15 +112,15 @@ export interface Service {
 
 /** tailcfg.NetInfo: the node's view of its network (subset). */
 export interface NetInfo {
-  MappingVariesByDestIP?: string;
-  WorkingIPv6?: string;
-  OSHasIPv6?: string;
-  WorkingUDP?: string;
-  WorkingICMPv4?: string;
+  MappingVariesByDestIP?: boolean;
+  WorkingIPv6?: boolean;
+  OSHasIPv6?: boolean;
+  WorkingUDP?: boolean;
+  WorkingICMPv4?: boolean;
   HavePortMap?: boolean;
-  UPnP?: string;
-  PMP?: string;
-  PCP?: string;
+  UPnP?: boolean;
+  PMP?: boolean;
+  PCP?: boolean;
   PreferredDERP?: DERPRegionID;
   LinkType?: string;
   DERPLatency?: Record<string, number>;
@@ -134,13 +134,13 @@ export interface Hostinfo {
   BackendLogID?: string;
   OS?: string;
   OSVersion?: string;
-  Container?: string;
+  Container?: boolean;
   Env?: string;
   Distro?: string;
   DistroVersion?: string;
   DistroCodeName?: string;
   App?: string;
-  Desktop?: string;
+  Desktop?: boolean;
   Package?: string;
   DeviceModel?: string;
   PushDeviceToken?: string;
@@ -165,15 +165,15 @@ export interface Hostinfo {
   /** SSH host keys ("ssh-ed25519 AAAA…"); tailcfg's JSON tag is lowercase. */
   sshHostKeys?: string[];
   Cloud?: string;
-  Userspace?: string;
-  UserspaceRouter?: string;
-  AppConnector?: string;
+  Userspace?: boolean;
+  UserspaceRouter?: boolean;
+  AppConnector?: boolean;
   ServicesHash?: string;
   PeerRelay?: boolean;
   ExitNodeID?: StableNodeID;
   Location?: Record<string, unknown>;
   TPM?: Record<string, unknown>;
-  StateEncrypted?: string;
+  StateEncrypted?: boolean;
 }
 
 /** tailcfg.Node: one node as seen in a netmap (itself or a peer). */
