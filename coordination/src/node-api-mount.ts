@@ -36,8 +36,10 @@ export async function mountNodeApi(
   nodeLimits: Pick<NodeApiOptions, "maxRegisterBodyBytes" | "maxHostinfoBytes" | "hostinfoMinIntervalMs"> = {},
 ): Promise<MountedNodeApi> {
   const priv = Buffer.from(await control.settings.getOrCreate("noise_private_key", () => control.ctx.random(32).toString("base64url")), "base64url");
-  const onError = (err: unknown) =>
-    err instanceof PolicyCompileError ? log.error({ err, code: err.code, version: err.version }, err.message) : log.error({ err }, "node API error");
+  const onError = (err: unknown, requestId?: string) =>
+    err instanceof PolicyCompileError
+      ? log.error({ err, code: err.code, version: err.version, ...(requestId ? { requestId } : {}) }, err.message)
+      : log.error({ err, ...(requestId ? { requestId } : {}) }, "node API error");
   const backend = await ControlNodeBackend.create(control, derpMap ? { onError, derpMap } : { onError });
   const api = attachNodeApi(null, backend, {
     ...nodeLimits,

@@ -1,4 +1,5 @@
 /** HTTP helpers: bounded body reading, JSON replies, errors as {error: {code, message}}, zod validation. */
+import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
 import { readBoundedBody } from "../body.js";
@@ -51,16 +52,25 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.end(data);
 }
 
-/** Sends an error as {error: {code, message}}; unknown errors become 500 without details. */
-export function sendError(res: ServerResponse, e: unknown, log?: (e: unknown) => void): void {
+/**
+ * Sends an error as `{error: {code, message}}`. A ControlError with a 4xx (or deliberate
+ * 501-599) status keeps its code and message. Status 500 — a bug — and anything that is not
+ * a ControlError answer a fixed body that leaks nothing:
+ * `{error: {code: "internal", message: "internal server error (request id <id>)", requestId: <id>}}`,
+ * and the real error goes to `log` with the same id, so an operator can find it.
+ * @param newId makes the request id (default: a random UUID).
+ */
+export function sendError(res: ServerResponse, e: unknown, log?: (e: unknown, requestId: string) => void, newId: () => string = randomUUID): void {
   if (res.headersSent) {
+    log?.(e, newId());
     res.destroy();
     return;
   }
-  if (e instanceof ControlError) {
+  if (e instanceof ControlError && e.status !== 500 && e.status >= 400 && e.status <= 599) {
     sendJson(res, e.status, { error: { code: e.code, message: e.message } });
     return;
   }
-  log?.(e);
-  sendJson(res, 500, { error: { code: "internal", message: "internal server error" } });
+  const requestId = newId();
+  log?.(e, requestId);
+  sendJson(res, 500, { error: { code: "internal", message: `internal server error (request id ${requestId})`, requestId } });
 }

@@ -95,7 +95,7 @@ export function createMainServer(control: Control, opts: MainServerOptions): htt
       if (await web(req, res, url)) return;
       sendJson(res, 404, { error: { code: "not_found", message: `no such page: ${url.pathname}` } });
     } catch (e) {
-      sendError(res, e, (err) => opts.log.error({ err }, "request failed"));
+      sendError(res, e, (err, requestId) => opts.log.error({ err, requestId }, "request failed"));
     }
   };
   const serverOpts = httpServerOptions(limits);
@@ -140,7 +140,7 @@ export async function listenAdminSocket(control: Control, path: string, log: Htt
         if (await api(req, res, url.pathname)) return;
         sendJson(res, 404, { error: { code: "not_found", message: `no such path: ${url.pathname}` } });
       } catch (e) {
-        sendError(res, e, (err) => log.error({ err }, "admin request failed"));
+        sendError(res, e, (err, requestId) => log.error({ err, requestId }, "admin request failed"));
       }
     })();
   });

@@ -65,7 +65,8 @@ export interface NodeApiOptions {
   /** Timers (default: the global ones). */
   timers?: Timers;
   /** Where unexpected errors are reported (never sent to nodes). */
-  log?: (err: unknown) => void;
+  /** `requestId` is set when the error answered a request with 500 (the id the node got). */
+  log?: (err: unknown, requestId?: string) => void;
 }
 
 /** Counters of the node API (hostile input, traffic). */

@@ -1,6 +1,7 @@
 /**
  * Small HTTP/2 stream helpers for the node API: bounded body reading and JSON answers.
  */
+import { randomUUID } from "node:crypto";
 import type { ServerHttp2Stream } from "node:http2";
 import { readBoundedBody, type BodyBudget } from "../body.js";
 import { ControlError } from "../errors.js";
@@ -25,11 +26,13 @@ export function respondJson(stream: ServerHttp2Stream, status: number, body: unk
 
 /**
  * Answers an error: a ControlError keeps its status, code and message unless its status
- * is 500 (a bug); that and anything else becomes 500 "internal error" (details go to
- * `log`, not the node).
+ * is 500 (a bug); that and anything else becomes 500
+ * `{"error": "internal error", "code": "internal", "requestId": <id>}` — the details go to
+ * `log` with the same request id, never to the node.
+ * @param newId makes the request id (default: a random UUID).
  */
-export function respondError(stream: ServerHttp2Stream, err: unknown, log?: (err: unknown) => void): void {
-  if (err instanceof ControlError && err.status !== 500) {
+export function respondError(stream: ServerHttp2Stream, err: unknown, log?: (err: unknown, requestId: string) => void, newId: () => string = randomUUID): void {
+  if (err instanceof ControlError && err.status !== 500 && err.status >= 400 && err.status <= 599) {
     if (err.status === 499) {
       if (!stream.destroyed) stream.close();
       return;
@@ -37,6 +40,7 @@ export function respondError(stream: ServerHttp2Stream, err: unknown, log?: (err
     respondJson(stream, err.status, { error: err.message, code: err.code });
     return;
   }
-  log?.(err);
-  respondJson(stream, 500, { error: "internal error", code: "internal" });
+  const requestId = newId();
+  log?.(err, requestId);
+  respondJson(stream, 500, { error: "internal error", code: "internal", requestId });
 }

@@ -36,7 +36,8 @@ export interface MapStreamOptions {
   jsonCache: NodeJsonCache;
   /** Rate limit of Hostinfo changes (absent: every change applies at once). */
   hostinfoGate?: HostinfoGate;
-  log?: (err: unknown) => void;
+  /** `requestId` is set when the error answered a request with 500 (the id the node got). */
+  log?: (err: unknown, requestId?: string) => void;
 }
 
 /** What of a MapRequest the backend should persist. */
