@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { randomBytes } from "node:crypto";
+import { expect } from "vitest";
 import { ControlClient, noiseKeyPair, type NoiseKeyPair } from "@lattice/control-client";
 import { formatKey, type MapRequest, type RegisterRequest } from "@lattice/types";
 
@@ -253,4 +254,23 @@ export async function waitFor<T>(fn: () => Promise<T> | T, ms = 5000, step = 50)
     if (Date.now() > end) throw new Error("timed out waiting");
     await new Promise((r) => setTimeout(r, step));
   }
+}
+
+/**
+ * Logs `user` in through the server's real web login form (GET /login for the CSRF token
+ * and cookie, then POST), expecting the 303 redirect to `next`; returns the session cookie
+ * (`name=value`) to send with later requests.
+ */
+export async function webLogin(serverUrl: string, user: string, password: string, next: string): Promise<string> {
+  const form = await fetch(`${serverUrl}/login?next=${encodeURIComponent(next)}`);
+  const csrfCookie = form.headers.get("set-cookie")!.split(";")[0]!;
+  const csrf = /name="csrf" value="([^"]+)"/.exec(await form.text())![1]!;
+  const r = await fetch(`${serverUrl}/login`, {
+    method: "POST",
+    redirect: "manual",
+    headers: { "content-type": "application/x-www-form-urlencoded", cookie: csrfCookie },
+    body: new URLSearchParams({ csrf, next, username: user, password }).toString(),
+  });
+  expect(r.status).toBe(303);
+  return r.headers.get("set-cookie")!.split(";")[0]!;
 }

@@ -10,7 +10,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { randomBytes } from "node:crypto";
 import { formatKey } from "@lattice/types";
-import { startServer, TestNode, waitFor, type ServerProc } from "./harness.js";
+import { startServer, TestNode, waitFor, webLogin, type ServerProc } from "./harness.js";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 
@@ -86,19 +86,7 @@ export function identitySuite(label: string, db: (name: string) => Promise<strin
       await it.return!();
       return first;
     };
-    const login = async (user: string, password: string, next: string) => {
-      const form = await fetch(`${s.url}/login?next=${encodeURIComponent(next)}`);
-      const csrfCookie = form.headers.get("set-cookie")!.split(";")[0]!;
-      const csrf = /name="csrf" value="([^"]+)"/.exec(await form.text())![1]!;
-      const r = await fetch(`${s.url}/login`, {
-        method: "POST",
-        redirect: "manual",
-        headers: { "content-type": "application/x-www-form-urlencoded", cookie: csrfCookie },
-        body: new URLSearchParams({ csrf, next, username: user, password }).toString(),
-      });
-      expect(r.status).toBe(303);
-      return r.headers.get("set-cookie")!.split(";")[0]!;
-    };
+    const login = (user: string, password: string, next: string) => webLogin(s.url, user, password, next);
 
     beforeAll(async () => {
       s = await startServer({ db: await db("identity") });

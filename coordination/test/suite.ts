@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { dbUpdate, startServer, TestNode, waitFor, type ServerProc } from "./harness.js";
+import { dbUpdate, startServer, TestNode, waitFor, webLogin, type ServerProc } from "./harness.js";
 
 const TAG_POLICY = `// test policy
 {
@@ -478,19 +478,7 @@ export function controlSuite(label: string, db: (name: string) => Promise<string
     });
 
     it("interactive login with requested tags: only tag owners may claim them", async () => {
-      const login = async (user: string, password: string, next: string) => {
-        const form = await fetch(`${s.url}/login?next=${encodeURIComponent(next)}`);
-        const csrfCookie = form.headers.get("set-cookie")!.split(";")[0]!;
-        const csrf = /name="csrf" value="([^"]+)"/.exec(await form.text())![1]!;
-        const r = await fetch(`${s.url}/login`, {
-          method: "POST",
-          redirect: "manual",
-          headers: { "content-type": "application/x-www-form-urlencoded", cookie: csrfCookie },
-          body: new URLSearchParams({ csrf, next, username: user, password }).toString(),
-        });
-        expect(r.status).toBe(303);
-        return r.headers.get("set-cookie")!.split(";")[0]!;
-      };
+      const login = (user: string, password: string, next: string) => webLogin(s.url, user, password, next);
       const confirm = async (path: string, session: string) => {
         const page = await (await fetch(`${s.url}${path}`, { headers: { cookie: session } })).text();
         const csrf = /name="csrf" value="([^"]+)"/.exec(page)![1]!;
