@@ -55,6 +55,20 @@ describe("Hostinfo limits (issue 6 A14)", () => {
     expect(reg.MachineAuthorized).toBe(true);
     return n;
   };
+  /**
+   * Joins `talker` and `listener`, streams both, and waits until the listener's stream holds
+   * the talker as a peer; `seenBefore` is how many peer versions of it the listener had then.
+   */
+  const joinPair = async (talker: string, listener: string) => {
+    const a = await join(talker);
+    const b = await join(listener);
+    const sa = collect(a);
+    const sb = collect(b);
+    const aId = (await until(() => sa.messages[0], 5000)).Node!.ID;
+    await until(() => (peerVersions(sb.messages, aId).length > 0 ? true : undefined), 5000);
+    const seenBefore = peerVersions(sb.messages, aId).length;
+    return { a, sb, aId, seenBefore, close: () => (sa.close(), sb.close()) };
+  };
 
   beforeAll(async () => {
     s = await startServer({ env: { LATTICE_CONTROL_HOSTINFO_MIN_INTERVAL: "1s" } });
@@ -129,14 +143,8 @@ describe("Hostinfo limits (issue 6 A14)", () => {
   });
 
   it("Hostinfo changes reach peers at most once per hostinfoMinInterval after a burst of 3, and the last change arrives", async () => {
-    const a = await join("chatty");
-    const b = await join("listener");
-    const sa = collect(a);
-    const sb = collect(b);
+    const { a, sb, aId, seenBefore, close } = await joinPair("chatty", "listener");
     try {
-      const aId = (await until(() => sa.messages[0], 5000)).Node!.ID;
-      await until(() => (peerVersions(sb.messages, aId).length > 0 ? true : undefined), 5000);
-      const seenBefore = peerVersions(sb.messages, aId).length;
       const t0 = Date.now();
       const r = await hostinfoFlood({ client: a.client, nodeKey: a.nodeKey, discoKey: a.discoKey, hostname: "chatty" }, { requests: 40, hostinfoBytes: 2048 });
       const elapsed = Date.now() - t0;
@@ -151,20 +159,13 @@ describe("Hostinfo limits (issue 6 A14)", () => {
       expect(updates).toBeLessThanOrEqual(bound);
       expect(updates).toBeLessThan(40);
     } finally {
-      sa.close();
-      sb.close();
+      close();
     }
   });
 
   it("a Hostinfo change in fields peers do not get is stored but not re-sent to peers", async () => {
-    const a = await join("quiet");
-    const b = await join("quiet-peer");
-    const sa = collect(a);
-    const sb = collect(b);
+    const { a, sb, aId, seenBefore, close } = await joinPair("quiet", "quiet-peer");
     try {
-      const aId = (await until(() => sa.messages[0], 5000)).Node!.ID;
-      await until(() => (peerVersions(sb.messages, aId).length > 0 ? true : undefined), 5000);
-      const seenBefore = peerVersions(sb.messages, aId).length;
       const lite = (v: string) =>
         a.client.map({ Version: 100, NodeKey: a.nodeKey, DiscoKey: a.discoKey, Stream: false, OmitPeers: true, Endpoints: ["192.0.2.1:41641"], Hostinfo: { Hostname: "quiet", OS: "linux", OSVersion: v, IPNVersion: v } })[Symbol.asyncIterator]().next();
       for (let i = 0; i < 3; i++) await lite(`private-${i}`);
@@ -175,8 +176,7 @@ describe("Hostinfo limits (issue 6 A14)", () => {
       await until(() => peerVersions(sb.messages, aId).find((p) => p.Hostinfo?.OS === "plan9"), 5000);
       expect(peerVersions(sb.messages, aId).length - seenBefore).toBe(1);
     } finally {
-      sa.close();
-      sb.close();
+      close();
     }
   });
 
