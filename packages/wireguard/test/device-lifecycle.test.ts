@@ -6,19 +6,11 @@ import { Endpoint } from "../src/api.js";
 import { clampScalar, x25519PublicKey, type SymmetricState } from "@lattice/crypto";
 import { MAX_SAFE_COUNTER, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX, ZERO_KEY_MATERIAL_TIME } from "../src/constants.js";
 import { Handshake } from "../src/peer.js";
-import { Pair, peerOf, peerUpdate, seededRandom, staticSecretsOf } from "./harness.js";
+import { Pair, established, peerOf, peerUpdate, seededRandom, staticSecretsOf } from "./harness.js";
 
 const INIT = 1, DATA = 4;
 const V4 = (address: string) => ({ address, family: 4 as const, bits: 32 });
 const allZero = (b: Uint8Array | null | undefined): boolean => b != null && b.every((x) => x === 0);
-
-function established(opts: ConstructorParameters<typeof Pair>[0] = {}): Pair {
-  const net = new Pair(opts);
-  net.send("a");
-  net.pump();
-  expect(net.b.received.length).toBe(1);
-  return net;
-}
 
 afterEach(() => void vi.restoreAllMocks());
 

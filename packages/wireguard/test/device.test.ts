@@ -1,20 +1,12 @@
 import { describe, expect, test } from "vitest";
 import { Endpoint } from "../src/api.js";
 import { REJECT_AFTER_TIME, REKEY_AFTER_TIME, KEEPALIVE_TIMEOUT } from "../src/constants.js";
-import { Pair, ipv4, ipv6, peerUpdate, config, seededRandom } from "./harness.js";
+import { Pair, established, ipv4, ipv6, peerUpdate, config, seededRandom } from "./harness.js";
 import { Device } from "../src/device.js";
 import { CookieGenerator } from "../src/cookie.js";
 import { x25519PublicKey } from "@lattice/crypto";
 
 const INIT = 1, RESP = 2, COOKIE = 3, DATA = 4;
-
-function established(opts: ConstructorParameters<typeof Pair>[0] = {}): Pair {
-  const net = new Pair(opts);
-  net.send("a");
-  net.pump();
-  expect(net.b.received.length).toBe(1);
-  return net;
-}
 
 describe("handshake and data", () => {
   test("A's first packet triggers a handshake; data flows both ways, counters and last handshake set", () => {

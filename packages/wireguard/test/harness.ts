@@ -1,6 +1,7 @@
 // Test harness: deterministic randomness, a fake clock, IP packet builders and two
 // in-memory Devices wired back to back (a "wire" that can drop, capture and reroute).
 import { createHash } from "node:crypto";
+import { expect } from "vitest";
 import { x25519PublicKey, clampScalar } from "@lattice/crypto";
 import { Device } from "../src/device.js";
 import { Endpoint, type DeviceUpdate, type OutgoingDatagram, type PeerUpdate } from "../src/api.js";
@@ -171,4 +172,13 @@ export function peerOf(dev: Device, publicKey: Uint8Array): Peer {
 export function staticSecretsOf(dev: Device): { privateKey: Uint8Array | null; clamped: Uint8Array | null } {
   const d = (dev as unknown as { c: { privateKey: Uint8Array | null; staticKeys: { privateKey: Uint8Array } | null } }).c;
   return { privateKey: d.privateKey, clamped: d.staticKeys?.privateKey ?? null };
+}
+
+/** A {@link Pair} whose first packet a → b went through: the handshake is complete. */
+export function established(opts: ConstructorParameters<typeof Pair>[0] = {}): Pair {
+  const net = new Pair(opts);
+  net.send("a");
+  net.pump();
+  expect(net.b.received.length).toBe(1);
+  return net;
 }
