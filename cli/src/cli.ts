@@ -11,7 +11,7 @@ import { Command, CommanderError, Option } from "commander";
 import type { CliIo, CommandContext } from "./context.js";
 import { CliError, NotRunningStateError, UsageError } from "./errors.js";
 import {
-  noArgs, normalizeBoolFlags, parseDurationFlag, parseIntFlag, parseTagsFlag, parseUrlFlag, readAuthKeyFlag,
+  noArgs, normalizeGoFlags, parseDurationFlag, parseIntFlag, parseTagsFlag, parseUrlFlag, readAuthKeyFlag,
 } from "./flags.js";
 import { DEFAULT_SOCKET, LocalClient, type PingType } from "./localapi.js";
 import { parseNetcheckFormat, runNetcheck } from "./commands/netcheck.js";
@@ -168,7 +168,8 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   version.action((o: { daemon?: boolean }, cmd: Command) => start(() => runVersion(ctxOf(cmd), o.daemon === true)));
 
   try {
-    program.parse(normalizeBoolFlags(argv, BOOL_FLAGS), { from: "user" });
+    const longNames = new Set([program, ...program.commands].flatMap((c) => c.options.map((o) => (o.long ?? "").replace(/^--(no-)?/, ""))).filter((n) => n.length > 1));
+    program.parse(normalizeGoFlags(argv, BOOL_FLAGS, longNames), { from: "user" });
     if (pending === null) {
       // `lattice` alone: usage, exit 2 (as Tailscale's CLI with no subcommand)
       program.outputHelp({ error: true });

@@ -85,20 +85,31 @@ const TRUE_WORDS = new Set(["1", "t", "T", "true", "TRUE", "True"]);
 const FALSE_WORDS = new Set(["0", "f", "F", "false", "FALSE", "False"]);
 
 /**
- * Rewrites Go-style `--name=true|false` (also 1/0/t/f, as strconv.ParseBool) of the boolean
- * flags in `boolNames` into `--name` / `--no-name`, which commander understands. Other
- * words throw FlagValueError. Arguments after `--` are left alone.
+ * Rewrites Go flag-package spellings into ones commander understands, so Tailscale habits
+ * work: `--name=true|false` of the boolean flags in `boolNames` (also 1/0/t/f, as
+ * strconv.ParseBool) → `--name` / `--no-name`; single-dash long flags `-name[=v]` (Go treats
+ * `-json` and `--json` alike) → `--name[=v]` when `name` is in `longNames`; `-c=3` → `-c 3`.
+ * A non-boolean word for a boolean flag throws FlagValueError. Arguments after `--` are left
+ * alone.
  */
-export function normalizeBoolFlags(argv: readonly string[], boolNames: ReadonlySet<string>): string[] {
+export function normalizeGoFlags(argv: readonly string[], boolNames: ReadonlySet<string>, longNames: ReadonlySet<string>): string[] {
   const out: string[] = [];
   let rest = false;
-  for (const a of argv) {
-    if (rest || a === "--") {
+  for (const arg of argv) {
+    if (rest || arg === "--") {
       rest = true;
-      out.push(a);
+      out.push(arg);
       continue;
     }
-    const m = /^--?([a-z0-9][a-z0-9-]*)=(.*)$/s.exec(a);
+    let a = arg;
+    const single = /^-([a-z][a-z0-9-]+)(=.*)?$/s.exec(a);
+    if (single && longNames.has(single[1]!)) a = `-${a}`;
+    const short = /^-([A-Za-z0-9])=(.*)$/s.exec(a);
+    if (short) {
+      out.push(`-${short[1]}`, short[2]!);
+      continue;
+    }
+    const m = /^--([a-z0-9][a-z0-9-]*)=(.*)$/s.exec(a);
     if (m && boolNames.has(m[1]!)) {
       if (TRUE_WORDS.has(m[2]!)) out.push(`--${m[1]}`);
       else if (FALSE_WORDS.has(m[2]!)) out.push(`--no-${m[1]}`);
