@@ -23,6 +23,7 @@ import { runDown, runLogout, runSet } from "./commands/prefs.js";
 import { runStatus } from "./commands/status.js";
 import { runUp } from "./commands/up.js";
 import { runWhois } from "./commands/whois.js";
+import { terminalSafe } from "./format.js";
 import type { PrefsPatch, UpRequest } from "./types.js";
 
 /** Boolean flags that also take Go's `--flag=true|false` form. */
@@ -64,7 +65,16 @@ function prefsPatch(o: PrefFlags): PrefsPatch {
 }
 
 /** Runs `lattice` with `argv` (without node and script); resolves to the exit code. */
-export async function run(argv: readonly string[], io: CliIo): Promise<number> {
+export async function run(argv: readonly string[], rawIo: CliIo): Promise<number> {
+  const io: CliIo = {
+    out: (t) => rawIo.out(terminalSafe(t)),
+    err: (t) => rawIo.err(terminalSafe(t)),
+    get stdin() { return rawIo.stdin; },
+    get stdout() { return rawIo.stdout; },
+    now: () => rawIo.now(),
+    sleep: (ms) => rawIo.sleep(ms),
+    env: rawIo.env,
+  };
   let exitCode = 0;
   let pending: Promise<number> | null = null;
   const program = new Command("lattice")
@@ -77,7 +87,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   program.showSuggestionAfterError(true);
 
   const ctxOf = (cmd: Command): CommandContext => {
-    const socket = (cmd.optsWithGlobals() as { socket?: string }).socket ?? io.env["LATTICE_SOCKET"] ?? DEFAULT_SOCKET;
+    const socket = (cmd.optsWithGlobals() as { socket?: string }).socket ?? (io.env["LATTICE_SOCKET"] || DEFAULT_SOCKET);
     return { io, client: new LocalClient(socket) };
   };
   const start = (f: () => Promise<number>): void => {

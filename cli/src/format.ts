@@ -5,6 +5,20 @@
 import { compareIps } from "./resolve.js";
 import type { PeerStatus, Status } from "./types.js";
 
+/**
+ * Makes text safe for a terminal: C0/C1 control characters (except newline and tab) and the
+ * Unicode bidi/line-separator controls become visible escapes (`\x1b`, `\u202e`). Names,
+ * OS strings and error texts come from other nodes and the control server; none of them may
+ * move the cursor, retitle the terminal or hide text. Applied to every text line the CLI
+ * prints (cli.ts); JSON output is already escaped.
+ */
+export function terminalSafe(s: string): string {
+  return s.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028-\u202e\u2066-\u2069]/g, (c) => {
+    const n = c.charCodeAt(0);
+    return n <= 0xff ? `\\x${n.toString(16).padStart(2, "0")}` : `\\u${n.toString(16).padStart(4, "0")}`;
+  });
+}
+
 /** Go's zero time as the LocalAPI sends it for "never". */
 export const ZERO_TIME = "0001-01-01T00:00:00Z";
 
@@ -108,7 +122,7 @@ export function ownerLogin(st: Pick<Status, "User">, ps: Pick<PeerStatus, "UserI
   if (ps.Tags && ps.Tags.length > 0) return "tagged-devices";
   if (!ps.UserID) return "-";
   const u = st.User?.[String(ps.UserID)];
-  if (!u) return String(ps.UserID);
+  if (!u || typeof u.LoginName !== "string") return String(ps.UserID);
   const at = u.LoginName.indexOf("@");
   return at >= 0 ? u.LoginName.slice(0, at + 1) : u.LoginName;
 }

@@ -48,6 +48,19 @@ describe("lattice status (text)", () => {
     expect(r.stdout).toMatch(/^100\.64\.0\.2 +\("bravo"\) +alice@/m);
   });
 
+  it("control characters from other nodes (names, OS) and from health texts are printed escaped, never raw", async () => {
+    const bravo = Object.values(fake.state.status.Peer!).find((p) => p.HostName === "bravo")!;
+    bravo.DNSName = "ev\u001b[2Jil.tail.lattice.";
+    bravo.OS = "linux\u001b]0;pwned\u0007\r";
+    fake.state.status.Health = ["control says \u001b[31mred\u202e"];
+    const r = await runCli(["status", ...s()]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202e]/);
+    expect(r.stdout).toContain("ev\\x1b[2Jil");
+    expect(r.stdout).toContain("linux\\x1b]0;pwned\\x07\\x0d");
+    expect(r.stdout).toContain("control says \\x1b[31mred\\u202e");
+  });
+
   it("prints the health problems after the table", async () => {
     fake.state.status.Health = ['node key expired; run "lattice up --force-reauth"'];
     const r = await runCli(["status", ...s()]);
