@@ -31,7 +31,8 @@ export function ipFamily(text: string): 0 | 4 | 6 {
 
 /** A node found in the status: the peer (or Self), whether it is Self, and the IP to use. */
 export interface ResolvedNode {
-  node: PeerStatus;
+  /** null only with `anyIp` for an IP no node of the netmap has (e.g. behind a subnet route). */
+  node: PeerStatus | null;
   self: boolean;
   /** The IP the user gave, or the node's first tailnet IP when a name was given. */
   ip: string;
@@ -39,10 +40,11 @@ export interface ResolvedNode {
 
 /**
  * Resolves `arg` (IP or name) against the status; Self is looked at after the peers, as
- * Tailscale does. Throws CliError `ERR_NO_SUCH_NODE` naming the argument when nothing
- * matches, `ERR_NO_IP` when the node has no tailnet IP.
+ * Tailscale does. With `anyIp`, an IP no node has is returned as is (Tailscale's ping and nc
+ * use a given IP directly; the daemon decides). Throws CliError `ERR_NO_SUCH_NODE` naming the
+ * argument when nothing matches, `ERR_NO_IP` when the node has no tailnet IP.
  */
-export function resolveNode(st: Status, arg: string): ResolvedNode {
+export function resolveNode(st: Status, arg: string, opts: { anyIp?: boolean } = {}): ResolvedNode {
   const peers = Object.values(st.Peer ?? {});
   const ip = canonicalIp(arg);
   if (ip !== null) {
@@ -50,6 +52,7 @@ export function resolveNode(st: Status, arg: string): ResolvedNode {
     const peer = peers.find(hasIp);
     if (peer) return { node: peer, self: false, ip };
     if (st.Self && hasIp(st.Self)) return { node: st.Self, self: true, ip };
+    if (opts.anyIp) return { node: null, self: false, ip };
     throw new CliError("ERR_NO_SUCH_NODE", `no peer found with IP ${ip}`);
   }
   const want = arg.toLowerCase().replace(/\.$/, "");

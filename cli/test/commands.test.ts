@@ -103,6 +103,18 @@ describe("lattice whois", () => {
     expect(await runCli(["whois", "100.64.7.7", ...s()])).toMatchObject({ code: 1, stderr: "lattice: no node found for 100.64.7.7\n" });
     expect(await runCli(["whois", ...s()])).toMatchObject({ code: 2 });
   });
+
+  it("takes IP, IP:port, [IPv6]:port, nodekey:hex; anything else → exit 2 naming it, nothing asked", async () => {
+    for (const a of ["100.64.0.2", "100.64.0.2:22", "fd7a:115c:a1e0::2", "[fd7a:115c:a1e0::2]:22", `nodekey:${"ab".repeat(32)}`]) {
+      expect((await runCli(["whois", a, ...s()])).code, a).toBe(1); // 404 from the fake: it was asked
+    }
+    expect(fake.calls("/localapi/v0/whois")).toHaveLength(5);
+    for (const a of ["bravo", "100.64.0.2:99999", "100.64.0.2:", "[100.64.0.2]:22"]) {
+      const r = await runCli(["whois", a, ...s()]);
+      expect(r, a).toMatchObject({ code: 2, stderr: `lattice: invalid value ${JSON.stringify(a)} for IP[:port]: expected a tailnet IP, IP:port, [IPv6]:port or nodekey:<hex>\n` });
+    }
+    expect(fake.calls("/localapi/v0/whois")).toHaveLength(5);
+  });
 });
 
 describe("lattice netcheck", () => {

@@ -85,6 +85,13 @@ describe("lattice ping", () => {
     expect(c).toMatchObject({ code: 2, stderr: 'lattice: invalid value "-1" for -c: must be between 0 and 1000000\n' });
   });
 
+  it("an IP no node has is pinged as given (the daemon decides, as in Tailscale)", async () => {
+    fake.state.pingAnswers = [{ ...direct(4), IP: "10.1.2.3", NodeIP: "100.64.0.2" }];
+    const r = await runCli(["ping", "10.1.2.3", ...s()]);
+    expect(r.code).toBe(0);
+    expect(fake.calls("/localapi/v0/ping")[0]!.query.get("ip")).toBe("10.1.2.3");
+  });
+
   it("not running: the state message, exit 1, no ping", async () => {
     fake.state.status.BackendState = "Stopped";
     const r = await runCli(["ping", "bravo", ...s()]);

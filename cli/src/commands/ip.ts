@@ -18,7 +18,7 @@ export async function runIp(ctx: CommandContext, opts: IpOptions, peer: string |
   }
   const st = await ctx.client.status(peer !== undefined);
   let ips = st.TailscaleIPs ?? [];
-  if (peer !== undefined) ips = resolveNode(st, peer).node.TailscaleIPs ?? [];
+  if (peer !== undefined) ips = resolveNode(st, peer).node?.TailscaleIPs ?? [];
   if (ips.length === 0) throw new CliError("ERR_NO_IP", `no current Lattice IPs; state: ${st.BackendState}`);
   if (opts.want1) ips = ips.slice(0, 1);
   const both = !opts.want4 && !opts.want6;

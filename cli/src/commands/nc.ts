@@ -19,7 +19,7 @@ export async function runNc(ctx: CommandContext, host: string, portText: string)
   const st = await ctx.client.status();
   const description = notRunningDescription(st);
   if (description !== null) throw new NotRunningStateError(description);
-  const { ip } = resolveNode(st, host);
+  const { ip } = resolveNode(st, host, { anyIp: true });
   const { stdin, stdout } = ctx.io;
   return new Promise<ExitCode>((resolve, reject) => {
     const sock = connect({ host: ip, port });

@@ -30,7 +30,7 @@ export async function runPing(ctx: CommandContext, opts: PingOptions, host: stri
   const st = await client.status();
   const description = notRunningDescription(st);
   if (description !== null) throw new NotRunningStateError(description);
-  const target = resolveNode(st, host);
+  const target = resolveNode(st, host, { anyIp: true });
   if (target.self) {
     io.out(`${target.ip} is local Lattice IP\n`);
     return 0;

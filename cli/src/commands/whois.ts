@@ -5,10 +5,13 @@
  * node, else `User:` Name (login), ID. Unknown address: the daemon's 404 → exit 1.
  */
 import type { CommandContext, ExitCode } from "../context.js";
+import { FlagValueError } from "../errors.js";
 import { tabulate } from "../format.js";
+import { ipFamily } from "../resolve.js";
 import type { WhoIsResponse } from "../types.js";
 
 export async function runWhois(ctx: CommandContext, addr: string, json: boolean): Promise<ExitCode> {
+  checkWhoisArg(addr);
   const who = await ctx.client.whois(addr);
   ctx.io.out(json ? JSON.stringify(who, null, 2) + "\n" : formatWhois(who));
   return 0;
@@ -38,4 +41,12 @@ export function formatWhois(who: WhoIsResponse): string {
     }
   }
   return out;
+}
+
+/** `IP`, `IP:port`, `[IPv6]:port` or `nodekey:<64 hex>` (what the LocalAPI takes); else exit 2. */
+export function checkWhoisArg(addr: string): void {
+  if (/^nodekey:[0-9a-f]{64}$/.test(addr) || ipFamily(addr) !== 0) return;
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(addr);
+  if (m && Number(m[3]) <= 65535 && ipFamily(m[1] ?? m[2]!) === (m[1] !== undefined ? 6 : 4)) return;
+  throw new FlagValueError("IP[:port]", addr, "expected a tailnet IP, IP:port, [IPv6]:port or nodekey:<hex>");
 }
