@@ -9,7 +9,7 @@
  */
 import { Command, CommanderError, Option } from "commander";
 import type { CliIo, CommandContext } from "./context.js";
-import { CliError, NotRunningStateError, UsageError } from "./errors.js";
+import { CliError, FlagValueError, NotRunningStateError, UsageError } from "./errors.js";
 import {
   noArgs, normalizeGoFlags, parseDurationFlag, parseIntFlag, parseTagsFlag, parseUrlFlag, readAuthKeyFlag,
 } from "./flags.js";
@@ -88,6 +88,8 @@ export async function run(argv: readonly string[], rawIo: CliIo): Promise<number
 
   const ctxOf = (cmd: Command): CommandContext => {
     const socket = (cmd.optsWithGlobals() as { socket?: string }).socket ?? (io.env["LATTICE_SOCKET"] || DEFAULT_SOCKET);
+    // an empty socketPath would make node:http dial TCP localhost:80 instead
+    if (socket === "") throw new FlagValueError("--socket", socket, "empty path");
     return { io, client: new LocalClient(socket) };
   };
   const start = (f: () => Promise<number>): void => {

@@ -15,6 +15,9 @@ export const MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
 /** Default time for one request, connect to last byte. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
+/** How much longer than its own timeout the CLI waits for the daemon's ping answer. */
+export const PING_GRACE_MS = 2_000;
+
 /** Ping types as the LocalAPI spells them (`type=` query). */
 export type PingType = "disco" | "TSMP" | "ICMP";
 
@@ -44,10 +47,10 @@ export class LocalClient {
   async logout(): Promise<void> {
     await this.json<unknown>("POST", "/localapi/v0/logout", {}, 60_000);
   }
-  /** `timeoutMs` is the daemon's ping timeout; the request itself gets 5 s more. */
+  /** `timeoutMs` is the daemon's ping timeout; the request itself gets PING_GRACE_MS more. */
   async ping(ip: string, type: PingType, timeoutMs: number): Promise<PingResult> {
     const q = new URLSearchParams({ ip, type, timeout: String(Math.max(1, Math.round(timeoutMs))) });
-    return this.json<PingResult>("GET", `/localapi/v0/ping?${q}`, undefined, timeoutMs + 5_000);
+    return this.json<PingResult>("GET", `/localapi/v0/ping?${q}`, undefined, timeoutMs + PING_GRACE_MS);
   }
   async netcheck(): Promise<NetcheckReport> {
     return this.json<NetcheckReport>("GET", "/localapi/v0/netcheck", undefined, 60_000);

@@ -56,6 +56,19 @@ describe("lattice ping", () => {
     expect(none.stderr).toBe("lattice: no reply\n");
   });
 
+  it("a daemon that does not answer a ping in time counts as a timed-out ping (client-side deadline)", async () => {
+    fake.state.override = (req) => req.path === "/localapi/v0/ping"; // swallowed: never answered
+    const r = await runCli(["ping", "-c", "1", "--timeout", "100ms", "bravo", ...s()]);
+    expect(r).toMatchObject({ code: 1, stdout: 'ping "100.64.0.2" timed out\n', stderr: "lattice: no reply\n" });
+  });
+
+  it("-c 0 pings until direct, however long it takes", async () => {
+    fake.state.pingAnswers = [...Array(15).fill(viaDerp(9)), direct(1)];
+    const r = await runCli(["ping", "-c", "0", "bravo", ...s()]);
+    expect(r.code).toBe(0);
+    expect(fake.calls("/localapi/v0/ping")).toHaveLength(16);
+  });
+
   it("--tsmp / --icmp send that type and stop after one pong", async () => {
     fake.state.pingAnswers = [{ ...viaDerp(3), DERPRegionID: 0, DERPRegionCode: "" }];
     const r = await runCli(["ping", "--tsmp", "-c", "5", "bravo", ...s()]);

@@ -22,6 +22,10 @@ describe("choosing the socket", () => {
     expect(await runCli(["ip", "-4", "--socket", join(fake.dir, "none.sock")], { env: { LATTICE_SOCKET: fake.socketPath } })).toMatchObject({ code: 1, stderr: DOWN });
   });
 
+  it("an empty --socket is refused (exit 2), never dialled as TCP", async () => {
+    expect(await runCli(["status", "--socket="])).toMatchObject({ code: 2, stderr: 'lattice: invalid value "" for --socket: empty path\n' });
+  });
+
   it("every request carries the Host header the LocalAPI accepts", async () => {
     await runCli(["status", "--socket", fake.socketPath]);
     expect(fake.requests.map((r) => r.host)).toEqual(["local-tailscaled.sock"]);
