@@ -127,8 +127,12 @@ export function ownerLogin(st: Pick<Status, "User">, ps: Pick<PeerStatus, "UserI
   return at >= 0 ? u.LoginName.slice(0, at + 1) : u.LoginName;
 }
 
-/** The Status column of `status` (Tailscale's rules, peer relays aside). */
-export function peerStatusText(ps: PeerStatus, nowMs: number): string {
+/**
+ * The Status column of `status` (Tailscale's rules, peer relays aside), except that a
+ * peer that is online and never exchanged traffic says `idle` where Tailscale prints `-`
+ * (issue 8 names the states active / idle / offline). The Self row keeps `-`.
+ */
+export function peerStatusText(ps: PeerStatus, nowMs: number, self = false): string {
   const anyTraffic = (ps.TxBytes ?? 0) !== 0 || (ps.RxBytes ?? 0) !== 0;
   const offline = ps.Online ? "" : `; offline${lastSeenSuffix(ps.LastSeen, nowMs)}`;
   let s: string;
@@ -137,7 +141,7 @@ export function peerStatusText(ps: PeerStatus, nowMs: number): string {
     else if (ps.ExitNodeOption) s = `idle; offers exit node${offline}`;
     else if (anyTraffic) s = `idle${offline}`;
     else if (!ps.Online) s = `offline${lastSeenSuffix(ps.LastSeen, nowMs)}`;
-    else s = "-";
+    else s = self ? "-" : "idle";
   } else {
     s = "active; ";
     if (ps.ExitNode) s += "exit node; ";

@@ -18,7 +18,7 @@ describe("lattice status (text)", () => {
       "100.64.0.2  bravo    alice@          linux    active; direct 192.0.2.7:41641, tx 1234 rx 5678",
       "100.64.0.3  charlie  bob             windows  active; relay \"nyc\", tx 10 rx 20",
       "100.64.0.4  delta    alice@          linux    offline, last seen 3h ago",
-      "100.64.0.5  echo     tagged-devices  linux    -",
+      "100.64.0.5  echo     tagged-devices  linux    idle",
       "100.64.0.6  foxtrot  alice@          linux    idle, tx 1 rx 0",
       "",
     ].join("\n"));

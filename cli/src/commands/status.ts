@@ -40,8 +40,8 @@ export async function runStatus(ctx: CommandContext, opts: StatusOptions): Promi
 /** The table of `status` (no header, like Tailscale without `--header`). */
 export function formatStatusTable(st: Status, sel: { self: boolean; peers: boolean; active: boolean }, nowMs: number): string {
   const rows: string[][] = [];
-  const row = (ps: PeerStatus): string[] => [ps.TailscaleIPs?.[0] ?? "", displayName(ps), ownerLogin(st, ps), ps.OS ?? "", peerStatusText(ps, nowMs)];
-  if (sel.self && st.Self) rows.push(row(st.Self));
+  const row = (ps: PeerStatus, self = false): string[] => [ps.TailscaleIPs?.[0] ?? "", displayName(ps), ownerLogin(st, ps), ps.OS ?? "", peerStatusText(ps, nowMs, self)];
+  if (sel.self && st.Self) rows.push(row(st.Self, true));
   if (sel.peers) {
     const peers = Object.values(st.Peer ?? {}).sort(comparePeers);
     for (const ps of peers) if (!sel.active || ps.Active) rows.push(row(ps));
