@@ -38,6 +38,8 @@ export interface FilterRule {
 
 /** Who an SSH rule applies to. */
 export interface SSHPrincipal {
+  /** Source node's StableNodeID. */
+  node?: string;
   /** Source node address. */
   nodeIP?: string;
   /** Source login name. */
