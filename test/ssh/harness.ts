@@ -1,10 +1,12 @@
 // Test harness for the embedded SSH server: a fake SshBackend (127.0.0.1 is the peer node
 // "laptop" of alice@example.com; this node is "server1"), a server on 127.0.0.1:<random>,
 // and helpers that drive it with the real OpenSSH client.
-import { spawn, type SpawnOptions } from "node:child_process";
+import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { createRequire } from "node:module";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Client as Ssh2Client } from "ssh2";
 import type { Node, SSHAction, SSHPolicy, UserProfile } from "@lattice/types";
 import { loadHostKeys, SshServer, type SshBackend } from "../../daemon/src/ssh/index.js";
 
@@ -120,8 +122,17 @@ export interface RunResult {
 
 /** Runs a program to completion (killed after timeoutMs). */
 export function run(cmd: string, args: string[], opts: SpawnOptions & { input?: string | Buffer; timeoutMs?: number } = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], ...opts });
+  return start(cmd, args, opts).done;
+}
+
+/** Starts a program; `done` resolves at its end, `proc` lets the test signal it (by pid). */
+export function start(
+  cmd: string,
+  args: string[],
+  opts: SpawnOptions & { input?: string | Buffer; timeoutMs?: number; keepStdin?: boolean } = {},
+): { proc: ChildProcess; done: Promise<RunResult> } {
+  const p = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], ...opts });
+  const done = new Promise<RunResult>((resolve, reject) => {
     let stdout = "";
     let stderr = "";
     p.stdout!.on("data", (d) => (stdout += d));
@@ -132,8 +143,11 @@ export function run(cmd: string, args: string[], opts: SpawnOptions & { input?: 
       clearTimeout(t);
       resolve({ code, signal, stdout, stderr });
     });
-    p.stdin!.end(opts.input ?? "");
+    if (opts.keepStdin) {
+      if (opts.input !== undefined) p.stdin!.write(opts.input);
+    } else p.stdin!.end(opts.input ?? "");
   });
+  return { proc: p, done };
 }
 
 /** OpenSSH client options for the test server. */
@@ -142,7 +156,7 @@ export function sshOpts(port: number): string[] {
     "-F", "/dev/null",
     "-o", "StrictHostKeyChecking=no",
     "-o", "UserKnownHostsFile=/dev/null",
-    "-o", "LogLevel=ERROR",
+    "-o", "LogLevel=INFO",
     "-o", "BatchMode=yes",
     "-o", "ConnectTimeout=10",
     "-p", String(port),
@@ -152,4 +166,11 @@ export function sshOpts(port: number): string[] {
 /** `ssh -p PORT user@127.0.0.1 ...args`. */
 export function ssh(port: number, user: string, args: string[], opts: SpawnOptions & { input?: string; timeoutMs?: number; sshArgs?: string[] } = {}): Promise<RunResult> {
   return run("ssh", [...sshOpts(port), ...(opts.sshArgs ?? []), `${user}@127.0.0.1`, ...args], opts);
+}
+
+/** ssh2's Client (ssh2 is a dependency of the daemon package, resolved from there). */
+export function ssh2Client(): Ssh2Client {
+  const req = createRequire(new URL("../../daemon/package.json", import.meta.url));
+  const mod = req("ssh2") as { Client: new () => Ssh2Client };
+  return new mod.Client();
 }

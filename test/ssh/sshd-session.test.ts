@@ -1,0 +1,111 @@
+// The embedded SSH server's sessions, driven by the real OpenSSH client against a server on
+// 127.0.0.1:<random> with a fake tailnet backend: sessions run as the mapped local user
+// exactly as `login` would (uid, gid, supplementary groups, home, shell, environment),
+// exec exit codes, PTY sessions and window changes. Needs root (useradd, setpriv).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { requireRoot } from "../netns/run-script.js";
+import { acceptPolicy, run, ssh, ssh2Client, startServer, type Started } from "./harness.js";
+
+const USER = "lattice-sshd-u1";
+const GROUP = "lattice-sshd-g1";
+
+describe("SSH sessions as the mapped local user", () => {
+  let s: Started;
+  beforeAll(async () => {
+    requireRoot();
+    await run("userdel", ["-r", USER]);
+    await run("groupdel", [GROUP]);
+    expect((await run("groupadd", [GROUP])).code).toBe(0);
+    expect((await run("useradd", ["-m", "-s", "/bin/bash", "-G", GROUP, USER])).code).toBe(0);
+    s = await startServer(acceptPolicy());
+  });
+  afterAll(async () => {
+    await s?.close();
+    await run("userdel", ["-r", USER]);
+    await run("groupdel", [GROUP]);
+  });
+
+  it("ssh root@host id -u prints 0", async () => {
+    const r = await ssh(s.port, "root", ["id", "-u"]);
+    expect(r.stdout).toBe("0\n");
+    expect(r.code).toBe(0);
+  });
+
+  it("a non-root user's id (uid, gid, supplementary groups) equals `id USER` on the host", async () => {
+    const local = await run("id", [USER]);
+    expect(local.stdout).toContain(GROUP);
+    const r = await ssh(s.port, USER, ["id"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(local.stdout);
+  });
+
+  it("the session starts in the user's home with HOME USER LOGNAME SHELL PATH SSH_CONNECTION SSH_CLIENT", async () => {
+    const r = await ssh(s.port, USER, ['pwd; echo "$HOME|$USER|$LOGNAME|$SHELL|$SSH_CONNECTION|$SSH_CLIENT"; echo "$PATH"']);
+    const [pwd, vars, path] = r.stdout.trim().split("\n");
+    expect(pwd).toBe(`/home/${USER}`);
+    const [home, user, logname, shell, conn, client] = vars!.split("|");
+    expect([home, user, logname, shell]).toEqual([`/home/${USER}`, USER, USER, "/bin/bash"]);
+    expect(conn).toMatch(new RegExp(`^127\\.0\\.0\\.1 \\d+ 127\\.0\\.0\\.1 ${s.port}$`));
+    expect(client).toMatch(new RegExp(`^127\\.0\\.0\\.1 \\d+ ${s.port}$`));
+    expect(path).toContain("/usr/bin");
+  });
+
+  it("exit status propagates (exit 7), unknown command is 127, a signal death is reported", async () => {
+    expect((await ssh(s.port, "root", ["exit 7"])).code).toBe(7);
+    expect((await ssh(s.port, "root", ["no-such-command-lattice"])).code).toBe(127);
+    // OpenSSH exits 255 when the remote command died of a signal.
+    const k = await ssh(s.port, "root", ["kill -TERM $$"]);
+    expect(k.code).toBe(255);
+  });
+
+  it("stdin reaches the command and binary stdout comes back intact", async () => {
+    const input = Buffer.from([...Array(256).keys()].map((i) => i % 256)).toString("latin1").repeat(64);
+    const r = await ssh(s.port, "root", ["wc -c"], { input });
+    expect(r.stdout.trim()).toBe(String(Buffer.byteLength(input)));
+  });
+
+  it("ssh -tt gets a PTY: tty, SSH_TTY and TERM are set", async () => {
+    const r = await ssh(s.port, USER, ['tty; echo "tty=$SSH_TTY term=$TERM"'], { sshArgs: ["-tt"], env: { ...process.env, TERM: "xterm-256color" } });
+    expect(r.code).toBe(0);
+    const lines = r.stdout.replace(/\r/g, "").trim().split("\n");
+    expect(lines[0]).toMatch(/^\/dev\/pts\/\d+$/);
+    expect(lines[1]).toBe(`tty=${lines[0]} term=xterm-256color`);
+  });
+
+  it("a PTY shell sees window-change requests (stty size follows)", async () => {
+    const conn = ssh2Client();
+    const out = await new Promise<string>((resolve, reject) => {
+      conn.on("error", reject);
+      conn.on("ready", () => {
+        conn.shell({ term: "xterm", rows: 24, cols: 80 }, (err, ch) => {
+          if (err) return reject(err);
+          let buf = "";
+          ch.on("data", (d: Buffer) => {
+            buf += d.toString();
+            if (buf.includes("SIZE1=24 80") && !buf.includes("SIZE2")) {
+              ch.setWindow(40, 100, 0, 0);
+              setTimeout(() => ch.write("echo SIZE2=$(stty size); exit\n"), 200);
+            }
+          });
+          ch.on("close", () => {
+            conn.end();
+            resolve(buf);
+          });
+          ch.write("echo SIZE1=$(stty size)\n");
+        });
+      });
+      conn.connect({ host: "127.0.0.1", port: s.port, username: USER, tryKeyboard: false });
+    });
+    expect(out).toContain("SIZE1=24 80");
+    expect(out).toContain("SIZE2=40 100");
+  });
+
+  it("writes one structured log line at session start and one at its end", async () => {
+    const before = s.logs.length;
+    await ssh(s.port, "root", ["true"]);
+    const mine = s.logs.slice(before).filter((l) => String(l.msg).startsWith("ssh session"));
+    expect(mine.map((l) => l.msg)).toEqual(["ssh session start", "ssh session end"]);
+    expect(mine[1]).toMatchObject({ from: "alice@example.com", node: "laptop", sshUser: "root", localUser: "root", rule: 0, exitCode: 0 });
+    expect(typeof mine[1]!.durationMs).toBe("number");
+  });
+});
