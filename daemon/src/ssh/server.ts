@@ -9,8 +9,10 @@
  *
  * Limits (hostile input is dropped and counted in `stats`, never thrown):
  * `handshakeTimeoutMs` from accept to authenticated (paused while a check holds the
- * connection, which has its own `checkTimeoutMs`), `maxUnauthenticated` concurrent
- * pre-auth connections (more are closed at once, like sshd's MaxStartups),
+ * connection, which has its own `checkTimeoutMs`), `maxUnauthenticatedPerSource` and
+ * `maxUnauthenticated` concurrent pre-auth connections (more are closed at once, like
+ * sshd's MaxStartups, but per source first: the source is a tailnet peer, so a flooding
+ * peer exhausts only its own budget),
  * `maxConnections`, `maxSessionsPerConnection` channels, `maxAuthAttempts`.
  */
 import { createServer, type Server as NetServer, type Socket } from "node:net";
@@ -56,8 +58,10 @@ export interface SshServerOptions {
   now?: () => Date;
   /** Accept → authenticated, ms (default 30 s). */
   handshakeTimeoutMs?: number;
-  /** Concurrent unauthenticated connections (default 64). */
+  /** Concurrent unauthenticated connections, all sources (default 1024). */
   maxUnauthenticated?: number;
+  /** Concurrent unauthenticated connections from one source address (default 16), so one peer's flood cannot lock out the others. */
+  maxUnauthenticatedPerSource?: number;
   /** Concurrent connections (default 1024). */
   maxConnections?: number;
   /** Session channels per connection (default 64). */
@@ -119,6 +123,7 @@ export class SshServer {
   private readonly conns = new Set<SshConn>();
   private readonly sockets = new Set<Duplex>();
   private unauthenticated = 0;
+  private readonly unauthBySource = new Map<string, number>();
   private connSeq = 0;
   private readonly nets: NetServer[] = [];
   private readonly unsubscribe: () => void;
@@ -129,7 +134,8 @@ export class SshServer {
   constructor(private readonly opts: SshServerOptions) {
     this.o = {
       handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 30_000,
-      maxUnauthenticated: opts.maxUnauthenticated ?? 64,
+      maxUnauthenticated: opts.maxUnauthenticated ?? 1024,
+      maxUnauthenticatedPerSource: opts.maxUnauthenticatedPerSource ?? 16,
       maxConnections: opts.maxConnections ?? 1024,
       maxSessionsPerConnection: opts.maxSessionsPerConnection ?? 64,
       maxAuthAttempts: opts.maxAuthAttempts ?? 32,
@@ -175,16 +181,24 @@ export class SshServer {
   handleConnection(socket: Socket | Duplex, remote?: SockAddr, local?: SockAddr): void {
     const s = socket as Socket;
     s.on("error", () => undefined);
-    if (this.unauthenticated >= this.o.maxUnauthenticated || this.sockets.size >= this.o.maxConnections) {
+    const rem = remote ?? { address: s.remoteAddress ?? "", port: s.remotePort ?? 0 };
+    const src = canonicalIp(rem.address);
+    const fromSrc = this.unauthBySource.get(src) ?? 0;
+    if (
+      this.unauthenticated >= this.o.maxUnauthenticated ||
+      fromSrc >= this.o.maxUnauthenticatedPerSource ||
+      this.sockets.size >= this.o.maxConnections
+    ) {
       this.stats.refusedOverLimit++;
       s.destroy();
       return;
     }
     this.stats.accepted++;
     this.unauthenticated++;
+    this.unauthBySource.set(src, fromSrc + 1);
     this.sockets.add(s);
     const meta: SockMeta = {
-      remote: remote ?? { address: s.remoteAddress ?? "", port: s.remotePort ?? 0 },
+      remote: rem,
       local: local ?? { address: s.localAddress ?? "", port: s.localPort ?? 0 },
       authenticated: false,
       holding: false,
@@ -199,7 +213,7 @@ export class SshServer {
     s.once("close", () => {
       clearTimeout(meta.timer);
       this.sockets.delete(s);
-      if (!meta.authenticated) this.unauthenticated--;
+      if (!meta.authenticated) this.leavePreauth(meta);
     });
     s.setNoDelay?.(true);
     this.ssh.injectSocket(s as Socket);
@@ -210,7 +224,15 @@ export class SshServer {
     if (meta.authenticated) return;
     meta.authenticated = true;
     clearTimeout(meta.timer);
+    this.leavePreauth(meta);
+  }
+
+  private leavePreauth(meta: SockMeta): void {
     this.unauthenticated--;
+    const src = canonicalIp(meta.remote.address);
+    const n = (this.unauthBySource.get(src) ?? 1) - 1;
+    if (n <= 0) this.unauthBySource.delete(src);
+    else this.unauthBySource.set(src, n);
   }
 
   private onClient(client: Connection): void {
