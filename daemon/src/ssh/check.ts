@@ -53,7 +53,8 @@ export async function runCheck(firstUrl: string, deps: CheckDeps, opts: CheckOpt
       if (signal.aborted) break;
       let action: SSHAction;
       try {
-        action = await deps.fetchCheck(url, signal);
+        // Raced against the signal: a backend that ignores the abort cannot stall the hold.
+        action = await untilAborted(deps.fetchCheck(url, signal), signal);
       } catch {
         if (signal.aborted) break;
         await deps.sleep(backoff, signal).catch(() => undefined);
@@ -90,5 +91,23 @@ export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
       resolve();
     }
     signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => reject(new Error("aborted"));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
   });
 }
