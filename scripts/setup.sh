@@ -25,8 +25,9 @@ if ! command -v pnpm >/dev/null; then
   npm install -g pnpm@10 >/dev/null
 fi
 
-pnpm install --frozen-lockfile --reporter=silent
-# Native addons (node-gyp; Node's headers come from the system Node).
+# Native addons (node-gyp; Node's headers come from the system Node) — also for the
+# dependencies pnpm builds at install time (node-pty, ssh2's crypto binding).
 if [[ -d /usr/include/node ]]; then export npm_config_nodedir=/usr; fi
+pnpm install --frozen-lockfile --reporter=silent
 pnpm -r --reporter=silent run --if-present build:native
 pnpm exec tsc -b
