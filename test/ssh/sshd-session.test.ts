@@ -4,7 +4,10 @@
 // exec exit codes, PTY sessions and window changes. Needs root (useradd, setpriv).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { requireRoot } from "../netns/run-script.js";
-import { acceptPolicy, run, ssh, ssh2Client, startServer, type Started } from "./harness.js";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { acceptPolicy, run, ssh, ssh2Client, sshOpts, startServer, type Started } from "./harness.js";
 
 const USER = "lattice-sshd-u1";
 const GROUP = "lattice-sshd-g1";
@@ -98,6 +101,29 @@ describe("SSH sessions as the mapped local user", () => {
     });
     expect(out).toContain("SIZE1=24 80");
     expect(out).toContain("SIZE2=40 100");
+  });
+
+  it("sftp and the forwarded agent socket run/are owned as the non-root user", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lattice-sshd-u-"));
+    const sock = join(dir, "agent.sock");
+    const agent = await run("ssh-agent", ["-a", sock]);
+    const pid = /SSH_AGENT_PID=(\d+)/.exec(agent.stdout)?.[1];
+    try {
+      writeFileSync(join(dir, "f"), "payload\n");
+      const opts = sshOpts(s.port).map((a) => (a === "-p" ? "-P" : a));
+      const up = await run("scp", ["-s", ...opts, join(dir, "f"), `${USER}@127.0.0.1:uploaded`]);
+      expect(up.code).toBe(0);
+      const env = { ...process.env, SSH_AUTH_SOCK: sock };
+      const r = await ssh(s.port, USER, ['stat -c "%U %a" ~/uploaded "$SSH_AUTH_SOCK"; ssh-add -l; echo rc=$?'], { env, sshArgs: ["-A"] });
+      const lines = r.stdout.trim().split("\n");
+      expect(lines[0]).toBe(`${USER} 644`);
+      expect(lines[1]).toBe(`${USER} 600`);
+      // The user reached the (empty) agent: exit 1 "no identities", not 2 "cannot connect".
+      expect(lines.at(-1)).toBe("rc=1");
+    } finally {
+      if (pid) process.kill(Number(pid), "SIGTERM");
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("writes one structured log line at session start and one at its end", async () => {
