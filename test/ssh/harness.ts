@@ -132,6 +132,7 @@ export function start(
   opts: SpawnOptions & { input?: string | Buffer; timeoutMs?: number; keepStdin?: boolean } = {},
 ): { proc: ChildProcess; done: Promise<RunResult> } {
   const p = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], ...opts });
+  p.stdin!.on("error", () => undefined);
   const done = new Promise<RunResult>((resolve, reject) => {
     let stdout = "";
     let stderr = "";

@@ -4,7 +4,7 @@
 // exec exit codes, PTY sessions and window changes. Needs root (useradd, setpriv).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { requireRoot } from "../netns/run-script.js";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { acceptPolicy, run, ssh, ssh2Client, sshOpts, startServer, type Started } from "./harness.js";
@@ -133,5 +133,29 @@ describe("SSH sessions as the mapped local user", () => {
     expect(mine.map((l) => l.msg)).toEqual(["ssh session start", "ssh session end"]);
     expect(mine[1]).toMatchObject({ from: "alice@example.com", node: "laptop", sshUser: "root", localUser: "root", rule: 0, exitCode: 0 });
     expect(typeof mine[1]!.durationMs).toBe("number");
+  });
+
+  it("a PTY session writes utmp (who) and wtmp (last) login records; exec without PTY writes none", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lattice-sshd-utmp-"));
+    chmodSync(dir, 0o755); // the session user runs `who` on the file
+    const utmp = join(dir, "utmp");
+    const wtmp = join(dir, "wtmp");
+    writeFileSync(utmp, "");
+    writeFileSync(wtmp, "");
+    const s2 = await startServer(acceptPolicy(), { loginRecords: { utmp, wtmp } });
+    try {
+      const during = await ssh(s2.port, USER, [`who ${utmp}`], { sshArgs: ["-tt"] });
+      expect(during.stdout).toMatch(new RegExp(`^${USER}\\s+pts/\\d+\\s+.*\\(127\\.0\\.0\\.1\\)`));
+      const dump = (await run("utmpdump", [wtmp])).stdout.trim().split("\n");
+      expect(dump).toHaveLength(2);
+      expect(dump[0]).toMatch(new RegExp(`^\\[7\\] .*\\[${USER}\\s*\\] \\[pts/\\d+\\s*\\] \\[127\\.0\\.0\\.1\\s*\\] \\[127\\.0\\.0\\.1\\s*\\]`));
+      expect(dump[1]).toMatch(/^\[8\] /);
+      expect((await run("who", [utmp])).stdout).toBe("");
+      await ssh(s2.port, USER, ["true"]);
+      expect((await run("utmpdump", [wtmp])).stdout.trim().split("\n")).toHaveLength(2);
+    } finally {
+      await s2.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -27,6 +27,7 @@ import { canonicalIp, describeSource, evaluateSshPolicy, expandDelegateUrl, isTa
 import { handleSession, type LiveSession } from "./session.js";
 import { DisconnectReason, sendAuthBanner, sendDisconnect } from "./ssh2-internals.js";
 import { lookupUser, type LocalUser } from "./users.js";
+import { SYSTEM_UTMP, type UtmpPaths } from "./utmp.js";
 
 /** What the SSH server needs from the node daemon. */
 export interface SshBackend {
@@ -74,6 +75,8 @@ export interface SshServerOptions {
   sftpServerPath?: string;
   /** util-linux setpriv (default "setpriv" on PATH). */
   setprivPath?: string;
+  /** utmp/wtmp for PTY sessions (default /var/run/utmp, /var/log/wtmp when root; null: none). */
+  loginRecords?: UtmpPaths | null;
 }
 
 /** Counters of dropped/refused input. */
@@ -142,6 +145,7 @@ export class SshServer {
       checkTimeoutMs: opts.checkTimeoutMs ?? 30 * 60_000,
       sftpServerPath: opts.sftpServerPath ?? "/usr/lib/openssh/sftp-server",
       setprivPath: opts.setprivPath ?? "setpriv",
+      loginRecords: opts.loginRecords !== undefined ? opts.loginRecords : process.getuid?.() === 0 ? SYSTEM_UTMP : null,
     };
     this.log = opts.log ?? ((rec) => process.stderr.write(JSON.stringify({ time: new Date().toISOString(), ...rec }) + "\n"));
     this.now = opts.now ?? (() => new Date());
@@ -443,6 +447,8 @@ class SshConn {
         sshClient: `${canonicalIp(this.meta.remote.address)} ${this.meta.remote.port} ${this.meta.local.port}`,
         sftpServerPath: this.o.sftpServerPath,
         setprivPath: this.o.setprivPath,
+        loginRecords: this.o.loginRecords,
+        remoteHost: canonicalIp(this.meta.remote.address),
         agentSocket: () => this.agentSocket(),
         track: (s) => {
           this.live.add(s);

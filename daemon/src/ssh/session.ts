@@ -15,6 +15,8 @@
  * are possible and processes are spawned directly. Each session process leads its own
  * process group; signals, hang-up on channel close and revocation go to the whole group.
  *
+ * PTY sessions get utmp/wtmp login records (utmp.ts), as sshd writes them.
+ *
  * Exit codes follow OpenSSH: the program's status or signal; 255 when the session could not
  * be started (SSH-layer failure); 127 comes from the shell for an unknown command.
  */
@@ -24,6 +26,7 @@ import nodePty, { type IPty } from "node-pty";
 import type { PseudoTtyInfo, ServerChannel, Session } from "ssh2";
 import { envAccepted } from "./policy.js";
 import type { LocalUser } from "./users.js";
+import { recordLogin, type UtmpPaths } from "./utmp.js";
 
 /** What a session needs from its connection. */
 export interface SessionContext {
@@ -35,6 +38,10 @@ export interface SessionContext {
   sshClient: string;
   sftpServerPath: string;
   setprivPath: string;
+  /** utmp/wtmp for PTY sessions (null: none). */
+  loginRecords: UtmpPaths | null;
+  /** The remote host for login records (the peer's address). */
+  remoteHost: string;
   /** Starts (once per connection) the forwarded-agent socket; undefined when not allowed. */
   agentSocket(): Promise<string | undefined>;
   /** Registers a live session for revocation; returns the unregister function. */
@@ -160,10 +167,12 @@ export function handleSession(session: Session, ctx: SessionContext): void {
     const what = kind === "exec" ? { command } : kind === "subsystem" ? { subsystem: "sftp" } : {};
     ctx.log("ssh session start", { type: kind, pty: pty !== null, ...what });
     let ended = false;
+    let logout: (() => void) | null = null;
     const finish = (code: number | null, sig: string | null): void => {
       if (ended) return;
       ended = true;
       untrack();
+      logout?.();
       ctx.log("ssh session end", { type: kind, exitCode: code, exitSignal: sig, durationMs: Date.now() - t0 });
       try {
         if (sig) ch.exit(sig, false, "");
@@ -222,6 +231,10 @@ export function handleSession(session: Session, ctx: SessionContext): void {
         return;
       }
       pid = term.pid;
+      const ptsName = (term as unknown as { ptsName?: string }).ptsName;
+      if (ctx.loginRecords && ptsName) {
+        logout = recordLogin(ctx.loginRecords, { tty: ptsName, pid: term.pid, user: user.name, host: ctx.remoteHost });
+      }
       winch = (cols, rows) => {
         try {
           term.resize(cols, rows);
