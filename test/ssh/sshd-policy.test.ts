@@ -140,6 +140,21 @@ describe("live sessions follow the policy", () => {
     expect(s.server.stats.revoked).toBe(2);
   });
 
+  it("a backend that throws during the re-check fails closed (session revoked, server keeps running)", async () => {
+    requireRoot();
+    s = await startServer(acceptPolicy());
+    const sess = start("ssh", [...sshOpts(s.port), "root@127.0.0.1", "echo started; sleep 30"], { timeoutMs: 30_000 });
+    let out = "";
+    sess.proc.stdout!.on("data", (d) => (out += d));
+    while (!out.includes("started")) await new Promise((r) => setTimeout(r, 50));
+    s.backend.whois = () => {
+      throw new Error("netmap being swapped");
+    };
+    expect(() => s!.backend.setPolicy(acceptPolicy())).not.toThrow();
+    const r = await sess.done;
+    expect(r.stderr).toContain("Access revoked.");
+  });
+
   it("a policy change that still allows the session keeps it", async () => {
     requireRoot();
     s = await startServer(acceptPolicy());

@@ -55,6 +55,7 @@ export function startAgentListener(conn: Connection, user: LocalUser): Promise<A
       reject(e);
     });
     srv.listen(path, () => {
+      srv.on("error", () => undefined); // accept errors must not end the daemon
       try {
         chmodSync(path, 0o600);
         chownSync(path, user.uid, user.gid);

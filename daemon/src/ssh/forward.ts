@@ -73,6 +73,7 @@ export class RemoteForwards {
       srv.maxConnections = 256;
       srv.once("error", () => resolve(null));
       srv.listen({ host, port: bindPort }, () => {
+        srv.on("error", () => undefined); // accept errors (EMFILE…) must not end the daemon
         const port = (srv.address() as { port: number }).port;
         this.listeners.set(`${bindAddr}:${bindPort === 0 ? port : bindPort}`, srv);
         resolve(port);

@@ -336,12 +336,17 @@ class SshConn {
     }
     // The credential is ignored: the tailnet identity and the policy decide (Tailscale).
     this.decision ??= this.decide(ctx.username);
+    const reply = (ok: boolean): void => {
+      try {
+        if (ok) ctx.accept();
+        else ctx.reject([]);
+      } catch {
+        // the connection went away while the decision was pending
+      }
+    };
     this.decision.then(
-      (out) => {
-        if (out.ok) return ctx.accept();
-        ctx.reject([]);
-      },
-      () => ctx.reject([]),
+      (out) => reply(out.ok),
+      () => reply(false),
     );
   }
 
@@ -491,11 +496,16 @@ class SshConn {
   recheck(): void {
     const out = this.outcome;
     if (!out || this.ending || !this.meta.authenticated) return;
-    const id = this.identity(out.id.sshUser);
     let allowed = false;
-    if (typeof id !== "string") {
-      const d = evaluateSshPolicy(this.backend.sshPolicy(), id, this.server.now());
-      allowed = d.kind !== "reject" && d.localUser === out.user.name;
+    try {
+      const id = this.identity(out.id.sshUser);
+      if (typeof id !== "string") {
+        const d = evaluateSshPolicy(this.backend.sshPolicy(), id, this.server.now());
+        allowed = d.kind !== "reject" && d.localUser === out.user.name;
+      }
+    } catch {
+      // A backend failure fails closed: the session cannot be shown to be allowed.
+      allowed = false;
     }
     if (!allowed) this.revoke("Access revoked.");
   }

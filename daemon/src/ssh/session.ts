@@ -248,7 +248,13 @@ export function handleSession(session: Session, ctx: SessionContext): void {
           ch.once("drain", () => term.resume());
         }
       });
-      ch.on("data", (d: Buffer) => term.write(d));
+      ch.on("data", (d: Buffer) => {
+        try {
+          term.write(d);
+        } catch {
+          // the pty is gone; finish() follows from onExit
+        }
+      });
       term.onExit(({ exitCode, signal: s }) => finish(s ? null : exitCode, s ? (SIGNAL_NAMES.get(s) ?? "KILL") : null));
       return;
     }
@@ -277,17 +283,30 @@ export function handleSession(session: Session, ctx: SessionContext): void {
     child.on("close", (code, sig) => finish(code, sig ? sig.replace(/^SIG/, "") : null));
   };
 
+  // Never let a failure escape as an unhandled rejection (it would end the daemon).
+  const run = (kind: "shell" | "exec" | "subsystem", ch: ServerChannel | undefined, command?: string): void => {
+    if (!ch) return;
+    start(kind, ch, command).catch((e: unknown) => {
+      ctx.log("ssh session error", { type: kind, error: String(e) });
+      try {
+        ch.exit(255);
+        ch.end();
+      } catch {
+        // gone
+      }
+    });
+  };
   session.on("shell", (accept, reject) => {
     if (started) return reject?.();
-    void start("shell", accept());
+    run("shell", accept());
   });
   session.on("exec", (accept, reject, info) => {
     if (started) return reject?.();
     const cmd = String(info.command);
-    void start(cmd === "" ? "shell" : "exec", accept(), cmd);
+    run(cmd === "" ? "shell" : "exec", accept(), cmd);
   });
   session.on("subsystem", (accept, reject, info) => {
     if (started || info.name !== "sftp") return reject?.();
-    void start("subsystem", accept());
+    run("subsystem", accept());
   });
 }
