@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TEST_APT_PACKAGES=(wireguard-go wireguard-tools iperf3 iputils-ping ncat iproute2 iptables
-  openssh-client openssh-server postgresql procps psmisc)
+  openssh-client openssh-server postgresql procps psmisc python3-paramiko util-linux rsync)
 
 if [[ "${1:-}" == "--test-deps" && $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
   missing=()

@@ -1,9 +1,9 @@
 // File transfer, forwarding and multiplexing through the embedded SSH server with stock
-// clients: scp (legacy -O and SFTP mode) up and down byte-identical, `sftp -b`, `ssh -L`,
+// clients: scp (legacy -O and SFTP mode) up and down byte-identical, `sftp -b`, rsync, `ssh -L`,
 // `ssh -N -R`, `ssh -A` (the remote side's `ssh-add -l` lists the local agent's key),
 // and three sessions over one ControlMaster connection. Needs root and OpenSSH client tools.
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, connect, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -83,6 +83,22 @@ describe("SSH transfers, forwarding, agent, multiplexing", () => {
       expect(sha(back)).toBe(sha(src));
     });
   }
+
+  it("rsync -e ssh copies a tree and a second run transfers nothing", async () => {
+    const tree = join(dir, "tree");
+    mkdirSync(join(tree, "sub"), { recursive: true });
+    writeFileSync(join(tree, "a.bin"), randomBytes(500_000));
+    writeFileSync(join(tree, "sub", "b.txt"), "hello\n");
+    const e = ["ssh", ...sshOpts(s.port)].join(" ");
+    const dst = join(dir, "tree-copy");
+    const r = await run("rsync", ["-a", "--stats", "-e", e, `${tree}/`, `root@127.0.0.1:${dst}/`]);
+    expect(r.code).toBe(0);
+    expect(sha(join(dst, "a.bin"))).toBe(sha(join(tree, "a.bin")));
+    expect(readFileSync(join(dst, "sub", "b.txt"), "utf8")).toBe("hello\n");
+    const again = await run("rsync", ["-a", "--stats", "-e", e, `${tree}/`, `root@127.0.0.1:${dst}/`]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/Number of regular files transferred: 0/);
+  });
 
   it("sftp -b runs a batch (put, ls, get, rm)", async () => {
     const src = join(dir, "sftp-src");
