@@ -126,6 +126,38 @@ describe("SSH sessions as the mapped local user", () => {
     }
   });
 
+  it("a signal request reaches the command's process group and comes back as exit-signal", async () => {
+    const c = ssh2Client();
+    const res = await new Promise<{ code: unknown; signal: unknown; out: string }>((resolve, reject) => {
+      c.on("error", reject);
+      c.on("ready", () =>
+        c.exec("echo ready; sleep 30; echo not-reached", (err, ch) => {
+          if (err) return reject(err);
+          let out = "";
+          ch.on("data", (d: Buffer) => {
+            out += d;
+            if (out.includes("ready")) ch.signal("TERM");
+          });
+          ch.on("exit", (code: unknown, signal: unknown) => {
+            ch.on("close", () => {
+              c.end();
+              resolve({ code, signal, out });
+            });
+          });
+        }),
+      );
+      c.connect({ host: "127.0.0.1", port: s.port, username: "root" });
+    });
+    expect(res.out).toBe("ready\n");
+    // bash -c runs `sleep` as a child: the group gets TERM, bash dies of it too.
+    expect(res.code === null || res.code === undefined ? res.signal : `code ${String(res.code)}`).toBe("SIGTERM"); // ssh2's client prefixes the wire name "TERM"
+  });
+
+  it("a death by a signal outside RFC 4254's list still ends the session (exit 128+n)", async () => {
+    const r = await ssh(s.port, "root", ["kill -WINCH $$; kill -SYS $$"]);
+    expect(r.code).toBe(128 + 31);
+  });
+
   it("writes one structured log line at session start and one at its end", async () => {
     const before = s.logs.length;
     await ssh(s.port, "root", ["true"]);

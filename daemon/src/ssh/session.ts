@@ -177,6 +177,16 @@ export function handleSession(session: Session, ctx: SessionContext): void {
       try {
         if (sig) ch.exit(sig, false, "");
         else ch.exit(code ?? 255);
+      } catch {
+        // A signal outside RFC 4254's list (ssh2 refuses e.g. WINCH, SYS): report it as
+        // sshd's 128+n would be seen by a shell; or the channel is already gone.
+        try {
+          ch.exit(sig ? 128 + (osConstants.signals[`SIG${sig}` as keyof typeof osConstants.signals] ?? 127) : 255);
+        } catch {
+          // gone
+        }
+      }
+      try {
         ch.end();
       } catch {
         // channel already gone (client closed it)
