@@ -4,10 +4,11 @@
 // honest client from another source keeps getting sessions throughout. Needs root
 // (sessions run through setpriv) and the OpenSSH client.
 import { randomBytes } from "node:crypto";
-import { connect, type Socket } from "node:net";
+import { connect, createServer, type Socket } from "node:net";
+import type { ClientChannel } from "ssh2";
 import { afterEach, describe, expect, it } from "vitest";
 import { requireRoot } from "../netns/run-script.js";
-import { acceptPolicy, ssh, startServer, type Started } from "./harness.js";
+import { acceptPolicy, ssh, ssh2Client, startServer, type Started } from "./harness.js";
 
 let s: Started | undefined;
 afterEach(async () => {
@@ -82,5 +83,33 @@ describe("hostile input to the SSH listener", () => {
     const r = await ssh(s.port, "root", ["echo still-serving"]);
     expect(r.stdout).toBe("still-serving\n");
     for (const c of flood) c.destroy();
+  });
+
+  it("-L channels per connection are capped (maxLocalForwardsPerConnection); closing one frees a slot", async () => {
+    requireRoot();
+    s = await startServer(acceptPolicy(), { maxLocalForwardsPerConnection: 3 });
+    const target = createServer((c) => c.on("error", () => undefined));
+    await new Promise<void>((r) => target.listen(0, "127.0.0.1", () => r()));
+    const tport = (target.address() as { port: number }).port;
+    const c = ssh2Client();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        c.on("error", reject);
+        c.on("ready", () => resolve());
+        c.connect({ host: "127.0.0.1", port: s!.port, username: "root" });
+      });
+      const open = (): Promise<ClientChannel | Error> =>
+        new Promise((resolve) => c.forwardOut("127.0.0.1", 1, "127.0.0.1", tport, (err, ch) => resolve(err ?? ch)));
+      const chans: (ClientChannel | Error)[] = [];
+      for (let i = 0; i < 4; i++) chans.push(await open());
+      expect(chans.slice(0, 3).every((x) => !(x instanceof Error))).toBe(true);
+      expect(chans[3]).toBeInstanceOf(Error);
+      (chans[0] as ClientChannel).close();
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await open()).not.toBeInstanceOf(Error);
+    } finally {
+      c.end();
+      target.close();
+    }
   });
 });

@@ -13,7 +13,8 @@
  * `maxUnauthenticated` concurrent pre-auth connections (more are closed at once, like
  * sshd's MaxStartups, but per source first: the source is a tailnet peer, so a flooding
  * peer exhausts only its own budget),
- * `maxConnections`, `maxSessionsPerConnection` channels, `maxAuthAttempts`.
+ * `maxConnections`, `maxSessionsPerConnection` channels, `maxLocalForwardsPerConnection`,
+ * `maxAuthAttempts`.
  */
 import { createServer, type Server as NetServer, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
@@ -69,6 +70,8 @@ export interface SshServerOptions {
   maxSessionsPerConnection?: number;
   /** Auth requests per connection (default 32). */
   maxAuthAttempts?: number;
+  /** Concurrent -L (direct-tcpip) channels per connection (default 256). */
+  maxLocalForwardsPerConnection?: number;
   /** Overall check-mode hold, ms (default 30 min). */
   checkTimeoutMs?: number;
   /** The sftp subsystem program (default /usr/lib/openssh/sftp-server). */
@@ -142,6 +145,7 @@ export class SshServer {
       maxConnections: opts.maxConnections ?? 1024,
       maxSessionsPerConnection: opts.maxSessionsPerConnection ?? 64,
       maxAuthAttempts: opts.maxAuthAttempts ?? 32,
+      maxLocalForwardsPerConnection: opts.maxLocalForwardsPerConnection ?? 256,
       checkTimeoutMs: opts.checkTimeoutMs ?? 30 * 60_000,
       sftpServerPath: opts.sftpServerPath ?? "/usr/lib/openssh/sftp-server",
       setprivPath: opts.setprivPath ?? "setpriv",
@@ -293,6 +297,7 @@ class SshConn {
   private readonly abort = new AbortController();
   private readonly live = new Set<LiveSession>();
   private sessions = 0;
+  private localForwards = 0;
   private forwards: RemoteForwards | null = null;
   private agent: Promise<AgentListener> | null = null;
   private durationTimer: NodeJS.Timeout | null = null;
@@ -464,7 +469,26 @@ class SshConn {
     });
     c.on("tcpip", (accept, reject, info) => {
       if (!out.action.allowLocalPortForwarding || this.ending) return reject();
-      directTcpip(accept, reject, info.destIP, info.destPort);
+      if (this.localForwards >= this.o.maxLocalForwardsPerConnection) return reject();
+      this.localForwards++;
+      let counted = true;
+      const release = (): void => {
+        if (counted) this.localForwards--;
+        counted = false;
+      };
+      directTcpip(
+        () => {
+          const ch = accept();
+          ch.once("close", release);
+          return ch;
+        },
+        () => {
+          release();
+          reject();
+        },
+        info.destIP,
+        info.destPort,
+      );
     });
     c.on("openssh.streamlocal", (_accept, reject) => reject());
     c.on("request", (accept, reject, name, info) => {
