@@ -23,6 +23,7 @@ export interface CoreOptions {
   random: (n: number) => Uint8Array;
   mtu: number;
   underLoad: (() => boolean) | undefined;
+  roaming: boolean;
 }
 
 /** Device state (fields are shared by the path modules; nothing here does I/O). */
@@ -31,6 +32,8 @@ export class DeviceCore {
   readonly wallNow: () => number;
   readonly random: (n: number) => Uint8Array;
   readonly underLoadHook: (() => boolean) | undefined;
+  /** Whether authenticated packets move a peer's endpoint to their source (see DeviceOptions.roaming). */
+  readonly roaming: boolean;
   mtu: number;
   privateKey: Uint8Array | null = null;
   staticKeys: NoiseKeyPair | null = null;
@@ -59,6 +62,7 @@ export class DeviceCore {
     this.random = o.random;
     this.mtu = o.mtu;
     this.underLoadHook = o.underLoad;
+    this.roaming = o.roaming;
     this.indices = new IndexTable<Peer, Keypair>(o.random);
   }
 

@@ -50,6 +50,15 @@ export interface DeviceOptions {
   mtu?: number;
   /** Extra under-load signal from the edge (e.g. its receive queue is backing up). */
   underLoad?: () => boolean;
+  /**
+   * Roaming (whitepaper §2.1; wireguard-go SetEndpointFromPacket): when true (the default),
+   * every authenticated packet moves its peer's endpoint to the packet's outer source.
+   * False = a peer's endpoint changes only by configuration, never from packets (also not
+   * when it has none yet). magicsock runs with false, as Tailscale disables wireguard-go's
+   * roaming: the endpoint is a "magic" one that magicsock maps to the best path, and a
+   * packet arriving over DERP or from one candidate address must not pin the peer there.
+   */
+  roaming?: boolean;
 }
 
 /** A received datagram, for {@link Device.receiveDatagrams}. */
@@ -69,6 +78,7 @@ export class Device {
       random: opts.random,
       mtu: opts.mtu ?? DEFAULT_MTU,
       underLoad: opts.underLoad,
+      roaming: opts.roaming ?? true,
     });
   }
 

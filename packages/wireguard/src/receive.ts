@@ -50,8 +50,8 @@ export function receiveDatagram(c: DeviceCore, data: Uint8Array, from: Endpoint)
  * from (with its sticky source), and its counters and timers see it. The one place this
  * happens (wireguard-go: SetEndpointFromPacket + timersAnyAuthenticatedPacket*).
  */
-export function authenticatedFrom(p: Peer, data: Uint8Array, from: Endpoint, now: number): void {
-  p.endpoint = from;
+export function authenticatedFrom(c: DeviceCore, p: Peer, data: Uint8Array, from: Endpoint, now: number): void {
+  if (c.roaming) p.endpoint = from;
   p.rxBytes += data.length;
   p.timers.anyAuthenticatedPacketTraversal(now);
   p.timers.anyAuthenticatedPacketReceived();
@@ -120,7 +120,7 @@ function handleInitiation(c: DeviceCore, data: Uint8Array, sender: number, body:
     return;
   }
   const p = r;
-  authenticatedFrom(p, data, from, now);
+  authenticatedFrom(c, p, data, from, now);
   const msg = createResponse(ctx, p, now);
   beginSymmetricSession(ctx, p, false, now);
   c.counters.sessionsDerived++;
@@ -138,7 +138,7 @@ function handleResponse(c: DeviceCore, data: Uint8Array, sender: number, receive
     return;
   }
   const p = r;
-  authenticatedFrom(p, data, from, now);
+  authenticatedFrom(c, p, data, from, now);
   beginSymmetricSession(ctx, p, true, now);
   c.counters.sessionsDerived++;
   p.timers.sessionDerived(now);
@@ -192,7 +192,7 @@ function receiveTransport(c: DeviceCore, data: Uint8Array, from: Endpoint): void
     return;
   }
   const p = entry.peer;
-  authenticatedFrom(p, data, from, now);
+  authenticatedFrom(c, p, data, from, now);
   const { promoted, dropped } = p.keypairs.receivedWith(kp);
   for (const d of dropped) c.indices.delete(d.localIndex);
   if (promoted) {

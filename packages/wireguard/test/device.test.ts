@@ -221,6 +221,22 @@ describe("replay, reordering, roaming, cryptokey routing", () => {
     expect(out[0].to).toEqual(roamed);
   });
 
+  test("roaming off (magicsock): authenticated packets from a new source never move the peer's endpoint", () => {
+    const net = new Pair({ roaming: false });
+    // Without roaming B cannot learn A's endpoint from the handshake: configure it.
+    net.b.dev.applyConfig({ replacePeers: false, peers: [peerUpdate(net.a.pub, { updateOnly: true, endpoint: net.a.ep })] });
+    const roamed = Endpoint.fromAddress("127.3.3.40", 900)!;
+    net.aSourceAtB = roamed;
+    net.send("a");
+    net.pump();
+    expect(net.b.received.length).toBe(1); // handshake and data arrived from `roamed`
+    expect(net.b.dev.snapshot().peers[0].endpoint).toEqual(net.a.ep);
+    net.send("b");
+    const out = net.b.dev.takeDatagrams();
+    expect(out.length).toBe(1);
+    expect(out[0].to).toEqual(net.a.ep);
+  });
+
   test("cryptokey routing: a decrypted packet whose source is not the peer's allowed IP is dropped", () => {
     const net = established();
     net.a.dev.sendPacket(ipv4("192.168.99.9", "192.168.4.2"));

@@ -85,11 +85,11 @@ export class Pair {
   /** Source endpoint B sees for A (can be changed to simulate NAT rebinding / roaming). */
   aSourceAtB: Endpoint;
 
-  constructor(opts: { psk?: Uint8Array; pka?: number; seed?: string } = {}) {
+  constructor(opts: { psk?: Uint8Array; pka?: number; seed?: string; roaming?: boolean } = {}) {
     const seed = opts.seed ?? "pair";
     const mk = (name: string, addr: string, port: number, tunIp: string): Node => {
       const priv = clampScalar(seededRandom(seed + name + "key")(32));
-      const dev = new Device({ now: this.clock.now, wallNow: this.clock.wallNow, random: seededRandom(seed + name) });
+      const dev = new Device({ now: this.clock.now, wallNow: this.clock.wallNow, random: seededRandom(seed + name), ...(opts.roaming === undefined ? {} : { roaming: opts.roaming }) });
       return { dev, priv, pub: x25519PublicKey(priv), ep: Endpoint.fromAddress(addr, port)!, tunIp, received: [] };
     };
     this.a = mk("a", "10.0.0.1", 51820, "192.168.4.1");
