@@ -358,7 +358,13 @@ export interface DERPNode {
   STUNOnly?: boolean;
   /** 0 = default 443. */
   DERPPort?: number;
+  /** TLS without certificate verification (Tailscale's meaning: tests, self-signed labs). */
   InsecureForTests?: boolean;
+  /**
+   * Lattice extension (not in tailcfg): dial the relay with plain `http://` instead of
+   * `https://` (lattice-control without TLS, tests, labs). Tailscale clients ignore it.
+   */
+  InsecureHTTP?: boolean;
   STUNTestIP?: string;
   CanPort80?: boolean;
 }
