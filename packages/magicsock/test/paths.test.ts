@@ -1,0 +1,146 @@
+// Path selection end to end over the in-memory network (fake clock): DERP first, direct
+// after a disco pong, back to DERP when the direct path dies, hole punching with
+// CallMeMaybe through NATs, home DERP by STUN latency.
+import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import { peerOf, sendTo, SimDerp, SimNet, simNode, type SimNode } from "./sim.js";
+
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date"] });
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+const tick = (ms: number) => vi.advanceTimersByTimeAsync(ms);
+const lastFrom = (n: SimNode) => n.received.at(-1)?.from;
+
+async function lanPair(): Promise<{ net: SimNet; a: SimNode; b: SimNode }> {
+  const net = new SimNet();
+  // Region 900's STUN answers faster: both nodes choose it as home.
+  net.latency = (x, y) => (x === "203.0.113.10" || y === "203.0.113.10" ? 30 : 1);
+  const derp = new SimDerp();
+  const a = simNode(net, derp, "a", "10.0.0.1");
+  const b = simNode(net, derp, "b", "10.0.0.2");
+  await tick(100);
+  a.ms.setPeers([peerOf(b)]);
+  b.ms.setPeers([peerOf(a)]);
+  return { net, a, b };
+}
+
+describe("magicsock paths (in-memory network)", () => {
+  test("home DERP is the region whose STUN answers fastest; endpoints are STUN-mapped + local", async () => {
+    const { a } = await lanPair();
+    expect(a.ms.homeDerp()).toBe(900);
+    expect(a.ms.derpConnected()).toEqual([900]);
+    const pending = a.ms.netcheck();
+    await tick(100);
+    const r = await pending;
+    expect(r.UDP).toBe(true);
+    expect(r.PreferredDERP).toBe(900);
+    expect(r.GlobalV4).toBe(`10.0.0.1:${a.bind.port}`);
+    expect(r.MappingVariesByDestIP).toBe(false);
+    expect(Object.keys(r.RegionLatency).sort()).toEqual(["900", "901"]);
+    expect(r.RegionLatency["900"]!).toBeLessThan(r.RegionLatency["901"]!);
+    expect(a.ms.endpoints()).toEqual([`10.0.0.1:${a.bind.port}`]);
+  });
+
+  test("first datagram goes via DERP, then direct once a disco pong trusts the path", async () => {
+    const { a, b } = await lanPair();
+    expect(sendTo(a, b, 1)).toBe(1);
+    await tick(50);
+    expect(b.received.map((r) => r.from)).toEqual(["127.3.3.40:900"]);
+    expect(a.ms.peerPath(b.pub)!.curAddr).toBe(`10.0.0.2:${b.bind.port}`);
+    sendTo(a, b, 2);
+    await tick(10);
+    expect(lastFrom(b)).toBe(`10.0.0.1:${a.bind.port}`);
+    expect(a.ms.stats().sendDirect).toBe(1);
+    expect(a.ms.stats().pathChanges).toBe(1);
+  });
+
+  test("direct path dies → DERP within ~8 s (no pong), and direct again after UDP returns", async () => {
+    const { net, a, b } = await lanPair();
+    sendTo(a, b, 1);
+    await tick(50);
+    expect(a.ms.peerPath(b.pub)!.curAddr).not.toBe("");
+    let cut = true;
+    net.blocked = (src, dst) => cut && src.startsWith("10.0.0.") && dst.startsWith("10.0.0.");
+    for (let i = 0; i < 20; i++) {
+      sendTo(a, b, 10 + i);
+      await tick(500);
+    }
+    expect(a.ms.peerPath(b.pub)!.curAddr).toBe("");
+    expect(a.ms.stats().pathLost).toBeGreaterThanOrEqual(1);
+    expect(lastFrom(b)).toBe("127.3.3.40:900");
+    cut = false;
+    for (let i = 0; i < 14; i++) {
+      sendTo(a, b, 40 + i);
+      await tick(500);
+    }
+    expect(a.ms.peerPath(b.pub)!.curAddr).toBe(`10.0.0.2:${b.bind.port}`);
+    expect(lastFrom(b)).toBe(`10.0.0.1:${a.bind.port}`);
+  });
+
+  test("idle peer: heartbeats stop after 45 s without sends", async () => {
+    const { a, b } = await lanPair();
+    sendTo(a, b, 1);
+    await tick(10_000);
+    const pings = a.ms.stats().discoSentPing;
+    expect(pings).toBeGreaterThan(2); // heartbeats every 3 s while active
+    await tick(60_000);
+    const later = a.ms.stats().discoSentPing;
+    await tick(60_000);
+    expect(a.ms.stats().discoSentPing).toBe(later);
+  });
+
+  test("CallMeMaybe hole punching through two endpoint-independent NATs", async () => {
+    const net = new SimNet();
+    net.addNat("198.51.100.1", "192.168.1.");
+    net.addNat("198.51.100.2", "192.168.2.");
+    net.latency = (x, y) => (x === "203.0.113.10" || y === "203.0.113.10" ? 30 : 5);
+    const derp = new SimDerp();
+    const a = simNode(net, derp, "a", "192.168.1.10");
+    const b = simNode(net, derp, "b", "192.168.2.20");
+    await tick(100);
+    expect(a.ms.endpoints()[0]).toMatch(/^198\.51\.100\.1:5\d{4}$/);
+    a.ms.setPeers([peerOf(b)]);
+    b.ms.setPeers([peerOf(a)]);
+    sendTo(a, b, 1);
+    await tick(100);
+    // A's first ping to B's public address was dropped by B's NAT; the CallMeMaybe made B
+    // ping A, which opened B's NAT and answered A's.
+    expect(net.natDrops).toBeGreaterThan(0);
+    expect(a.ms.stats().discoSentCallMeMaybe).toBeGreaterThanOrEqual(1);
+    expect(b.ms.stats().discoRecvCallMeMaybe).toBeGreaterThanOrEqual(1);
+    expect(b.ms.peerPath(a.pub)!.curAddr).toBe(a.ms.endpoints()[0]);
+    for (let i = 0; i < 8; i++) {
+      sendTo(a, b, 2 + i);
+      await tick(1000);
+    }
+    expect(a.ms.peerPath(b.pub)!.curAddr).toBe(b.ms.endpoints()[0]);
+    expect(lastFrom(b)).toBe(a.ms.endpoints()[0]);
+  });
+
+  test("UDP blocked entirely: STUN fails, home falls back to the lowest region, traffic flows via DERP", async () => {
+    const net = new SimNet();
+    net.blocked = () => true;
+    const derp = new SimDerp();
+    const a = simNode(net, derp, "a", "10.0.0.1");
+    const b = simNode(net, derp, "b", "10.0.0.2");
+    await tick(4000);
+    expect(a.ms.homeDerp()).toBe(900);
+    const pending = a.ms.netcheck();
+    await tick(4000);
+    const r = await pending;
+    expect(r.UDP).toBe(false);
+    a.ms.setPeers([peerOf(b)]);
+    b.ms.setPeers([peerOf(a)]);
+    for (let i = 0; i < 10; i++) {
+      sendTo(a, b, i);
+      sendTo(b, a, i);
+      await tick(1000);
+    }
+    expect(b.received.length).toBe(10);
+    expect(new Set(b.received.map((x) => x.from))).toEqual(new Set(["127.3.3.40:900"]));
+    expect(a.ms.peerPath(b.pub)).toMatchObject({ curAddr: "", derpRegionId: 900 });
+  });
+});
