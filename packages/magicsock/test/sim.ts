@@ -91,6 +91,9 @@ export class SimNet {
       return;
     }
     let local = dst;
+    // Another NAT's private addresses are not reachable from outside it.
+    const inside = this.natOf(to.address);
+    if (inside !== undefined && !src.startsWith(inside.prefix)) return;
     const nat = this.nats.find((n) => n.pub === to.address);
     if (nat !== undefined) {
       const l = nat.rev.get(to.port);
