@@ -142,11 +142,11 @@ export class MagicCore {
       }
     }
     for (const ep of want.values()) this.addCandidate(st, ep, "netmap");
-    // Without disco nothing can be verified: the first listed endpoint is used as given.
+    // Without disco no path can be verified: datagrams go to the first listed endpoint
+    // (never trusted) and via DERP, "DERP + listed endpoints only".
     if (st.discoKey === null) {
-      const first = want.size > 0 ? st.cands.get(want.keys().next().value!) ?? null : null;
-      st.best = first;
-      st.trustUntil = first === null ? 0 : Infinity;
+      st.best = want.size > 0 ? st.cands.get(want.keys().next().value!) ?? null : null;
+      st.trustUntil = 0;
     }
     void now;
   }
@@ -336,7 +336,7 @@ export class MagicCore {
   /** Status view of a peer. */
   peerPath(st: PeerState, now: number): PeerPath {
     return {
-      curAddr: st.trusted(now) && st.discoKey !== null ? st.best!.key : "",
+      curAddr: st.trusted(now) ? st.best!.key : "",
       derpRegionId: st.derpRegion(),
       lastRecv: st.lastRecv,
       lastSend: st.lastSend,

@@ -40,6 +40,8 @@ export interface MagicSockOptions {
   resolveHost?: (host: string) => Promise<string[]>;
 }
 
+const unknownPeer = (k: Uint8Array): MagicSockError =>
+  new MagicSockError("ERR_MAGICSOCK_UNKNOWN_PEER", `node key ${Buffer.from(k).toString("hex").slice(0, 16)}… is not a peer`);
 const isWireGuard = (d: Uint8Array): boolean => d.length >= 4 && d[0]! >= 1 && d[0]! <= 4 && d[1] === 0 && d[2] === 0 && d[3] === 0;
 const isStun = (d: Uint8Array): boolean => d.length >= 20 && (d[0]! & 0xc0) === 0 && d[4] === 0x21 && d[5] === 0x12 && d[6] === 0xa4 && d[7] === 0x42;
 
@@ -222,7 +224,8 @@ export class MagicSock implements Bind {
    * ERR_MAGICSOCK_PING_TIMEOUT (no pong in `timeoutMs`, or the peer has no disco key/path).
    */
   ping(nodeKey: Uint8Array, timeoutMs: number): Promise<PingResult> {
-    const st = this.#peer(nodeKey);
+    const st = this.#core.peerByKey(nodeKey);
+    if (st === undefined) return Promise.reject(unknownPeer(nodeKey));
     return new Promise((resolve, reject) => {
       let done = false;
       const timer = setTimeout(() => {
@@ -279,7 +282,7 @@ export class MagicSock implements Bind {
 
   #peer(nodeKey: Uint8Array) {
     const st = this.#core.peerByKey(nodeKey);
-    if (st === undefined) throw new MagicSockError("ERR_MAGICSOCK_UNKNOWN_PEER", `node key ${Buffer.from(nodeKey).toString("hex").slice(0, 16)}… is not a peer`);
+    if (st === undefined) throw unknownPeer(nodeKey);
     return st;
   }
 

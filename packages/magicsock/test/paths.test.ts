@@ -144,3 +144,60 @@ describe("magicsock paths (in-memory network)", () => {
     expect(a.ms.peerPath(b.pub)).toMatchObject({ curAddr: "", derpRegionId: 900 });
   });
 });
+
+describe("DERP legs and ping (in-memory network)", () => {
+  test("a lost home DERP connection is redialed with backoff", async () => {
+    const net = new SimNet();
+    const derp = new SimDerp();
+    const a = simNode(net, derp, "a", "10.0.0.1");
+    await tick(100);
+    expect(a.ms.derpConnected()).toEqual([900]);
+    derp.down = true;
+    const link = [...derp.links.get("203.0.113.9")!.values()][0]!;
+    link.kill();
+    expect(a.ms.derpConnected()).toEqual([]);
+    await tick(10_000);
+    const failed = a.ms.stats().derpConnectFailures;
+    expect(failed).toBeGreaterThanOrEqual(3); // 250 ms, 500 ms, 1 s, 2 s, 4 s … (±25%)
+    expect(failed).toBeLessThanOrEqual(7);
+    derp.down = false;
+    await tick(20_000);
+    expect(a.ms.derpConnected()).toEqual([900]);
+    expect(a.ms.stats().derpConnects).toBe(2);
+  });
+
+  test("a peer's non-home region is dialed on demand and closed after 60 s unused", async () => {
+    const net = new SimNet();
+    net.blocked = (src, dst) => src.startsWith("10.") && dst.startsWith("10."); // no direct path
+    const derp = new SimDerp();
+    const a = simNode(net, derp, "a", "10.0.0.1");
+    const b = simNode(net, derp, "b", "10.0.0.2");
+    await tick(100);
+    a.ms.setPeers([{ ...peerOf(b), homeDerp: 901 }]);
+    sendTo(a, b, 1);
+    await tick(100);
+    expect(a.ms.derpConnected()).toEqual([900, 901]);
+    // Heartbeat CallMeMaybes use the leg until the peer is idle (45 s), then 60 s unused.
+    await tick(100_000);
+    expect(a.ms.derpConnected()).toEqual([900, 901]);
+    await tick(10_000);
+    expect(a.ms.derpConnected()).toEqual([900]);
+  });
+
+  test("ping(): via DERP while no direct path is trusted, then direct", async () => {
+    const { net, a, b } = await lanPair();
+    let cut = true;
+    net.blocked = (src, dst) => cut && src.startsWith("10.") && dst.startsWith("10.");
+    const first = a.ms.ping(b.pub, 2000);
+    await tick(100);
+    expect(await first).toMatchObject({ endpoint: "", derpRegionId: 900, latencyMs: 40 });
+    cut = false;
+    const second = a.ms.ping(b.pub, 2000);
+    await tick(100);
+    const r = await second;
+    expect(r).toMatchObject({ endpoint: `10.0.0.2:${b.bind.port}`, derpRegionId: 0 });
+    expect(r.latencyMs).toBe(2);
+    const lost = a.ms.ping(new Uint8Array(32).fill(7), 100).catch((e: { code: string }) => e.code);
+    expect(await lost).toBe("ERR_MAGICSOCK_UNKNOWN_PEER");
+  });
+});

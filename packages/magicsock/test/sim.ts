@@ -144,7 +144,12 @@ export class SimBind implements Bind {
 export class SimDerp {
   readonly links = new Map<string, Map<string, SimLink>>(); // host → key hex → link
   latencyMs = 20;
+  dials = 0;
+  /** When set, dials fail. */
+  down = false;
   dial: DialDerp = (url, o) => {
+    this.dials++;
+    if (this.down) return Promise.reject(new Error("connection refused"));
     const host = new URL(url).hostname;
     const link = new SimLink(this, host, Buffer.from(x25519PublicKey(o.privateKey)).toString("hex"));
     let m = this.links.get(host);
@@ -154,7 +159,7 @@ export class SimDerp {
   };
 }
 
-class SimLink implements DerpLink {
+export class SimLink implements DerpLink {
   private handlers: ((m: DerpMessage) => void)[] = [];
   private closeHandlers: ((e: Error | null) => void)[] = [];
   preferred = false;
@@ -179,6 +184,11 @@ class SimLink implements DerpLink {
   close(): void {
     this.closed = true;
     this.d.links.get(this.host)?.delete(this.keyHex);
+  }
+  /** The relay drops the connection. */
+  kill(): void {
+    this.close();
+    for (const h of this.closeHandlers) h(new Error("relay went away"));
   }
 }
 
