@@ -23,7 +23,7 @@ export default defineConfig({
       {
         extends: true,
         // Figures, not assertions: `npx vitest run --project bench` (not part of `npm test`).
-        test: { name: "bench", include: ["coordination/test/bench/**/*.test.ts"], testTimeout: 600_000 },
+        test: { name: "bench", include: ["coordination/test/bench/**/*.test.ts", "packages/*/bench/**/*.test.ts"], testTimeout: 600_000 },
       },
       {
         extends: true,

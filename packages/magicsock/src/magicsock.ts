@@ -23,6 +23,7 @@ import { handleDisco } from "./disco-handlers.js";
 import { MagicSockError } from "./errors.js";
 import { localAddresses, ourEndpoints } from "./local-addrs.js";
 import { Netcheck, type StunTarget } from "./netcheck.js";
+import type { PeerState } from "./peer.js";
 
 /** Options (see MAGICSOCK-API.md); fields after onHomeDerp are Lattice additions for tests and labs. */
 export interface MagicSockOptions {
@@ -40,6 +41,9 @@ export interface MagicSockOptions {
   resolveHost?: (host: string) => Promise<string[]>;
 }
 
+/** send() route codes besides the ROUTE_* bits. */
+const PLAIN = -1;
+const DROP = -2;
 const unknownPeer = (k: Uint8Array): MagicSockError =>
   new MagicSockError("ERR_MAGICSOCK_UNKNOWN_PEER", `node key ${Buffer.from(k).toString("hex").slice(0, 16)}… is not a peer`);
 const isWireGuard = (d: Uint8Array): boolean => d.length >= 4 && d[0]! >= 1 && d[0]! <= 4 && d[1] === 0 && d[2] === 0 && d[3] === 0;
@@ -129,42 +133,58 @@ export class MagicSock implements Bind {
     const ut = this.#ut;
     let n = 0;
     let dropped = 0;
+    // Consecutive datagrams to the same endpoint object (the device batches per peer)
+    // share one classification, one peer lookup and one path decision.
+    let lastEp: Endpoint | null = null;
+    let st: PeerState | undefined;
+    let route = 0; // PLAIN, DROP, or ROUTE_UDP | ROUTE_DERP bits
+    let direct = 0;
+    let why: "dropSendDerpPseudo" | "dropSendUnknownPeer" | "dropSendNoPath" = "dropSendNoPath";
     for (let i = 0; i < count; i++) {
       const ep = to[i]!;
       const d = datagrams[i]!;
-      const id = magicId(ep.bytes);
-      if (id === 0) {
-        if (derpRegionOf(ep.bytes) !== 0) {
-          s.dropSendDerpPseudo++;
-          dropped++;
-          continue;
+      if (ep !== lastEp) {
+        lastEp = ep;
+        st = undefined;
+        const id = magicId(ep.bytes);
+        if (id === 0) {
+          if (derpRegionOf(ep.bytes) !== 0) {
+            why = "dropSendDerpPseudo";
+            route = DROP;
+          } else route = PLAIN;
+        } else {
+          st = core.peerById(id);
+          if (st === undefined) {
+            why = "dropSendUnknownPeer";
+            route = DROP;
+          } else {
+            route = core.route(st, now);
+            if (route === 0) {
+              why = "dropSendNoPath";
+              route = DROP;
+            }
+          }
         }
+      }
+      if (route === PLAIN) {
         ud[n] = d;
         ut[n++] = ep;
-        continue;
-      }
-      const st = core.peerById(id);
-      if (st === undefined) {
-        s.dropSendUnknownPeer++;
+      } else if (route === DROP) {
+        s[why]++;
         dropped++;
-        continue;
-      }
-      const r = core.route(st, now);
-      if (r === 0) {
-        s.dropSendNoPath++;
-        dropped++;
-        continue;
-      }
-      if ((r & ROUTE_UDP) !== 0) {
-        ud[n] = d;
-        ut[n++] = st.best!.ep;
-        s.sendDirect++;
-      }
-      if ((r & ROUTE_DERP) !== 0) {
-        s.sendDerp++;
-        if (!this.#legs.send(st.derpRegion(), st.nodeKey, d) && (r & ROUTE_UDP) === 0) dropped++;
+      } else {
+        if ((route & ROUTE_UDP) !== 0) {
+          ud[n] = d;
+          ut[n++] = st!.best!.ep;
+          direct++;
+        }
+        if ((route & ROUTE_DERP) !== 0) {
+          s.sendDerp++;
+          if (!this.#legs.send(st!.derpRegion(), st!.nodeKey, d) && (route & ROUTE_UDP) === 0) dropped++;
+        }
       }
     }
+    s.sendDirect += direct;
     const ok = n > 0 ? udp.send(ud, ut, n) : 0;
     this.#flush();
     return Math.max(0, count - dropped - (n - ok));

@@ -42,6 +42,10 @@ describe("magicsock paths (in-memory network)", () => {
     expect(Object.keys(r.RegionLatency).sort()).toEqual(["900", "901"]);
     expect(r.RegionLatency["900"]!).toBeLessThan(r.RegionLatency["901"]!);
     expect(a.ms.endpoints()).toEqual([`10.0.0.1:${a.bind.port}`]);
+    const sent = a.ms.stats().stunSent;
+    await tick(60_000); // re-STUN every 20–26 s, two servers each
+    expect(a.ms.stats().stunSent - sent).toBeGreaterThanOrEqual(4);
+    expect(a.ms.stats().stunSent - sent).toBeLessThanOrEqual(6);
   });
 
   test("first datagram goes via DERP, then direct once a disco pong trusts the path", async () => {

@@ -114,6 +114,9 @@ export class SimBind implements Bind {
   receiver: BindReceiver | null = null;
   port = 0;
   lastSendError: string | undefined = undefined;
+  /** When true, sends are counted and discarded (benchmarks). */
+  mute = false;
+  muted = 0;
   constructor(private readonly net: SimNet, readonly ip: string) {}
   get key(): string {
     return `${this.ip}:${this.port}`;
@@ -132,6 +135,10 @@ export class SimBind implements Bind {
   }
   setMark(): void {}
   send(d: readonly Uint8Array[], to: readonly Endpoint[], n: number): number {
+    if (this.mute) {
+      this.muted += n;
+      return n;
+    }
     for (let i = 0; i < n; i++) this.net.send(this.key, to[i]!, d[i]!);
     return n;
   }
