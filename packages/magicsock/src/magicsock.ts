@@ -7,7 +7,6 @@
  * WireGuard is delivered with its real UDP source, or the DERP pseudo-endpoint
  * 127.3.3.40:<region> when it came over DERP (run the device with `roaming: false`).
  */
-import { lookup } from "node:dns/promises";
 import { x25519PublicKey } from "@lattice/crypto";
 import { looksLikeDisco } from "@lattice/disco";
 import { Endpoint } from "@lattice/netaddr";
@@ -18,11 +17,9 @@ import { derpEndpoint, derpRegionOf, magicId } from "./addr.js";
 import type { MagicLog, MagicPeer, NetcheckReport, PeerPath, PingResult } from "./api.js";
 import { MagicCore, ROUTE_DERP, ROUTE_UDP } from "./core.js";
 import { type DialDerp, defaultDialDerp, DerpLegs } from "./derp-legs.js";
-import { homeEligible, stunHosts } from "./derp-map.js";
 import { handleDisco } from "./disco-handlers.js";
 import { MagicSockError } from "./errors.js";
-import { localAddresses, ourEndpoints } from "./local-addrs.js";
-import { Netcheck, type StunTarget } from "./netcheck.js";
+import { Discovery } from "./discovery.js";
 import type { PeerState } from "./peer.js";
 
 /** Options (see MAGICSOCK-API.md); fields after onHomeDerp are Lattice additions for tests and labs. */
@@ -52,17 +49,13 @@ const isStun = (d: Uint8Array): boolean => d.length >= 20 && (d[0]! & 0xc0) === 
 export class MagicSock implements Bind {
   readonly #o: MagicSockOptions;
   readonly #core: MagicCore;
-  readonly #nc: Netcheck;
+  readonly #disc: Discovery;
   readonly #legs: DerpLegs;
   #udp: Bind | null = null;
   #receiver: BindReceiver | null = null;
   #nodeKey: Uint8Array | null = null;
-  #map: DERPMap | null = null;
-  #mapGen = 0;
   #timer: ReturnType<typeof setTimeout> | null = null;
-  #endpoints: string[] = [];
   #closed = false;
-  #waiters: ((r: NetcheckReport) => void)[] = [];
   readonly #derpEps = new Map<number, Endpoint>();
   // Reused batch arrays (no allocation per datagram on the data path).
   readonly #ud: Uint8Array[] = [];
@@ -75,10 +68,14 @@ export class MagicSock implements Bind {
   constructor(opts: MagicSockOptions) {
     this.#o = opts;
     this.#core = new MagicCore({ random: opts.random, discoPrivate: opts.discoPrivate, log: opts.log });
-    this.#nc = new Netcheck(opts.random, this.#core.stats);
     this.#legs = new DerpLegs({
       dial: opts.dialDerp ?? defaultDialDerp, random: opts.random, now: opts.now, log: opts.log, stats: this.#core.stats,
       onPacket: (r, s, d) => this.#onDerp(r, s, d),
+    });
+    this.#disc = new Discovery({
+      now: opts.now, random: opts.random, log: opts.log, core: this.#core, legs: this.#legs,
+      localAddresses: opts.localAddresses, resolveHost: opts.resolveHost, onEndpoints: opts.onEndpoints, onHomeDerp: opts.onHomeDerp,
+      udp: () => this.#udp, flush: () => this.#flush(), schedule: () => this.#schedule(),
     });
   }
 
@@ -95,8 +92,8 @@ export class MagicSock implements Bind {
     const bound = udp.open(port, { onReceive: (d, f, n) => this.#onUdp(d, f, n), onError: (e) => receiver.onError(e) });
     this.#udp = udp;
     this.#receiver = receiver;
-    this.#refreshEndpoints();
-    if (this.#map !== null) this.#startStun();
+    this.#disc.refreshEndpoints();
+    this.#disc.startStun();
     this.#schedule();
     return bound;
   }
@@ -106,7 +103,7 @@ export class MagicSock implements Bind {
   }
 
   describe(): string {
-    return `magicsock (${this.#udp?.describe() ?? "UDP closed"}; DERP home ${this.#nc.home || "none"})`;
+    return `magicsock (${this.#udp?.describe() ?? "UDP closed"}; DERP home ${this.#disc.nc.home || "none"})`;
   }
 
   describeStats(): string {
@@ -200,8 +197,7 @@ export class MagicSock implements Bind {
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#udp?.close();
     this.#legs.close();
-    const r = this.#report();
-    for (const w of this.#waiters.splice(0)) w(r);
+    this.#disc.close();
   }
 
   // ---- tailnet API ----
@@ -217,14 +213,8 @@ export class MagicSock implements Bind {
 
   /** New DERP map: STUN targets are resolved and a netcheck round chooses the home region. */
   setDerpMap(m: DERPMap): void {
-    this.#map = m;
-    const gen = ++this.#mapGen;
     this.#legs.setMap(m);
-    void this.#resolveTargets(m).then((targets) => {
-      if (gen !== this.#mapGen || this.#closed) return;
-      this.#nc.configure(homeEligible(m), targets);
-      if (this.#udp !== null) this.#startStun();
-    });
+    this.#disc.setDerpMap(m);
   }
 
   /** The whole peer set of a netmap (removed peers are forgotten). Throws ERR_MAGICSOCK_BAD_PEER for bad keys. */
@@ -273,20 +263,16 @@ export class MagicSock implements Bind {
   }
 
   endpoints(): string[] {
-    return [...this.#endpoints];
+    return [...this.#disc.endpoints];
   }
 
   homeDerp(): number {
-    return this.#nc.home;
+    return this.#disc.nc.home;
   }
 
   /** Runs (or joins) a STUN round and returns its report. */
   netcheck(): Promise<NetcheckReport> {
-    if (this.#map === null || this.#udp === null || this.#closed) return Promise.resolve(this.#report());
-    return new Promise((resolve) => {
-      this.#waiters.push(resolve);
-      this.#startStun();
-    });
+    return this.#disc.netcheck();
   }
 
   stats(): Record<string, number> {
@@ -343,7 +329,7 @@ export class MagicSock implements Bind {
         handleDisco(core, d, f, 0, null, now);
       } else if (isStun(d)) {
         s.udpRecvStun++;
-        if (this.#nc.handleResponse(d, f, now) && this.#nc.finishIfDone(now)) this.#roundDone();
+        this.#disc.handleStun(d, f, now);
       } else s.dropUdpGarbage++;
     }
     s.udpRecvWireGuard += m;
@@ -386,72 +372,11 @@ export class MagicSock implements Bind {
       core.derpOut = [];
       for (const o of out) this.#legs.send(o.region, o.dst, o.data);
     }
-    if (core.stunWanted && this.#map !== null) {
+    if (core.stunWanted) {
       core.stunWanted = false;
-      this.#startStun();
+      this.#disc.startStun();
     }
     if (core.deadlineChanged) this.#schedule();
-  }
-
-  #startStun(): void {
-    if (this.#udp === null || this.#nc.running || this.#closed) return;
-    const pkts = this.#nc.startRound(this.#o.now());
-    if (pkts.length > 0) this.#udp.send(pkts.map((p) => p.data), pkts.map((p) => p.to), pkts.length);
-    if (this.#nc.finishIfDone(this.#o.now())) this.#roundDone();
-    this.#schedule();
-  }
-
-  #roundDone(): void {
-    this.#refreshEndpoints();
-    const home = this.#nc.home;
-    if (home !== this.#legs.homeRegion) {
-      this.#legs.setHome(home);
-      if (home !== 0) this.#o.onHomeDerp?.(home);
-    }
-    const r = this.#report();
-    for (const w of this.#waiters.splice(0)) w(r);
-  }
-
-  #refreshEndpoints(): void {
-    const port = this.port;
-    if (port === 0) return;
-    const addrs = (this.#o.localAddresses ?? localAddresses)();
-    const eps = ourEndpoints([this.#nc.mappedV4, this.#nc.mappedV6], addrs, port);
-    this.#core.setLocalEndpoints(eps, this.#o.now());
-    const text = eps.map((e) => e.toString());
-    if (text.join(",") !== this.#endpoints.join(",")) {
-      this.#endpoints = text;
-      this.#o.onEndpoints?.([...text]);
-    }
-    this.#flush();
-  }
-
-  #report(): NetcheckReport {
-    return this.#nc.report ?? {
-      UDP: false, IPv4: false, IPv6: false, GlobalV4: "", GlobalV6: "", MappingVariesByDestIP: null, PreferredDERP: this.#nc.home,
-      RegionLatency: {}, RegionV4Latency: {}, RegionV6Latency: {},
-    };
-  }
-
-  async #resolveTargets(m: DERPMap): Promise<StunTarget[]> {
-    const resolve = this.#o.resolveHost ?? (async (h: string) => (await lookup(h, { all: true })).map((a) => a.address));
-    const out: StunTarget[] = [];
-    for (const h of stunHosts(m)) {
-      const direct = Endpoint.fromAddress(h.host, h.port);
-      if (direct !== null) {
-        out.push({ region: h.region, ep: direct });
-        continue;
-      }
-      try {
-        for (const a of await resolve(h.host)) {
-          const ep = Endpoint.fromAddress(a, h.port);
-          if (ep !== null) out.push({ region: h.region, ep });
-        }
-      } catch (e) {
-        this.#o.log.warn({ host: h.host, err: (e as Error).message }, "magicsock: cannot resolve STUN host");
-      }
-    }
-    return out;
   }
 
   #onTimer(): void {
@@ -459,8 +384,7 @@ export class MagicSock implements Bind {
     if (this.#closed) return;
     const now = this.#o.now();
     this.#core.tick(now);
-    if (this.#nc.finishIfDone(now)) this.#roundDone();
-    if (this.#map !== null && this.#nc.due(now)) this.#startStun();
+    this.#disc.onTimer(now);
     this.#legs.closeIdle(now);
     this.#flush();
     this.#schedule();
@@ -471,7 +395,7 @@ export class MagicSock implements Bind {
     this.#core.deadlineChanged = false;
     const now = this.#o.now();
     let at = Math.min(this.#core.nextDeadline(), now + 5_000);
-    if (this.#map !== null) at = Math.min(at, this.#nc.nextDeadline());
+    at = Math.min(at, this.#disc.nextDeadline());
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = setTimeout(() => this.#onTimer(), Math.max(0, at - now));
     this.#timer.unref?.();
