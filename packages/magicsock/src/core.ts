@@ -191,9 +191,14 @@ export class MagicCore {
     return p;
   }
 
-  /** Our endpoints changed (or were re-STUNed unchanged): CallMeMaybes waiting for them go out. */
-  setLocalEndpoints(eps: Endpoint[], now: number): void {
+  /**
+   * Our endpoints. `stunned` = they come from a finished STUN round (fresh for
+   * {@link ENDPOINTS_FRESH}): CallMeMaybes waiting for them go out. Interface addresses
+   * alone (before the first round) are used but not fresh.
+   */
+  setLocalEndpoints(eps: Endpoint[], now: number, stunned: boolean): void {
     this.localEps = eps;
+    if (!stunned) return;
     this.localAt = now;
     this.stunWanted = false;
     for (const st of this.byId.values()) if (st.cmmDue !== 0) this.sendCallMeMaybe(st);

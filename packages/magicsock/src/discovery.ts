@@ -87,13 +87,13 @@ export class Discovery {
     return this.map === null ? Infinity : this.nc.nextDeadline();
   }
 
-  /** Recomputes our endpoints (interface addresses may have changed). */
-  refreshEndpoints(): void {
+  /** Recomputes our endpoints (interface addresses may have changed); `stunned` after a round. */
+  refreshEndpoints(stunned = false): void {
     const udp = this.d.udp();
     if (udp === null || udp.port === 0) return;
     const addrs = (this.d.localAddresses ?? localAddresses)();
     const eps = ourEndpoints([this.nc.mappedV4, this.nc.mappedV6], addrs, udp.port);
-    this.d.core.setLocalEndpoints(eps, this.d.now());
+    this.d.core.setLocalEndpoints(eps, this.d.now(), stunned);
     const text = eps.map((e) => e.toString());
     if (text.join(",") !== this.eps.join(",")) {
       this.eps = text;
@@ -126,7 +126,7 @@ export class Discovery {
   }
 
   private roundDone(): void {
-    this.refreshEndpoints();
+    this.refreshEndpoints(true);
     const home = this.nc.home;
     if (home !== this.d.legs.homeRegion) {
       this.d.legs.setHome(home);

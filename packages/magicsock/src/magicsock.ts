@@ -54,6 +54,7 @@ export class MagicSock implements Bind {
   #udp: Bind | null = null;
   #receiver: BindReceiver | null = null;
   #nodeKey: Uint8Array | null = null;
+  #mapJson = "";
   #timer: ReturnType<typeof setTimeout> | null = null;
   #closed = false;
   readonly #derpEps = new Map<number, Endpoint>();
@@ -211,8 +212,11 @@ export class MagicSock implements Bind {
     this.#legs.setKey(this.#nodeKey);
   }
 
-  /** New DERP map: STUN targets are resolved and a netcheck round chooses the home region. */
+  /** New DERP map: STUN targets are resolved and a netcheck round chooses the home region (an identical map is ignored). */
   setDerpMap(m: DERPMap): void {
+    const json = JSON.stringify(m);
+    if (json === this.#mapJson) return; // same map again (every netmap carries it)
+    this.#mapJson = json;
     this.#legs.setMap(m);
     this.#disc.setDerpMap(m);
   }

@@ -27,6 +27,12 @@ function pair(): { a: SimNode; b: SimNode; bDisco: { publicKey: Uint8Array; priv
   return { a, b, bDisco: { publicKey: b.discoPub, privateKey: r(32) }, derp };
 }
 
+/** Waits for the STUN round to pick home region 900 and its DERP leg to come up. */
+async function homeConnected(n: SimNode): Promise<void> {
+  for (let i = 0; i < 200 && !n.ms.derpConnected().includes(900); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(n.ms.derpConnected()).toEqual([900]);
+}
+
 const from = Endpoint.parse("192.0.2.66:4444")!;
 const inject = (n: SimNode, d: Uint8Array) => n.bind.receiver!.onReceive([d], [from], 1);
 const sum = (s: Record<string, number>, keys: string[]) => keys.reduce((t, k) => t + s[k]!, 0);
@@ -98,8 +104,7 @@ describe("hostile input", () => {
 
   test("a CallMeMaybe listing thousands of endpoints over DERP keeps at most MAX_CANDIDATES", async () => {
     const { a, b, bDisco, derp } = pair();
-    await new Promise((r) => setTimeout(r, 50)); // STUN round → home DERP connected
-    expect(a.ms.derpConnected()).toEqual([900]);
+    await homeConnected(a);
     const endpoints = Array.from({ length: 3000 }, (_, i) => ({ ip: Uint8Array.of(10, 9, i >> 8, i & 255), port: 1000 + i }));
     const pkt = seal({ type: "call-me-maybe", endpoints }, bDisco, a.discoPub, seeded("n")(24));
     const link = await derp.dial("https://203.0.113.9/derp", { privateKey: seeded("hb")(32), random: seeded("x"), insecureSkipVerify: false, timeoutMs: 1000 });
@@ -112,7 +117,7 @@ describe("hostile input", () => {
 
   test("disco over DERP from another node key than the disco key's owner is dropped", async () => {
     const { a, bDisco, derp } = pair();
-    await new Promise((r) => setTimeout(r, 50));
+    await homeConnected(a);
     const pkt = seal({ type: "ping", txId: new Uint8Array(12), padding: 0 }, bDisco, a.discoPub, seeded("n2")(24));
     const link = await derp.dial("https://203.0.113.9/derp", { privateKey: seeded("mallory")(32), random: seeded("x"), insecureSkipVerify: false, timeoutMs: 1000 });
     link.send(a.pub, pkt);

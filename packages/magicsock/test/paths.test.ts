@@ -205,3 +205,30 @@ describe("DERP legs and ping (in-memory network)", () => {
     expect(await lost).toBe("ERR_MAGICSOCK_UNKNOWN_PEER");
   });
 });
+
+describe("CallMeMaybe and endpoint freshness", () => {
+  test("a CallMeMaybe due before our endpoints are known waits for the STUN round, then lists the mapped address", async () => {
+    const net = new SimNet();
+    net.latency = (x, y) => (x.startsWith("203.") || y.startsWith("203.") ? 400 : 1);
+    net.blocked = (src, dst) => src.startsWith("10.") && dst.startsWith("10."); // CallMeMaybe is the only way to learn
+    const derp = new SimDerp();
+    derp.latencyMs = 5;
+    const a = simNode(net, derp, "a", "10.0.0.1");
+    const b = simNode(net, derp, "b", "10.0.0.2");
+    a.ms.setPeers([{ nodeKey: b.pub, discoKey: b.discoPub, endpoints: [`10.0.0.2:${b.bind.port}`], homeDerp: 900 }]);
+    b.ms.setPeers([{ nodeKey: a.pub, discoKey: a.discoPub, endpoints: [], homeDerp: 900 }]);
+    await tick(10);
+    sendTo(a, b, 1);
+    await tick(100);
+    expect(a.ms.stats().discoSentCallMeMaybe).toBe(0); // endpoints not STUNed yet: waiting
+    await tick(1500); // STUN round (800 ms RTT) done → CallMeMaybe goes out
+    expect(a.ms.stats().discoSentCallMeMaybe).toBe(1);
+    // B reached its relay at the same moment and missed that one; the next round's arrives.
+    sendTo(a, b, 2);
+    await tick(5000);
+    sendTo(a, b, 3);
+    await tick(100);
+    expect(b.ms.stats().discoRecvCallMeMaybe).toBeGreaterThanOrEqual(1);
+    expect(b.ms.peerPath(a.pub)!.addrs).toEqual([`10.0.0.1:${a.bind.port}`]);
+  });
+});
