@@ -69,6 +69,7 @@ export class MagicCore {
   private nextId = 1;
   private soonest = Infinity;
   private addrCache = new WeakMap<Endpoint, PeerState | null>();
+  private addrIndex: Map<string, PeerState> | null = null;
   private readonly keys: { publicKey: Uint8Array; privateKey: Uint8Array };
 
   constructor(readonly o: CoreOptions) {
@@ -98,7 +99,7 @@ export class MagicCore {
     });
     for (const [k, st] of [...this.byKey]) if (!seen.has(k)) this.forget(st);
     for (const p of peers) this.upsert(p, now);
-    this.addrCache = new WeakMap();
+    this.candidatesChanged();
   }
 
   private forget(st: PeerState): void {
@@ -165,8 +166,14 @@ export class MagicCore {
     }
     const c = newCandidate(ep, source);
     st.cands.set(key, c);
-    this.addrCache = new WeakMap();
+    this.candidatesChanged();
     return c;
+  }
+
+  /** @internal Invalidates the receive-side address caches. */
+  candidatesChanged(): void {
+    this.addrCache = new WeakMap();
+    this.addrIndex = null;
   }
 
   /** The peer whose magic endpoint carries `id`. */
@@ -179,13 +186,19 @@ export class MagicCore {
     return this.byKey.get(hex(nodeKey));
   }
 
-  /** The peer one of whose candidates is `from` (cached per Endpoint object). */
+  /**
+   * The peer one of whose candidates is `from` (receive-side attribution for status).
+   * Cached per Endpoint object (the UDP bind reuses one object for a run of datagrams
+   * from one source); the "ip:port" → peer index is rebuilt after candidate changes.
+   */
   peerForAddr(from: Endpoint): PeerState | null {
     let p = this.addrCache.get(from);
     if (p === undefined) {
-      p = null;
-      const key = from.toString();
-      for (const st of this.byId.values()) if (st.cands.has(key)) { p = st; break; }
+      if (this.addrIndex === null) {
+        this.addrIndex = new Map();
+        for (const st of this.byId.values()) for (const key of st.cands.keys()) this.addrIndex.set(key, st);
+      }
+      p = this.addrIndex.get(from.toString()) ?? null;
       this.addrCache.set(from, p);
     }
     return p;

@@ -104,6 +104,7 @@ function onCallMeMaybe(core: MagicCore, st: PeerState, m: CallMeMaybe, from: End
   }
   // Endpoints an earlier CallMeMaybe listed and this one does not are gone.
   for (const [key, c] of [...st.cands]) if (c.source === "call-me-maybe" && !listed.has(key) && st.best !== c) st.cands.delete(key);
+  core.candidatesChanged();
   // Reset ping timers and ping everything now: the peer is pinging us at the same time,
   // which opens both NATs (hole punching).
   for (const c of st.cands.values()) c.lastPing = 0;

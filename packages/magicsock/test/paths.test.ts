@@ -54,9 +54,13 @@ describe("magicsock paths (in-memory network)", () => {
     await tick(50);
     expect(b.received.map((r) => r.from)).toEqual(["127.3.3.40:900"]);
     expect(a.ms.peerPath(b.pub)!.curAddr).toBe(`10.0.0.2:${b.bind.port}`);
+    const t = Date.now();
     sendTo(a, b, 2);
     await tick(10);
     expect(lastFrom(b)).toBe(`10.0.0.1:${a.bind.port}`);
+    // Status: B attributes the direct datagram to A (lastRecv), A noted its send.
+    expect(b.ms.peerPath(a.pub)!.lastRecv).toBeGreaterThan(t);
+    expect(a.ms.peerPath(b.pub)!.lastSend).toBe(t);
     expect(a.ms.stats().sendDirect).toBe(1);
     expect(a.ms.stats().pathChanges).toBe(1);
   });
