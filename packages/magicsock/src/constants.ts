@@ -45,6 +45,13 @@ export const DERP_CONNECT_QUEUE = 32;
 export const MAX_CANDIDATES = 64;
 /** Outstanding pings per peer; more are not sent. */
 export const MAX_PINGS_PER_PEER = 64;
+/**
+ * Disco packets naming a peer's key whose box fails to open cost an X25519 each
+ * (~0.1 ms): after this many per second per peer the rest are dropped unopened
+ * (`dropDiscoRateLimited`) until the budget refills. Lattice's own guard (Tailscale
+ * caches the shared key instead; libsodium via sodium-native has no crypto_box_beforenm).
+ */
+export const BAD_DISCO_PER_SECOND = 50;
 /** Default STUN port of a DERP node (tailcfg.DERPNode.STUNPort 0). */
 export const DEFAULT_STUN_PORT = 3478;
 /** The DERP pseudo-address: 127.3.3.40:<regionID> (magicsock's derpMagicIPAddr). */

@@ -6,7 +6,7 @@
 import { keyEqual } from "@lattice/derp";
 import { type CallMeMaybe, open, type Ping, type Pong, senderKey } from "@lattice/disco";
 import { Endpoint } from "@lattice/netaddr";
-import { DERP_MAGIC_IP } from "./constants.js";
+import { BAD_DISCO_PER_SECOND, DERP_MAGIC_IP } from "./constants.js";
 import type { MagicCore } from "./core.js";
 import type { PeerState } from "./peer.js";
 
@@ -32,8 +32,17 @@ export function handleDisco(core: MagicCore, data: Uint8Array, from: Endpoint | 
     s.dropDiscoDerpKeyMismatch++;
     return;
   }
+  if (now - st.badDiscoRefill >= 1000) {
+    st.badDiscoRefill = now;
+    st.badDiscoTokens = BAD_DISCO_PER_SECOND;
+  }
+  if (st.badDiscoTokens <= 0) {
+    s.dropDiscoRateLimited++;
+    return;
+  }
   const r = open(data, core.o.discoPrivate, st.discoKey);
   if (!r.ok) {
+    st.badDiscoTokens--;
     s.dropDiscoBad++;
     return;
   }

@@ -85,6 +85,9 @@ export class PeerState {
   cmmDue = 0;
   /** The DERP region we last heard this peer on (used when it has no home). */
   lastDerpRegion = 0;
+  /** Budget of disco packets with this peer's key that failed to open (see constants). */
+  badDiscoTokens = 0;
+  badDiscoRefill = 0;
 
   constructor(
     /** Per-peer id carried in its magic endpoint. */

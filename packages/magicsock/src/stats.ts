@@ -33,6 +33,8 @@ export function newStats() {
     dropDiscoUnknownSender: 0,
     /** Disco dropped: box did not open / malformed / unknown type (ERR_DISCO_*). */
     dropDiscoBad: 0,
+    /** Disco from a known key dropped unopened: too many bad boxes from it this second. */
+    dropDiscoRateLimited: 0,
     /** Disco over DERP whose DERP source is not the node owning the disco key. */
     dropDiscoDerpKeyMismatch: 0,
     /** Ping naming another node key than the disco key's owner. */

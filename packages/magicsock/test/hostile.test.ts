@@ -74,11 +74,26 @@ describe("hostile input", () => {
         const s0 = a.ms.stats();
         inject(a, d);
         const s1 = a.ms.stats();
-        expect(s1.dropDiscoBad + s1.dropDiscoUnknownSender).toBe(s0.dropDiscoBad + s0.dropDiscoUnknownSender + 1);
+        const dropped = (x: typeof s0) => x.dropDiscoBad + x.dropDiscoUnknownSender + x.dropDiscoRateLimited;
+        expect(dropped(s1)).toBe(dropped(s0) + 1);
       }),
       { numRuns: 500 },
     );
     expect(a.received.length).toBe(0);
+  });
+
+  test("a flood of forged boxes under a peer's key costs at most 50 box opens per second; its real pings still work after", async () => {
+    const { a, bDisco } = pair();
+    const forged = new Uint8Array(MAGIC.length + 56 + 40);
+    forged.set(MAGIC);
+    forged.set(bDisco.publicKey, MAGIC.length);
+    for (let i = 0; i < 1000; i++) inject(a, forged);
+    expect(a.ms.stats().dropDiscoBad).toBe(50);
+    expect(a.ms.stats().dropDiscoRateLimited).toBe(950);
+    await new Promise((r) => setTimeout(r, 1100));
+    inject(a, seal({ type: "ping", txId: new Uint8Array(12), padding: 0 }, bDisco, a.discoPub, seeded("n3")(24)));
+    expect(a.ms.stats().discoRecvPing).toBe(1);
+    expect(a.ms.stats().discoSentPong).toBe(1);
   });
 
   test("authentic boxes with fuzzed plaintext (any type, any body) never throw", () => {
