@@ -42,6 +42,7 @@ describe("magicsock paths (in-memory network)", () => {
     expect(Object.keys(r.RegionLatency).sort()).toEqual(["900", "901"]);
     expect(r.RegionLatency["900"]!).toBeLessThan(r.RegionLatency["901"]!);
     expect(a.ms.endpoints()).toEqual([`10.0.0.1:${a.bind.port}`]);
+    expect(a.events).toEqual([`endpoints 10.0.0.1:${a.bind.port}`, "home 900"]);
     const sent = a.ms.stats().stunSent;
     await tick(60_000); // re-STUN every 20–26 s, two servers each
     expect(a.ms.stats().stunSent - sent).toBeGreaterThanOrEqual(4);
@@ -98,6 +99,18 @@ describe("magicsock paths (in-memory network)", () => {
     const later = a.ms.stats().discoSentPing;
     await tick(60_000);
     expect(a.ms.stats().discoSentPing).toBe(later);
+  });
+
+  test("behind an endpoint-dependent (symmetric) NAT netcheck reports MappingVariesByDestIP", async () => {
+    const net = new SimNet();
+    net.addNat("198.51.100.1", "192.168.1.", true);
+    const a = simNode(net, new SimDerp(), "a", "192.168.1.10");
+    await tick(100);
+    const r = a.ms.netcheck();
+    await tick(100);
+    expect(await r).toMatchObject({ UDP: true, IPv4: true, MappingVariesByDestIP: true });
+    expect(a.ms.endpoints()[0]).toMatch(/^198\.51\.100\.1:/);
+    expect(a.events.filter((e) => e.startsWith("endpoints")).length).toBeGreaterThanOrEqual(1);
   });
 
   test("CallMeMaybe hole punching through two endpoint-independent NATs", async () => {
@@ -172,6 +185,7 @@ describe("DERP legs and ping (in-memory network)", () => {
     await tick(20_000);
     expect(a.ms.derpConnected()).toEqual([900]);
     expect(a.ms.stats().derpConnects).toBe(2);
+    expect([...derp.links.get("203.0.113.9")!.values()].map((l) => l.preferred)).toEqual([true]); // NotePreferred(true) on the new connection
   });
 
   test("a peer's non-home region is dialed on demand and closed after 60 s unused", async () => {

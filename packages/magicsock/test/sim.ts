@@ -28,6 +28,8 @@ interface Nat {
   readonly rev: Map<number, string>;
   readonly allowed: Set<string>; // "pubPort>remote ip:port"
   nextPort: number;
+  /** Endpoint-dependent mapping (a new public port per destination): "symmetric" NAT. */
+  readonly symmetric: boolean;
 }
 
 const split = (k: string): [string, number] => {
@@ -47,8 +49,8 @@ export class SimNet {
   natDrops = 0;
   private nextPort = 40000;
 
-  addNat(pub: string, prefix: string): void {
-    this.nats.push({ pub, prefix, map: new Map(), rev: new Map(), allowed: new Set(), nextPort: 50000 });
+  addNat(pub: string, prefix: string, symmetric = false): void {
+    this.nats.push({ pub, prefix, map: new Map(), rev: new Map(), allowed: new Set(), nextPort: 50000, symmetric });
   }
 
   allocPort(): number {
@@ -65,10 +67,11 @@ export class SimNet {
     const nat = this.natOf(sip);
     let outSrc = src;
     if (nat !== undefined && !to.address.startsWith(nat.prefix)) {
-      let p = nat.map.get(src);
+      const mkey = nat.symmetric ? `${src}>${dst}` : src;
+      let p = nat.map.get(mkey);
       if (p === undefined) {
         p = nat.nextPort++;
-        nat.map.set(src, p);
+        nat.map.set(mkey, p);
         nat.rev.set(p, src);
       }
       nat.allowed.add(`${p}>${dst}`);
@@ -214,6 +217,8 @@ export interface SimNode {
   readonly discoPub: Uint8Array;
   readonly received: { data: Uint8Array; from: string }[];
   readonly bind: SimBind;
+  /** onEndpoints / onHomeDerp calls. */
+  readonly events: string[];
 }
 
 export function simNode(net: SimNet, derp: SimDerp, name: string, ip: string, map: DERPMap = simDerpMap()): SimNode {
@@ -221,14 +226,16 @@ export function simNode(net: SimNet, derp: SimDerp, name: string, ip: string, ma
   const priv = random(32);
   const received: { data: Uint8Array; from: string }[] = [];
   let bind!: SimBind;
+  const events: string[] = [];
   const ms = new MagicSock({
+    onEndpoints: (e) => events.push(`endpoints ${e.join(",")}`), onHomeDerp: (r) => events.push(`home ${r}`),
     now: () => Date.now(), random, log: silentLog, discoPrivate: random(32),
     createUdp: () => (bind = new SimBind(net, ip)), dialDerp: derp.dial, localAddresses: () => [ip],
   });
   ms.open(0, { onReceive: (d, f, n) => { for (let i = 0; i < n; i++) received.push({ data: Uint8Array.from(d[i]!), from: f[i]!.toString() }); }, onError: () => {} });
   ms.setNodePrivateKey(priv);
   ms.setDerpMap(map);
-  return { ms, pub: x25519PublicKey(priv), discoPub: ms.discoPublic, received, bind };
+  return { ms, pub: x25519PublicKey(priv), discoPub: ms.discoPublic, received, bind, events };
 }
 
 /** What control would tell `a` about `b`. */
