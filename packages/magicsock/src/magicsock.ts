@@ -330,10 +330,10 @@ export class MagicSock implements Bind {
         wf[m++] = f;
       } else if (looksLikeDisco(d)) {
         s.udpRecvDisco++;
-        handleDisco(core, d, f, 0, null, now);
+        this.#guard(() => handleDisco(core, d, f, 0, null, now));
       } else if (isStun(d)) {
         s.udpRecvStun++;
-        this.#disc.handleStun(d, f, now);
+        this.#guard(() => this.#disc.handleStun(d, f, now));
       } else s.dropUdpGarbage++;
     }
     s.udpRecvWireGuard += m;
@@ -346,7 +346,7 @@ export class MagicSock implements Bind {
     const now = this.#o.now();
     if (looksLikeDisco(data)) {
       core.stats.derpRecvDisco++;
-      handleDisco(core, data, null, region, src, now);
+      this.#guard(() => handleDisco(core, data, null, region, src, now));
       this.#flush();
       return;
     }
@@ -361,6 +361,16 @@ export class MagicSock implements Bind {
     f[0] = ep;
     this.#receiver?.onReceive(d, f, 1);
     this.#flush();
+  }
+
+  /** Runs a control-plane handler; a bug in it is counted and logged, never thrown into the socket's callback. */
+  #guard(f: () => void): void {
+    try {
+      f();
+    } catch (e) {
+      this.#core.stats.internalErrors++;
+      this.#o.log.warn({ err: (e as Error).message }, "magicsock: internal error handling a packet (dropped)");
+    }
   }
 
   #flush(): void {

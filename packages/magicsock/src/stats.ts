@@ -57,6 +57,8 @@ export function newStats() {
     /** STUN responses of no outstanding request / unparseable. */
     dropStunUnknown: 0,
     dropStunBad: 0,
+    /** Bugs: a disco/STUN handler threw (the packet was dropped, logged). */
+    internalErrors: 0,
     derpConnects: 0,
     derpConnectFailures: 0,
     derpDisconnects: 0,
