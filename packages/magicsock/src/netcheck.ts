@@ -46,6 +46,7 @@ export class Netcheck {
   private regions: number[] = [];
   private round: Round | null = null;
   private nextRoundAt = 0;
+  private emptyRounds = 0;
   private readonly history = new Map<number, { at: number; ms: number }[]>();
 
   constructor(private readonly random: (n: number) => Uint8Array, private readonly stats: MagicStats) {}
@@ -133,7 +134,10 @@ export class Netcheck {
     const v6 = r.answers.filter((a) => a.target.ep.family === 6);
     if (v4.length > 0) this.mappedV4 = v4[0]!.mapped;
     if (v6.length > 0) this.mappedV6 = v6[0]!.mapped;
-    if (r.answers.length === 0) {
+    // One round without any answer (a lost burst) keeps the mapped addresses, so our
+    // endpoint list does not flap at control; the second in a row forgets them.
+    this.emptyRounds = r.answers.length === 0 ? this.emptyRounds + 1 : 0;
+    if (this.emptyRounds >= 2) {
       this.mappedV4 = null;
       this.mappedV6 = null;
     }

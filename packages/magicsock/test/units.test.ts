@@ -117,6 +117,18 @@ describe("home DERP (netcheck.go hysteresis)", () => {
     expect(nc.home).toBe(900);
   });
 
+  test("a single round without answers keeps the mapped address (no endpoint flap); two in a row drop it", () => {
+    const nc = new Netcheck(seeded("nc3"), newStats());
+    nc.configure([900], targets);
+    round(nc, 0, { 900: 10 });
+    expect(nc.mappedV4?.toString()).toBe("198.51.100.7:41641");
+    round(nc, 30_000, {});
+    expect(nc.mappedV4?.toString()).toBe("198.51.100.7:41641");
+    expect(nc.report!.UDP).toBe(false);
+    round(nc, 60_000, {});
+    expect(nc.mappedV4).toBe(null);
+  });
+
   test("no STUN answers (UDP blocked): the lowest region id, and an existing home is kept", () => {
     const nc = new Netcheck(seeded("nc2"), newStats());
     nc.configure([902, 901], targets);
