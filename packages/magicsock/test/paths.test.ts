@@ -2,7 +2,8 @@
 // after a disco pong, back to DERP when the direct path dies, hole punching with
 // CallMeMaybe through NATs, home DERP by STUN latency.
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
-import { peerOf, sendTo, SimDerp, SimNet, simNode, type SimNode } from "./sim.js";
+import { Endpoint } from "@lattice/netaddr";
+import { peerOf, sendTo, SimDerp, SimNet, simNode, type SimNode, wg } from "./sim.js";
 
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date"] });
@@ -248,5 +249,43 @@ describe("CallMeMaybe and endpoint freshness", () => {
     await tick(100);
     expect(b.ms.stats().discoRecvCallMeMaybe).toBeGreaterThanOrEqual(1);
     expect(b.ms.peerPath(a.pub)!.addrs).toEqual([`10.0.0.1:${a.bind.port}`]);
+  });
+});
+
+describe("three peers", () => {
+  test("one send() batch mixing a direct peer, a DERP-only peer on another region and a plain endpoint", async () => {
+    const net = new SimNet();
+    // A and B are nearest region 900, C region 901.
+    net.latency = (x, y) => {
+      const c = x === "10.0.0.3" || y === "10.0.0.3";
+      if (x === "203.0.113.10" || y === "203.0.113.10") return c ? 5 : 30;
+      if (x === "203.0.113.9" || y === "203.0.113.9") return c ? 50 : 1;
+      return 1;
+    };
+    // C sits behind a firewall that drops all UDP except STUN.
+    net.blocked = (src, dst) => (src.startsWith("10.0.0.3") || dst.startsWith("10.0.0.3")) && !dst.startsWith("203.") && !src.startsWith("203.");
+    const derp = new SimDerp();
+    const a = simNode(net, derp, "a", "10.0.0.1");
+    const b = simNode(net, derp, "b", "10.0.0.2");
+    const c = simNode(net, derp, "c", "10.0.0.3");
+    await tick(100);
+    expect([a.ms.homeDerp(), b.ms.homeDerp(), c.ms.homeDerp()]).toEqual([900, 900, 901]);
+    a.ms.setPeers([peerOf(b), peerOf(c)]);
+    b.ms.setPeers([peerOf(a)]);
+    c.ms.setPeers([peerOf(a)]);
+    sendTo(a, b, 0);
+    await tick(50);
+    expect(a.ms.peerPath(b.pub)!.curAddr).not.toBe("");
+    const plain = b.bind.key; // B's socket, addressed directly
+    const eb = a.ms.peerEndpoint(b.pub);
+    const ec = a.ms.peerEndpoint(c.pub);
+    const n = a.ms.send([wg(1), wg(2), wg(3), wg(4), wg(5)], [eb, eb, ec, Endpoint.parse(plain)!, ec], 5);
+    expect(n).toBe(5);
+    await tick(100);
+    expect(b.received.slice(-3).map((r) => [r.data[16], r.from])).toEqual([
+      [1, `10.0.0.1:${a.bind.port}`], [2, `10.0.0.1:${a.bind.port}`], [4, `10.0.0.1:${a.bind.port}`],
+    ]);
+    expect(c.received.map((r) => [r.data[16], r.from])).toEqual([[3, "127.3.3.40:901"], [5, "127.3.3.40:901"]]);
+    expect(a.ms.derpConnected()).toEqual([900, 901]);
   });
 });
