@@ -19,7 +19,7 @@ export async function startDerp(): Promise<TestDerp> {
     res.statusCode = 404;
     res.end();
   });
-  const sockets = new Set<import("node:net").Socket>();
+  const sockets = new Set<import("node:stream").Duplex>();
   http.on("upgrade", (req, socket, head: Buffer) => {
     if (req.url !== "/derp" || req.headers.upgrade?.toLowerCase() !== "derp") return socket.destroy();
     sockets.add(socket);
