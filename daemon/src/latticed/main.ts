@@ -141,7 +141,7 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
     engine.close();
     return 1;
   }
-  log.info({ socket: o.socket, state: state.dir, tun: tun.name, port: engine.port, state_: backend.state }, "latticed running");
+  log.info({ socket: o.socket, state: state.dir, tun: tun.name, port: engine.port, backendState: backend.state }, "latticed running");
 
   async function shutdown(why: string, code: number): Promise<void> {
     if (stopping) return;
