@@ -18,8 +18,19 @@ import type { Socket } from "node:net";
 import { LatticedError } from "./errors.js";
 import type { LocalBackend } from "./backend.js";
 
+/** Listener limits. */
+export interface LocalApiLimits {
+  maxHeaderBytes: number;
+  maxBodyBytes: number;
+  /** Time to send a whole request. */
+  requestTimeoutMs: number;
+  maxConnections: number;
+  /** Idle time of a keep-alive connection. */
+  keepAliveMs: number;
+}
+
 /** Limits (docs/localapi.md). */
-export const LOCALAPI_LIMITS = { maxHeaderBytes: 16 * 1024, maxBodyBytes: 64 * 1024, requestTimeoutMs: 10_000, maxConnections: 32, keepAliveMs: 5_000 } as const;
+export const LOCALAPI_LIMITS: Readonly<LocalApiLimits> = Object.freeze({ maxHeaderBytes: 16 * 1024, maxBodyBytes: 64 * 1024, requestTimeoutMs: 10_000, maxConnections: 32, keepAliveMs: 5_000 });
 /** Host headers accepted. */
 export const ALLOWED_HOSTS = ["local-tailscaled.sock", "localhost"] as const;
 /** Longest ping wait a client may ask for. */
@@ -41,6 +52,8 @@ export interface LocalApiOptions {
   peerUid: (socket: Socket) => number;
   log: { info(o: object, m?: string): void; warn(o: object, m?: string): void; error(o: object, m?: string): void };
   random: (n: number) => Uint8Array;
+  /** Overrides of {@link LOCALAPI_LIMITS} (tests use short timeouts). */
+  limits?: Partial<LocalApiLimits>;
 }
 
 /** Counters of the LocalAPI listener. */
@@ -57,18 +70,18 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown): void
 }
 
 /** Reads the body up to the limit; 413 beyond it. */
-function readBody(req: http.IncomingMessage): Promise<Buffer> {
+function readBody(req: http.IncomingMessage, max: number = LOCALAPI_LIMITS.maxBodyBytes): Promise<Buffer> {
   const declared = Number(req.headers["content-length"] ?? 0);
-  if (declared > LOCALAPI_LIMITS.maxBodyBytes) return Promise.reject(Object.assign(new LatticedError("bad_request", `body: at most ${LOCALAPI_LIMITS.maxBodyBytes} bytes (Content-Length ${declared})`), { httpStatus: 413 }));
+  if (declared > max) return Promise.reject(Object.assign(new LatticedError("bad_request", `body: at most ${max} bytes (Content-Length ${declared})`), { httpStatus: 413 }));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let n = 0;
     req.on("data", (c: Buffer) => {
       n += c.length;
-      if (n > LOCALAPI_LIMITS.maxBodyBytes) {
+      if (n > max) {
         req.removeAllListeners("data");
         req.resume();
-        reject(Object.assign(new LatticedError("bad_request", `body: at most ${LOCALAPI_LIMITS.maxBodyBytes} bytes`), { httpStatus: 413 }));
+        reject(Object.assign(new LatticedError("bad_request", `body: at most ${max} bytes`), { httpStatus: 413 }));
         return;
       }
       chunks.push(c);
@@ -78,8 +91,8 @@ function readBody(req: http.IncomingMessage): Promise<Buffer> {
   });
 }
 
-async function readJson(req: http.IncomingMessage, emptyAs: unknown): Promise<unknown> {
-  const b = await readBody(req);
+async function readJson(req: http.IncomingMessage, emptyAs: unknown, max: number): Promise<unknown> {
+  const b = await readBody(req, max);
   if (b.length === 0) return emptyAs;
   try {
     return JSON.parse(b.toString("utf8"));
@@ -113,14 +126,17 @@ export class LocalApiServer {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
     }
+    const lim = { ...LOCALAPI_LIMITS, ...o.limits };
     const server = http.createServer({
-      maxHeaderSize: LOCALAPI_LIMITS.maxHeaderBytes,
-      requestTimeout: LOCALAPI_LIMITS.requestTimeoutMs,
-      headersTimeout: LOCALAPI_LIMITS.requestTimeoutMs,
-      keepAliveTimeout: LOCALAPI_LIMITS.keepAliveMs,
+      maxHeaderSize: lim.maxHeaderBytes,
+      requestTimeout: lim.requestTimeoutMs,
+      headersTimeout: lim.requestTimeoutMs,
+      keepAliveTimeout: lim.keepAliveMs,
+      // Node checks the request timeouts on this interval (default 30 s).
+      connectionsCheckingInterval: Math.min(1_000, lim.requestTimeoutMs),
     });
     const api = new LocalApiServer(server, o);
-    server.maxConnections = LOCALAPI_LIMITS.maxConnections;
+    server.maxConnections = lim.maxConnections;
     server.on("drop", () => api.stats.rejectedConnections++);
     server.on("connection", (s: Socket) => {
       api.#sockets.add(s);
@@ -146,6 +162,10 @@ export class LocalApiServer {
     return api;
   }
 
+  get #maxBody(): number {
+    return this.o.limits?.maxBodyBytes ?? LOCALAPI_LIMITS.maxBodyBytes;
+  }
+
   #count(code: string): void {
     this.stats.errors[code] = (this.stats.errors[code] ?? 0) + 1;
   }
@@ -156,19 +176,19 @@ export class LocalApiServer {
       "/localapi/v0/status": { GET: async (_r, u) => ({ json: b.status(u.searchParams.get("peers") !== "false") }) },
       "/localapi/v0/prefs": {
         GET: async () => ({ json: b.prefs() }),
-        PATCH: async (r) => ({ json: await b.patchPrefs(await readJson(r, null)) }),
+        PATCH: async (r) => ({ json: await b.patchPrefs(await readJson(r, null, this.#maxBody)) }),
       },
-      "/localapi/v0/up": { POST: async (r) => ({ json: await b.up(await readJson(r, {})) }) },
+      "/localapi/v0/up": { POST: async (r) => ({ json: await b.up(await readJson(r, {}, this.#maxBody)) }) },
       "/localapi/v0/down": {
         POST: async (r) => {
-          await readBody(r);
+          await readBody(r, this.#maxBody);
           await b.down();
           return { json: {} };
         },
       },
       "/localapi/v0/logout": {
         POST: async (r) => {
-          await readBody(r);
+          await readBody(r, this.#maxBody);
           await b.logout();
           return { json: {} };
         },
