@@ -128,6 +128,20 @@ export class LocalBackend {
     for (const w of this.#stateWaiters.splice(0)) w();
   }
 
+  /** Resolves when `pred` holds after a state change, or after `ms`. */
+  #waitFor(pred: () => boolean, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      const check = (): void => {
+        if (pred()) {
+          clearTimeout(t);
+          resolve();
+        } else this.#stateWaiters.push(check);
+      };
+      check();
+    });
+  }
+
   /** Loads keys, prefs and the saved netmap; starts from them (see the file comment). */
   async start(): Promise<void> {
     const st = this.d.state;
@@ -428,15 +442,7 @@ export class LocalBackend {
           () => null,
           (e: unknown) => e,
         ),
-        new Promise<"wait">((r) => {
-          const t = setTimeout(() => r("wait"), UP_WAIT_MS);
-          this.#stateWaiters.push(() => {
-            if (this.#authURL !== "" || this.#state === "NeedsMachineAuth") {
-              clearTimeout(t);
-              r("wait");
-            }
-          });
-        }),
+        this.#waitFor(() => this.#authURL !== "" || this.#state === "NeedsMachineAuth", UP_WAIT_MS).then(() => "wait" as const),
       ]);
       if (waited instanceof Error) throw waited;
     } else {
