@@ -17,7 +17,12 @@ export function requireRoot(): void {
 
 /** Runs a command (argv, no shell); returns stdout; throws with stderr. */
 export function run(cmd: string, args: string[], input?: string): string {
-  return execFileSync(cmd, args, { encoding: "utf8", input, stdio: ["pipe", "pipe", "pipe"], timeout: 30_000 });
+  try {
+    return execFileSync(cmd, args, { encoding: "utf8", input, stdio: ["pipe", "pipe", "pipe"], timeout: 30_000 });
+  } catch (e) {
+    const x = e as { stderr?: string; stdout?: string; message: string };
+    throw new Error(`${cmd} ${args.join(" ")}: ${x.message}\n${x.stdout ?? ""}${x.stderr ?? ""}`);
+  }
 }
 
 /** A LocalAPI call over the unix socket; resolves with status and parsed body. */
@@ -122,13 +127,21 @@ export class World {
   }
 
   /** lattice-control on 10.77.0.1:8080 in the control namespace; resolves once it answers /key. */
-  async control(): Promise<{ url: string; admin: (...a: string[]) => string }> {
+  async control(name = "control"): Promise<{ url: string; admin: (...a: string[]) => string; proc: ChildProcess }> {
     const sock = path.join(this.dir, "ctl", "control.sock");
     const url = "http://10.77.0.1:8080";
-    this.spawn("control", this.ns("ctl"), [process.execPath, path.join(REPO, "coordination/dist/main.js"), "serve", "--listen", "10.77.0.1:8080", "--server-url", url, "--db", path.join(this.dir, "control.db"), "--socket", sock]);
-    await waitFor("lattice-control", 20_000, () => fs.existsSync(sock) && this.log("control").includes("admin socket"));
+    const proc = this.spawn(name, this.ns("ctl"), [process.execPath, path.join(REPO, "coordination/dist/main.js"), "serve", "--listen", "10.77.0.1:8080", "--server-url", url, "--db", path.join(this.dir, "control.db"), "--socket", sock]);
+    await waitFor("lattice-control", 20_000, () => fs.existsSync(sock) && this.log(name).includes("admin socket"));
     const admin = (...a: string[]) => run(process.execPath, [path.join(REPO, "coordination/dist/main.js"), "--socket", sock, ...a]).trim();
-    return { url, admin };
+    return { url, admin, proc };
+  }
+
+  /** Sends `sig` to `p` and waits for it to exit. */
+  static async stop(p: ChildProcess, sig: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    if (p.exitCode !== null || p.signalCode !== null) return;
+    const gone = new Promise<void>((r) => p.once("exit", () => r()));
+    p.kill(sig);
+    await gone;
   }
 
   /** A latticed in `ns`; returns its socket path. */

@@ -4,8 +4,19 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { World, localApi, requireRoot, run, waitFor } from "./harness.js";
 
+const peerCount = async (sock: string): Promise<number> => Object.keys((await localApi(sock, "GET", "/localapi/v0/status")).body.Peer ?? {}).length;
+
 describe("latticed in network namespaces", () => {
   const w = new World();
+  // Shared by the tests below, which run in order on one LAN.
+  let ctl: Awaited<ReturnType<World["control"]>>;
+  let key = "";
+  let a: { ns: string; lanIp: string };
+  let b: { ns: string; lanIp: string };
+  let da: ReturnType<World["latticed"]>;
+  let db: ReturnType<World["latticed"]>;
+  let ipA = "";
+  let ipB = "";
   afterAll(async () => {
     await w.cleanup();
   });
@@ -13,14 +24,14 @@ describe("latticed in network namespaces", () => {
   it("two nodes join with an auth key over the LocalAPI, ping each other, and status lists the peer", async () => {
     requireRoot();
     w.lan();
-    const ctl = await w.control();
+    ctl = await w.control();
     ctl.admin("users", "create", "alice", "--password", "correct-horse-battery");
-    const key = ctl.admin("keys", "create", "--user", "alice", "--reusable", "--preapproved");
+    key = ctl.admin("keys", "create", "--user", "alice", "--reusable", "--preapproved");
     expect(key).toMatch(/\S{16,}/);
-    const a = w.nodeNs("a");
-    const b = w.nodeNs("b");
-    const da = w.latticed("a", a.ns);
-    const db = w.latticed("b", b.ns);
+    a = w.nodeNs("a");
+    b = w.nodeNs("b");
+    da = w.latticed("a", a.ns);
+    db = w.latticed("b", b.ns);
     for (const d of [da, db]) {
       const st = await waitFor("LocalAPI up", 20_000, () => localApi(d.socket, "GET", "/localapi/v0/status").catch(() => null));
       expect(st.body.BackendState).toBe("NeedsLogin");
@@ -36,8 +47,8 @@ describe("latticed in network namespaces", () => {
       });
     const sa = await statusWithPeer(da.socket);
     const sb = await statusWithPeer(db.socket);
-    const ipA = sa.TailscaleIPs[0] as string;
-    const ipB = sb.TailscaleIPs[0] as string;
+    ipA = sa.TailscaleIPs[0] as string;
+    ipB = sb.TailscaleIPs[0] as string;
     expect(ipA).toMatch(/^100\./);
     const peerOfA = Object.values(sa.Peer as Record<string, any>)[0];
     expect(peerOfA.HostName).toBe("beta");
@@ -61,5 +72,45 @@ describe("latticed in network namespaces", () => {
     const who = await localApi(da.socket, "GET", `/localapi/v0/whois?addr=${ipB}:22`);
     expect(who.body.Node.Name).toMatch(/^beta\./);
     expect(who.body.UserProfile.LoginName).toMatch(/^alice/);
+  }, 120_000);
+
+  it("kill -9 + restart with control down: Running at once from the saved state, tunnel works; control back: reconnects", async () => {
+    requireRoot();
+    await World.stop(ctl.proc);
+    await World.stop(da.proc, "SIGKILL");
+    da = w.latticed("a", a.ns);
+    const st = await waitFor("LocalAPI back", 20_000, () => localApi(da.socket, "GET", "/localapi/v0/status").catch(() => null));
+    expect(st.body.BackendState).toBe("Running");
+    expect(Object.keys(st.body.Peer)).toHaveLength(1);
+    await waitFor("Health says control is unreachable", 10_000, async () => (await localApi(da.socket, "GET", "/localapi/v0/status")).body.Health.some((h: string) => /not connected to the control server/.test(h)));
+    expect(run("ip", ["netns", "exec", a.ns, "ping", "-c", "2", "-i", "0.3", "-W", "3", ipB])).toMatch(/2 received/);
+    ctl = await w.control("control2");
+    await waitFor("reconnected (Health clear)", 45_000, async () => (await localApi(da.socket, "GET", "/localapi/v0/status")).body.Health.length === 0);
+  }, 120_000);
+
+  it("an ephemeral node vanishes from its peers within 10 s of down; logout goes to NeedsLogin", async () => {
+    requireRoot();
+    const eph = ctl.admin("keys", "create", "--user", "alice", "--ephemeral", "--preapproved");
+    const c = w.nodeNs("c");
+    const dc = w.latticed("c", c.ns);
+    await waitFor("LocalAPI c", 20_000, () => localApi(dc.socket, "GET", "/localapi/v0/status").catch(() => null));
+    expect((await localApi(dc.socket, "POST", "/localapi/v0/up", { ControlURL: ctl.url, AuthKey: eph, Hostname: "gamma" })).status).toBe(200);
+    await waitFor("b sees c", 30_000, async () => (await peerCount(db.socket)) === 2);
+    await waitFor("c running", 30_000, async () => (await localApi(dc.socket, "GET", "/localapi/v0/status")).body.BackendState === "Running");
+    expect((await localApi(dc.socket, "GET", "/localapi/v0/prefs")).body.Ephemeral).toBe(true);
+    const t0 = Date.now();
+    expect((await localApi(dc.socket, "POST", "/localapi/v0/down")).status).toBe(200);
+    await waitFor("c gone from b", 10_000, async () => (await peerCount(db.socket)) === 1);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    // Logout of a regular node: the key is expired at control; the node is NeedsLogin, and
+    // its peers see it Expired (as in Tailscale) and take it out of their WireGuard device.
+    expect((await localApi(db.socket, "POST", "/localapi/v0/logout")).status).toBe(200);
+    expect((await localApi(db.socket, "GET", "/localapi/v0/status")).body.BackendState).toBe("NeedsLogin");
+    const gone = await waitFor("a sees b expired", 15_000, async () => {
+      const p = Object.values((await localApi(da.socket, "GET", "/localapi/v0/status")).body.Peer as Record<string, any>)[0];
+      return p?.Expired === true ? p : null;
+    });
+    expect(gone.InEngine).toBe(false);
+    expect(() => run("ip", ["netns", "exec", a.ns, "ping", "-c", "1", "-W", "1", ipB])).toThrow();
   }, 120_000);
 });

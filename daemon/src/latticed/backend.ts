@@ -239,11 +239,15 @@ export class LocalBackend {
       const nm = Netmap.fromFull(resp, wall);
       if (!nm) return;
       this.#netmap = nm;
-    } else if (this.#netmap) {
-      this.#netmap.apply(resp, wall);
-    } else return;
+    }
+    let ch = { self: true, peers: true, filter: true, derpMap: true };
+    if (!full) {
+      if (!this.#netmap) return;
+      ch = this.#netmap.apply(resp, wall);
+    }
     this.#controlHealth = null;
     const nm = this.#netmap;
+    if (!nm) return;
     this.#prefs.Ephemeral = (nm.self as Node & { Ephemeral?: boolean }).Ephemeral === true;
     if (nm.selfExpired(wall)) {
       this.#expire("the control server says the node key expired");
@@ -251,10 +255,14 @@ export class LocalBackend {
     }
     this.#keyExpired = false;
     this.#authURL = "";
+    const wasRunning = this.#state === "Running";
     this.#setState("Running");
-    this.#configureEngine();
-    this.#armExpiry();
-    this.#scheduleSave(full ? 0 : 2_000);
+    const relevant = ch.self || ch.peers || ch.filter || ch.derpMap;
+    if (relevant || !wasRunning) this.#configureEngine();
+    if (ch.self) this.#armExpiry();
+    // What a restart needs (peers, keys, filter) is saved at once; presence-only deltas
+    // (Online, LastSeen) at most every 5 s.
+    this.#scheduleSave(relevant ? 0 : 5_000);
   }
 
   #onRefused(e: ControlError): RefusalAction {
@@ -321,7 +329,8 @@ export class LocalBackend {
   }
 
   #scheduleSave(ms: number): void {
-    if (this.#saveTimer) return;
+    if (this.#saveTimer && ms > 0) return;
+    if (this.#saveTimer) clearTimeout(this.#saveTimer);
     this.#saveTimer = setTimeout(() => {
       this.#saveTimer = null;
       try {
