@@ -70,7 +70,7 @@ export interface WhoIsResponse {
 export interface BackendDeps {
   state: StateDir;
   engine: Pick<Engine, "configure" | "clearPeers" | "pingIcmp" | "peerCounters" | "filterCounters" | "edgeStats" | "port">;
-  magic: Pick<MagicConn, "endpoints" | "homeDerp" | "peerPath" | "ping" | "netcheck" | "stats">;
+  magic: Pick<MagicConn, "endpoints" | "homeDerp" | "peerPath" | "ping" | "netcheck" | "stats" | "hasDisco">;
   dial: ControlDialer;
   log: Logger;
   version: string;
@@ -563,7 +563,8 @@ export class LocalBackend {
     const res: PingResult = { IP: canon, NodeIP: stripPrefix(node.Addresses[0] ?? canon), NodeName: node.Name.split(".")[0] ?? "", LatencySeconds: 0, Endpoint: "", DERPRegionID: 0, DERPRegionCode: "" };
     if (node === this.#netmap.self) return { ...res, IsLocalIP: true };
     try {
-      if (type === "disco") {
+      // Without disco (the plain-UDP stand-in for magicsock) a disco ping is answered with ICMP.
+      if (type === "disco" && this.d.magic.hasDisco !== false) {
         const r = await this.d.magic.ping(new Uint8Array(Buffer.from(node.Key.slice(8), "hex")), timeoutMs);
         res.LatencySeconds = r.latencyMs / 1000;
         res.Endpoint = r.endpoint;

@@ -61,6 +61,8 @@ export interface MagicPingResult {
 
 /** The subset of MagicSock latticed uses (a Bind for the device plus path management). */
 export interface MagicConn extends Bind {
+  /** false: no disco (the plain-UDP stand-in); latticed then answers disco pings with ICMP. MagicSock leaves it undefined. */
+  readonly hasDisco?: boolean;
   setNodePrivateKey(k: Uint8Array): void;
   setDerpMap(m: DERPMap): void;
   setPeers(peers: readonly MagicPeer[]): void;
@@ -107,6 +109,7 @@ export function hostAddresses(): string[] {
  * plain UDP can tell (ping: unsupported, netcheck: UDP and the local families).
  */
 export class UdpMagicConn implements MagicConn {
+  readonly hasDisco = false;
   readonly #udp: Bind;
   readonly #peers = new Map<string, { ep: Endpoint; epText: string; addrs: string[]; lastRecv: number; lastSend: number }>();
   readonly #byAddr = new Map<string, string>();

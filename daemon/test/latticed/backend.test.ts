@@ -282,13 +282,19 @@ describe("LocalBackend", () => {
     expect(() => b.whois("nodekey:zz")).toThrowError(expect.objectContaining({ code: "bad_request" }));
   });
 
-  it("ping by ICMP resolves the peer and reports latency; unknown IPs are peer_not_found", async () => {
+  it("ping by ICMP resolves the peer and reports latency; disco without disco support falls back to ICMP; unknown IPs are peer_not_found", async () => {
     const fc = new FakeControl();
     const { b } = await joined(fc);
     const r = await b.ping("100.64.0.2", "ICMP", 1000);
     expect(r).toMatchObject({ IP: "100.64.0.2", NodeName: "p2", LatencySeconds: 0.0015 });
     const d = await b.ping("100.64.0.2", "disco", 1000);
     expect(d.Err).toMatch(/no disco/);
+    (fakeMagic as { hasDisco?: boolean }).hasDisco = false;
+    try {
+      expect(await b.ping("100.64.0.2", "disco", 1000)).toMatchObject({ LatencySeconds: 0.0015 });
+    } finally {
+      delete (fakeMagic as { hasDisco?: boolean }).hasDisco;
+    }
     await expect(b.ping("100.64.9.9", "ICMP", 1000)).rejects.toMatchObject({ code: "peer_not_found" });
   });
 });
