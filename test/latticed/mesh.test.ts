@@ -1,6 +1,8 @@
 // Two real latticed processes in two network namespaces on one LAN with a real
 // lattice-control: both join with an auth key through the LocalAPI (POST /up), then ping
 // each other's tailnet addresses through the tunnel, and GET /status shows the peer.
+import fs from "node:fs";
+import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { World, localApi, requireRoot, run, waitFor } from "./harness.js";
 
@@ -74,6 +76,34 @@ describe("latticed in network namespaces", () => {
     expect(who.body.UserProfile.LoginName).toMatch(/^alice/);
   }, 120_000);
 
+  it("the packet filter: only A→B:22 allowed — A's SYN to 22 passes, to 80 is dropped, B→A ping is dropped and counted; a policy change applies within 2 s", async () => {
+    requireRoot();
+    const dir = w.dir;
+    const policyFile = path.join(dir, "policy.hujson");
+    fs.writeFileSync(policyFile, JSON.stringify({ acls: [{ action: "accept", src: [ipA], dst: [`${ipB}:22`] }] }));
+    ctl.admin("policy", "set", policyFile);
+    // TCP from A: port 22 reaches B's kernel (nothing listens: refused), port 80 never does (timeout).
+    const tcp = (port: number) => run("ip", ["netns", "exec", a.ns, process.execPath, "-e", `const s=require("net").connect(${port},"${ipB}");s.setTimeout(1500,()=>{console.log("timeout");process.exit(0)});s.on("connect",()=>{console.log("open");process.exit(0)});s.on("error",e=>{console.log(e.code);process.exit(0)})`]).trim();
+    await waitFor("policy applied at B (A→B:80 filtered)", 10_000, () => tcp(80) === "timeout");
+    expect(tcp(22)).toBe("ECONNREFUSED");
+    // ICMP A→B is allowed (a rule between the two addresses), B→A is not.
+    expect(run("ip", ["netns", "exec", a.ns, "ping", "-c", "1", "-W", "2", ipB])).toMatch(/1 received/);
+    expect(() => run("ip", ["netns", "exec", b.ns, "ping", "-c", "2", "-i", "0.3", "-W", "1", ipA])).toThrow(/100% packet loss/);
+    const metrics = (await localApi(da.socket, "GET", "/localapi/v0/metrics")).body as string;
+    const m = /latticed_filter_packets_total\{direction="in",verdict="drop",reason="no-rule"\} (\d+)/.exec(metrics);
+    expect(Number(m?.[1])).toBeGreaterThanOrEqual(2);
+    // A policy change reaches the node and its filter within 2 s.
+    fs.writeFileSync(policyFile, JSON.stringify({ acls: [{ action: "accept", src: ["*"], dst: ["*:*"] }] }));
+    ctl.admin("policy", "set", policyFile);
+    await waitFor("B→A ping allowed", 3_000, () => {
+      try {
+        return /1 received/.test(run("ip", ["netns", "exec", b.ns, "ping", "-c", "1", "-W", "1", ipA]));
+      } catch {
+        return false;
+      }
+    });
+  }, 120_000);
+
   it("kill -9 + restart with control down: Running at once from the saved state, tunnel works; control back: reconnects", async () => {
     requireRoot();
     await World.stop(ctl.proc);
@@ -88,13 +118,31 @@ describe("latticed in network namespaces", () => {
     await waitFor("reconnected (Health clear)", 45_000, async () => (await localApi(da.socket, "GET", "/localapi/v0/status")).body.Health.length === 0);
   }, 120_000);
 
+  it("an expired node key drops every peer and says so; up --force-reauth restores it", async () => {
+    requireRoot();
+    ctl.admin("nodes", "expire", "alpha");
+    const st = await waitFor("alpha NeedsLogin", 20_000, async () => {
+      const s = (await localApi(da.socket, "GET", "/localapi/v0/status")).body;
+      return s.BackendState === "NeedsLogin" ? s : null;
+    });
+    expect(st.Health).toContain('node key expired; run "lattice up --force-reauth"');
+    expect(Object.keys(st.Peer)).toHaveLength(0);
+    expect(() => run("ip", ["netns", "exec", a.ns, "ping", "-c", "1", "-W", "1", ipB])).toThrow();
+    const up = await localApi(da.socket, "POST", "/localapi/v0/up", { ForceReauth: true, AuthKey: key });
+    expect(up.status, JSON.stringify(up.body)).toBe(200);
+    await waitFor("alpha Running with its peer again", 30_000, async () => (await localApi(da.socket, "GET", "/localapi/v0/status")).body.BackendState === "Running" && (await peerCount(da.socket)) === 1);
+    ipA = (await localApi(da.socket, "GET", "/localapi/v0/status")).body.TailscaleIPs[0];
+    await waitFor("tunnel back", 10_000, () => /1 received/.test(run("ip", ["netns", "exec", a.ns, "ping", "-c", "1", "-W", "2", ipB])));
+  }, 120_000);
+
   it("an ephemeral node vanishes from its peers within 10 s of down; logout goes to NeedsLogin", async () => {
     requireRoot();
     const eph = ctl.admin("keys", "create", "--user", "alice", "--ephemeral", "--preapproved");
     const c = w.nodeNs("c");
     const dc = w.latticed("c", c.ns);
     await waitFor("LocalAPI c", 20_000, () => localApi(dc.socket, "GET", "/localapi/v0/status").catch(() => null));
-    expect((await localApi(dc.socket, "POST", "/localapi/v0/up", { ControlURL: ctl.url, AuthKey: eph, Hostname: "gamma" })).status).toBe(200);
+    const upc = await localApi(dc.socket, "POST", "/localapi/v0/up", { ControlURL: ctl.url, AuthKey: eph, Hostname: "gamma" });
+    expect(upc.status, JSON.stringify(upc.body)).toBe(200);
     await waitFor("b sees c", 30_000, async () => (await peerCount(db.socket)) === 2);
     await waitFor("c running", 30_000, async () => (await localApi(dc.socket, "GET", "/localapi/v0/status")).body.BackendState === "Running");
     expect((await localApi(dc.socket, "GET", "/localapi/v0/prefs")).body.Ephemeral).toBe(true);
@@ -104,7 +152,8 @@ describe("latticed in network namespaces", () => {
     expect(Date.now() - t0).toBeLessThan(10_000);
     // Logout of a regular node: the key is expired at control; the node is NeedsLogin, and
     // its peers see it Expired (as in Tailscale) and take it out of their WireGuard device.
-    expect((await localApi(db.socket, "POST", "/localapi/v0/logout")).status).toBe(200);
+    const lo = await localApi(db.socket, "POST", "/localapi/v0/logout");
+    expect(lo.status, JSON.stringify(lo.body)).toBe(200);
     expect((await localApi(db.socket, "GET", "/localapi/v0/status")).body.BackendState).toBe("NeedsLogin");
     const gone = await waitFor("a sees b expired", 15_000, async () => {
       const p = Object.values((await localApi(da.socket, "GET", "/localapi/v0/status")).body.Peer as Record<string, any>)[0];

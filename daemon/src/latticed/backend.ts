@@ -491,6 +491,10 @@ export class LocalBackend {
     if (this.#loggedIn && this.#nodeKey && this.#prefs.ControlURL) {
       const control = this.#ensureControl();
       const req: RegisterRequest = { Version: CAPABILITY_VERSION, NodeKey: formatKey("node", x25519PublicKey(this.#nodeKey)), Expiry: LOGOUT_EXPIRY, Hostinfo: this.#hostinfo() };
+      // The server ends this node's map stream when the key expires; the loop would then
+      // close the connection under the logout's answer. Stop it first (a fresh connection).
+      const wasRunning = control.running;
+      await control.stop();
       let timer: NodeJS.Timeout | undefined;
       try {
         await Promise.race([
@@ -498,6 +502,7 @@ export class LocalBackend {
           new Promise((_, rej) => (timer = setTimeout(() => rej(new LatticedError("timeout", `the control server did not answer the logout within ${timeoutMs} ms`)), timeoutMs))),
         ]);
       } catch (e) {
+        if (wasRunning && !this.#closed) control.start();
         if (e instanceof LatticedError) throw e;
         throw new LatticedError("control_error", `logout failed: ${(e as Error).message}`);
       } finally {

@@ -226,6 +226,22 @@ describe("LocalBackend", () => {
     expect(fs.existsSync(path.join(dir, "netmap.json"))).toBe(false);
   });
 
+  it("logout survives the server ending the map stream under it (the answer is not cut off)", async () => {
+    const fc = new FakeControl();
+    const { b } = await joined(fc);
+    fc.onRegister = async (r) => {
+      if (r.Expiry) {
+        // lattice-control disconnects the node's stream when its key expires, before answering.
+        for (const s of fc.streams) s.close();
+        await new Promise((res) => setTimeout(res, 50));
+        if (fc.lastConn?.closed) throw new ControlError(200, "bad_response", "HTTP 200: ");
+      }
+      return OK_REGISTER;
+    };
+    await b.logout();
+    expect(b.state).toBe("NeedsLogin");
+  });
+
   it("an ephemeral node logs out on down", async () => {
     const fc = new FakeControl();
     const { b } = await joined(fc, { Ephemeral: true } as Partial<Node>);

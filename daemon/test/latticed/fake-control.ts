@@ -49,6 +49,8 @@ export class FakeControl {
   readonly streams: FakeStream[] = [];
   readonly updates: MapRequest[] = [];
   dials = 0;
+  /** The newest connection. */
+  lastConn: ControlConn | null = null;
   /** When set, dialing fails with this. */
   down: Error | null = null;
   /** The answer to a register request (default: authorized). */
@@ -84,6 +86,7 @@ export class FakeControl {
         for (const s of this.streams) s.close();
       },
     };
+    this.lastConn = conn;
     return conn;
   };
 
