@@ -162,4 +162,16 @@ describe("latticed in network namespaces", () => {
     expect(gone.InEngine).toBe(false);
     expect(() => run("ip", ["netns", "exec", a.ns, "ping", "-c", "1", "-W", "1", ipB])).toThrow();
   }, 120_000);
+
+  it("SIGTERM: latticed exits 0, removes its socket, and the TUN with its routes is gone", async () => {
+    requireRoot();
+    expect(run("ip", ["-n", a.ns, "route", "show", "dev", "lattice0"])).toMatch(/100\.64\.0\.0\/10/);
+    const exited = new Promise<number | null>((r) => da.proc.once("exit", (code) => r(code)));
+    da.proc.kill("SIGTERM");
+    // `ip netns exec` passes the daemon's exit status through.
+    expect(await exited).toBe(0);
+    expect(fs.existsSync(da.socket)).toBe(false);
+    expect(() => run("ip", ["-n", a.ns, "link", "show", "lattice0"])).toThrow(/does not exist/);
+    expect(run("ip", ["-n", a.ns, "route", "show"])).not.toMatch(/100\.64\.0\.0/);
+  }, 60_000);
 });
