@@ -20,12 +20,21 @@ import { Engine, LATTICED_MTU } from "./engine.js";
 import { LatticedError } from "./errors.js";
 import { LocalApiServer, peerUidFrom } from "./localapi.js";
 import { createLogger, wgLogger } from "./log.js";
-import { UdpMagicConn } from "./magic.js";
+import { UdpMagicConn, type MagicConn } from "./magic.js";
 import { renderMetrics } from "./metrics.js";
-import { StateDir } from "./state.js";
+import { STATE_FILES, StateDir } from "./state.js";
+import type { Logger } from "pino";
 import { TunConfig, runIp } from "./tun-config.js";
 
 const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
+
+/**
+ * The Bind + path manager under the device. Until @lattice/magicsock lands this is the
+ * plain-UDP stand-in; then: `new MagicSock(o)` (same options, MAGICSOCK-API.md).
+ */
+function createMagic(o: { now: () => number; random: (n: number) => Uint8Array; log: Logger; discoPrivate: Uint8Array; onEndpoints: (e: string[]) => void; onHomeDerp: (r: number) => void }): MagicConn {
+  return new UdpMagicConn({ now: o.now, onEndpoints: o.onEndpoints });
+}
 
 /** The uid of `--operator USER` (a number, or looked up with `id -u`, so NSS users work). */
 export function operatorUid(user: string | null): number | null {
@@ -44,9 +53,11 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
   const now = (): number => performance.now();
   let state: StateDir;
   let opUid: number | null;
+  let discoPrivate: Uint8Array;
   try {
     opUid = operatorUid(o.operator);
     state = StateDir.open(o.state, random);
+    discoPrivate = state.loadOrCreateKey(STATE_FILES.discoKey);
   } catch (e) {
     log.fatal({ err: (e as Error).message }, "startup failed");
     process.stderr.write(`latticed: ${(e as Error).message}\n`);
@@ -62,7 +73,14 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
     return 1;
   }
   let backend: LocalBackend | null = null;
-  const magic = new UdpMagicConn({ now, onEndpoints: () => backend?.endpointsChanged() });
+  const magic = createMagic({
+    now,
+    random,
+    log,
+    discoPrivate,
+    onEndpoints: () => backend?.endpointsChanged(),
+    onHomeDerp: () => backend?.endpointsChanged(),
+  });
   // TODO(magicsock): pass `roaming: false` once @lattice/wireguard's DeviceOptions has it.
   const device = new Device({ now, random, mtu: LATTICED_MTU });
   let finish: (code: number) => void = () => {};
