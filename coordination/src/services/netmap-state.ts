@@ -60,6 +60,7 @@ function renderNode(r: NodeRow, domain: string, primary: readonly string[], now:
   }
   if (exp != null) n.KeyExpiry = new Date(exp).toISOString();
   if (isExpired(r, now)) n.Expired = true;
+  if (r.ephemeral) n.Ephemeral = true;
   if (tags.length > 0) n.Tags = tags;
   if (primary.length > 0) n.PrimaryRoutes = [...primary];
   if (r.last_seen != null) n.LastSeen = new Date(r.last_seen).toISOString();

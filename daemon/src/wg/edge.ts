@@ -49,6 +49,18 @@ export interface EdgeDevice {
   setUp?(up: boolean): void;
 }
 
+/**
+ * An optional packet hook between the TUN and the device (latticed's packet filter and
+ * ICMP ping; lattice-wg has none). Each returns true to let the packet through; a
+ * packet it refuses is dropped (the hook counts why).
+ */
+export interface EdgeFilter {
+  /** A packet decrypted from a peer, before it is written to the TUN (a view: copy to keep). */
+  inbound(packet: Uint8Array): boolean;
+  /** A packet read from the TUN, before the device encrypts it. */
+  outbound(packet: Uint8Array): boolean;
+}
+
 /** Dependencies of {@link WgEdge}. */
 export interface EdgeDeps {
   readonly device: EdgeDevice;
@@ -63,6 +75,8 @@ export interface EdgeDeps {
   readonly log: Logger;
   /** Called once when the edge stops on its own (interface deleted, socket failure). */
   readonly onFatal: (err: Error) => void;
+  /** Packet hook (absent: every packet passes, as in lattice-wg). */
+  readonly filter?: EdgeFilter;
 }
 
 /** Edge counters. */
@@ -78,12 +92,15 @@ export interface EdgeStats {
   /** Times the device was taken down / brought up with the link. */
   linkDowns: number;
   linkUps: number;
+  /** Packets the filter hook refused (inbound: from peers; outbound: from the TUN). */
+  filteredIn: number;
+  filteredOut: number;
 }
 
 /** The running edge. */
 export class WgEdge {
   /** Counters. */
-  readonly stats: EdgeStats = { udpDropped: 0, tunDropped: 0, deviceErrors: 0, tunReadErrors: 0, linkDowns: 0, linkUps: 0 };
+  readonly stats: EdgeStats = { udpDropped: 0, tunDropped: 0, deviceErrors: 0, tunReadErrors: 0, linkDowns: 0, linkUps: 0, filteredIn: 0, filteredOut: 0 };
   #bind: Bind | null = null;
   #fwmark = 0;
   #timer: NodeJS.Timeout | null = null;
@@ -266,6 +283,40 @@ export class WgEdge {
       const off = b.offsets[i]!;
       views[i] = new Uint8Array(copy.buffer, copy.byteOffset + off, b.lengths[i]!);
     }
+    const f = this.d.filter;
+    if (f !== undefined) this.#keep(views, (p) => f.outbound(p), "out");
+    if (views.length === 0) return;
+    this.#sendToDevice(views);
+  }
+
+  /**
+   * Packets for the peers that did not come from the TUN (latticed's ICMP ping): through
+   * the device like TUN packets (not through the outbound filter), then flushed.
+   */
+  inject(packets: readonly Uint8Array[]): void {
+    if (this.#closed || packets.length === 0) return;
+    this.#sendToDevice([...packets]);
+  }
+
+  /** Removes the packets `pass` refuses from `list` in place (a throwing hook refuses). */
+  #keep(list: Uint8Array[], pass: (p: Uint8Array) => boolean, dir: "in" | "out"): void {
+    let k = 0;
+    for (let i = 0; i < list.length; i++) {
+      let ok = false;
+      try {
+        ok = pass(list[i]!);
+      } catch (e) {
+        this.#deviceError(`filter ${dir}`, e);
+      }
+      if (ok) list[k++] = list[i]!;
+      else if (dir === "in") this.stats.filteredIn++;
+      else this.stats.filteredOut++;
+    }
+    list.length = k;
+  }
+
+  #sendToDevice(views: Uint8Array[]): void {
+    const n = views.length;
     // Chunks no larger than the device's per-peer staging queue (it stages a whole call
     // before sealing, and a bigger call would overflow and drop).
     try {
@@ -318,6 +369,8 @@ export class WgEdge {
       this.stats.udpDropped += dgs.length - sent;
     }
     const pkts = dev.takePackets();
+    const f = this.d.filter;
+    if (f !== undefined && pkts.length > 0) this.#keep(pkts, (p) => f.inbound(p), "in");
     if (pkts.length > 0) {
       let written = 0;
       let err: string | undefined;

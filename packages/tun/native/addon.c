@@ -114,6 +114,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"udpSend", NULL, js_udp_send, NULL, NULL, NULL, napi_default, NULL},
       {"readerStart", NULL, js_reader_start, NULL, NULL, NULL, napi_default, NULL},
       {"readerStop", NULL, js_reader_stop, NULL, NULL, NULL, napi_default, NULL},
+      {"peerCred", NULL, js_peer_cred, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

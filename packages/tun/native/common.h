@@ -47,6 +47,7 @@ napi_value js_link_index(napi_env env, napi_callback_info info);
 napi_value js_write_packets(napi_env env, napi_callback_info info);
 napi_value js_tun_link_up(napi_env env, napi_callback_info info);
 napi_value js_close_fd(napi_env env, napi_callback_info info);
+napi_value js_peer_cred(napi_env env, napi_callback_info info);
 
 /* UDP: open/bind, mark, batched send. */
 napi_value js_udp_open(napi_env env, napi_callback_info info);

@@ -36,6 +36,8 @@ export interface NativeAddon {
     cb: (count: number, errno: number, fatal: boolean) => void,
   ): ReaderHandle;
   readerStop(handle: ReaderHandle): void;
+  /** SO_PEERCRED of a connected unix socket fd (throws with the errno name in `code`). */
+  peerCred(fd: number): { pid: number; uid: number; gid: number };
 }
 
 /** Loads the addon (cached by Node's require); throws TunError ERR_TUN_ADDON_MISSING. */

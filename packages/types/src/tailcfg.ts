@@ -216,6 +216,12 @@ export interface Node {
   Expired?: boolean;
   IsWireGuardOnly?: boolean;
   IsJailed?: boolean;
+  /**
+   * Lattice extension (not in tailcfg): the node was registered with an ephemeral auth
+   * key; it is deleted when it logs out or stays offline. latticed logs such a node out
+   * on `down` and on shutdown.
+   */
+  Ephemeral?: boolean;
 }
 
 /** tailcfg.RegisterResponseAuth: credentials presented at registration. */

@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+import "../dist/latticed/entry.js";
+export {};

@@ -1,0 +1,187 @@
+/**
+ * latticed: the Lattice node daemon. Wires the state directory, the TUN, the WireGuard
+ * device (lattice-wg's edge), the magicsock stand-in, the engine, the local backend
+ * (control loop) and the LocalAPI; runs until SIGTERM/SIGINT, then shuts down in order:
+ * an ephemeral node logs out (≤3 s), the LocalAPI closes, the control loop stops, the
+ * TUN is closed (the kernel removes it with its addresses and routes).
+ *
+ * Exit codes: 0 after a signal, 1 on a setup failure (message on stderr and in the log),
+ * 2 on bad flags.
+ */
+import { execFileSync } from "node:child_process";
+import { randomBytes, randomInt } from "node:crypto";
+import os from "node:os";
+import { Device } from "@lattice/wireguard";
+import { TunDevice, loadNative } from "@lattice/tun";
+import { parseLatticedArgs, LATTICED_VERSION, type LatticedOptions } from "./args.js";
+import { LocalBackend } from "./backend.js";
+import { dialControl } from "./control-loop.js";
+import { Engine, LATTICED_MTU } from "./engine.js";
+import { LatticedError } from "./errors.js";
+import { LocalApiServer, peerUidFrom } from "./localapi.js";
+import { createLogger, wgLogger } from "./log.js";
+import { UdpMagicConn, type MagicConn } from "./magic.js";
+import { renderMetrics } from "./metrics.js";
+import { STATE_FILES, StateDir } from "./state.js";
+import type { Logger } from "pino";
+import { TunConfig, runIp } from "./tun-config.js";
+
+const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
+
+/**
+ * The Bind + path manager under the device. Until @lattice/magicsock lands this is the
+ * plain-UDP stand-in; then: `new MagicSock(o)` (same options, MAGICSOCK-API.md).
+ */
+function createMagic(o: { now: () => number; random: (n: number) => Uint8Array; log: Logger; discoPrivate: Uint8Array; onEndpoints: (e: string[]) => void; onHomeDerp: (r: number) => void }): MagicConn {
+  return new UdpMagicConn({ now: o.now, onEndpoints: o.onEndpoints });
+}
+
+/** The uid of `--operator USER` (a number, or looked up with `id -u`, so NSS users work). */
+export function operatorUid(user: string | null): number | null {
+  if (user === null) return null;
+  if (/^\d+$/.test(user)) return Number(user);
+  try {
+    return Number(execFileSync("id", ["-u", "--", user], { encoding: "utf8", timeout: 5_000 }).trim());
+  } catch {
+    throw new LatticedError("bad_args", `--operator: no such user ${JSON.stringify(user)}`);
+  }
+}
+
+/** Runs the daemon; resolves with the exit code. */
+export async function runLatticed(o: LatticedOptions): Promise<number> {
+  const log = createLogger(o.verbose);
+  const now = (): number => performance.now();
+  let state: StateDir;
+  let opUid: number | null;
+  let discoPrivate: Uint8Array;
+  try {
+    opUid = operatorUid(o.operator);
+    state = StateDir.open(o.state, random);
+    discoPrivate = state.loadOrCreateKey(STATE_FILES.discoKey);
+  } catch (e) {
+    log.fatal({ err: (e as Error).message }, "startup failed");
+    process.stderr.write(`latticed: ${(e as Error).message}\n`);
+    return 1;
+  }
+  let tun: TunDevice;
+  try {
+    tun = TunDevice.open({ name: o.tun, mtu: LATTICED_MTU });
+  } catch (e) {
+    const msg = `creating TUN ${o.tun}: ${(e as Error).message}`;
+    log.fatal({ err: msg }, "startup failed");
+    process.stderr.write(`latticed: ${msg}\n`);
+    return 1;
+  }
+  let backend: LocalBackend | null = null;
+  const magic = createMagic({
+    now,
+    random,
+    log,
+    discoPrivate,
+    onEndpoints: () => backend?.endpointsChanged(),
+    onHomeDerp: () => backend?.endpointsChanged(),
+  });
+  // TODO(magicsock): pass `roaming: false` once @lattice/wireguard's DeviceOptions has it.
+  const device = new Device({ now, random, mtu: LATTICED_MTU });
+  let finish: (code: number) => void = () => {};
+  const done = new Promise<number>((r) => (finish = r));
+  let stopping = false;
+  const engine = new Engine({
+    tun,
+    device,
+    magic,
+    tunConfig: new TunConfig(tun.name, runIp, (m) => log.warn({}, m)),
+    now,
+    random,
+    log: wgLogger(log),
+    onFatal: (e) => {
+      log.error({ err: e.message }, "data path failed");
+      void shutdown("data path failure", 1);
+    },
+  });
+  try {
+    await engine.start(o.port);
+  } catch (e) {
+    engine.close();
+    const msg = `starting the data path: ${(e as Error).message}`;
+    log.fatal({ err: msg }, "startup failed");
+    process.stderr.write(`latticed: ${msg}\n`);
+    return 1;
+  }
+  backend = new LocalBackend({
+    state,
+    engine,
+    magic,
+    dial: dialControl,
+    log,
+    version: LATTICED_VERSION,
+    now,
+    wallNow: Date.now,
+    random,
+    rnd: () => randomInt(0, 1 << 30) / (1 << 30),
+    hostname: () => os.hostname(),
+    tun: true,
+  });
+  let api: LocalApiServer | null = null;
+  try {
+    await backend.start();
+    const native = loadNative();
+    api = await LocalApiServer.listen({
+      socketPath: o.socket,
+      backend,
+      version: LATTICED_VERSION,
+      operatorUid: opUid,
+      peerUid: peerUidFrom((fd) => native.peerCred(fd)),
+      log,
+      random,
+      metrics: () => {
+        const counters = engine.peerCounters();
+        let rx = 0;
+        let tx = 0;
+        for (const c of counters.values()) (rx += c.rxBytes), (tx += c.txBytes);
+        return renderMetrics({
+          filter: engine.filterCounters(),
+          edge: { ...engine.edgeStats },
+          deviceDrops: { ...device.stats().drops },
+          rxBytes: rx,
+          txBytes: tx,
+          peers: counters.size,
+          magicsock: magic.stats(),
+          localapi: api!.stats,
+        });
+      },
+    });
+  } catch (e) {
+    const msg = (e as Error).message;
+    log.fatal({ err: msg }, "startup failed");
+    process.stderr.write(`latticed: ${msg}\n`);
+    await backend.shutdown(0).catch(() => {});
+    engine.close();
+    return 1;
+  }
+  log.info({ socket: o.socket, state: state.dir, tun: tun.name, port: engine.port, backendState: backend.state }, "latticed running");
+
+  async function shutdown(why: string, code: number): Promise<void> {
+    if (stopping) return;
+    stopping = true;
+    log.info({ why }, "shutting down");
+    try {
+      await backend?.shutdown(3_000);
+    } catch (e) {
+      log.error({ err: (e as Error).message }, "backend shutdown");
+    }
+    await api?.close().catch(() => {});
+    engine.close();
+    finish(code);
+  }
+  process.once("SIGTERM", () => void shutdown("SIGTERM", 0));
+  process.once("SIGINT", () => void shutdown("SIGINT", 0));
+  return done;
+}
+
+/** Entry: parse, run, exit. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const cmd = parseLatticedArgs(argv, { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
+  if (cmd.kind === "exit") return cmd.code;
+  return runLatticed(cmd.opts);
+}
