@@ -120,6 +120,9 @@ export function serveConn(server: DerpServer, timer: DeadlineTimer, socket: Sock
     timer.poke();
   });
   socket.on("error", () => {});
+  // DERP has no half-close: a client that ends its side is gone (else a half-open socket
+  // would stay registered, its keep-alives still writable, until the kernel gives up).
+  socket.on("end", () => socket.destroy());
   socket.on("close", () => {
     if (c.state !== "closed") {
       c.closedByPeer();
