@@ -157,6 +157,9 @@ export interface NodeDerpOptions extends DerpServerOptions {
   readonly onConnClose?: (remote: string | undefined, reason: string | null) => void;
 }
 
+/** How long a refused upgrade's answer may take to flush before the socket is destroyed (ms). */
+const REFUSE_GRACE_MS = 5_000;
+
 const pathOf = (req: IncomingMessage): string => (req.url ?? "/").split("?")[0]!;
 
 /**
@@ -204,6 +207,10 @@ export function createNodeDerp(opts: NodeDerpOptions): NodeDerp {
       const up = String(req.headers.upgrade ?? "").toLowerCase();
       if (up !== "derp" || !(socket instanceof Socket)) {
         socket.end("HTTP/1.1 426 Upgrade Required\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nDERP requires Upgrade: DERP on /derp\n");
+        // A peer that never reads the answer must not hold the socket.
+        const t = setTimeout(() => socket.destroy(), REFUSE_GRACE_MS);
+        t.unref();
+        socket.once("close", () => clearTimeout(t));
         return true;
       }
       if (req.headers[FAST_START_HEADER.toLowerCase()] !== "1") {
