@@ -45,7 +45,7 @@ async function startServer(args, timeoutMs) {
   // LATTICE_BENCH_SERVER_HEAP: the child's --max-old-space-size in MiB (default 8192; 0 = Node's default).
   const heap = Number(process.env.LATTICE_BENCH_SERVER_HEAP ?? "8192");
   const proc = spawn(process.execPath, [...(heap > 0 ? [`--max-old-space-size=${heap}`] : []), MAIN, "serve", ...args], {
-    env: { ...process.env, LATTICE_CONTROL_LOG_LEVEL: "warn" },
+    env: { ...process.env, LATTICE_CONTROL_LOG_LEVEL: "warn", LATTICE_CONTROL_STUN_PORT: "0" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";

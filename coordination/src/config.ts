@@ -36,6 +36,14 @@ const FileSchema = z.strictObject({
   nodeKeyExpiry: z.string().optional(),
   sweepInterval: z.string().optional(),
   derpMap: z.string().optional(),
+  /** Do not embed the DERP relay and STUN server (`--no-derp`). */
+  noDerp: z.boolean().optional(),
+  /** STUN UDP port of the embedded relay; -1 disables STUN. */
+  stunPort: z.union([z.number().int(), z.string()]).optional(),
+  /** Region id of the embedded relay (900–999). */
+  derpRegionId: z.union([z.number().int(), z.string()]).optional(),
+  /** Region code of the embedded relay. */
+  derpRegionCode: z.string().optional(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).optional(),
   oidcIssuer: z.string().optional(),
   oidcClientId: z.string().optional(),
@@ -74,8 +82,10 @@ export interface ServeConfig {
   ephemeralTimeoutMs: number;
   nodeKeyExpiryMs: number;
   sweepIntervalMs: number;
-  /** Path of a JSON file holding the tailcfg DERPMap handed to nodes (none = empty map). */
+  /** Path of a JSON file whose DERP regions are added to the published map (none = only the embedded region). */
   derpMapFile: string | null;
+  /** The embedded DERP relay + STUN server; null with `--no-derp`. */
+  derp: EmbeddedDerpConfig | null;
   logLevel: string;
   /** OIDC login, when configured (local accounts stay available unless `only`). */
   oidc: OidcConfig | null;
@@ -86,6 +96,22 @@ export interface ServeConfig {
   /** Timeouts and caps of every listener. */
   limits: ListenerLimits;
 }
+
+/** The relay lattice-control embeds (coordination/README.md "Embedded DERP and STUN"). */
+export interface EmbeddedDerpConfig {
+  /** Region id published in the DERP map, 900–999 (default 900). */
+  regionId: number;
+  /** Region code (default "lattice"): lowercase letters, digits and '-', 1–32 characters. */
+  regionCode: string;
+  /** STUN UDP port (default 3478; 0 = any free port); null = STUN disabled (`--stun-port -1`). */
+  stunPort: number | null;
+}
+
+/** Default region id and code of the embedded relay. */
+export const DEFAULT_DERP_REGION_ID = 900;
+export const DEFAULT_DERP_REGION_CODE = "lattice";
+/** Default STUN port (RFC 8489 §18.3). */
+export const DEFAULT_STUN_PORT = 3478;
 
 /** Limits on registrations and Hostinfo (issue 6 A6, A14); see coordination/README.md. */
 export interface NodeLimits {
@@ -144,6 +170,10 @@ export const ENV_VARS: Record<string, keyof RawConfig> = {
   LATTICE_CONTROL_NODE_KEY_EXPIRY: "nodeKeyExpiry",
   LATTICE_CONTROL_SWEEP_INTERVAL: "sweepInterval",
   LATTICE_CONTROL_DERP_MAP: "derpMap",
+  LATTICE_CONTROL_NO_DERP: "noDerp",
+  LATTICE_CONTROL_STUN_PORT: "stunPort",
+  LATTICE_CONTROL_DERP_REGION_ID: "derpRegionId",
+  LATTICE_CONTROL_DERP_REGION_CODE: "derpRegionCode",
   LATTICE_CONTROL_LOG_LEVEL: "logLevel",
   LATTICE_CONTROL_OIDC_ISSUER: "oidcIssuer",
   LATTICE_CONTROL_OIDC_CLIENT_ID: "oidcClientId",
@@ -163,7 +193,7 @@ export const ENV_VARS: Record<string, keyof RawConfig> = {
   ...LIMIT_ENV_VARS,
 };
 
-const BOOLEAN_KEYS = new Set<keyof RawConfig>(["tlsSelfSigned", "oidcOnly", "allowInsecurePermissions"]);
+const BOOLEAN_KEYS = new Set<keyof RawConfig>(["tlsSelfSigned", "oidcOnly", "allowInsecurePermissions", "noDerp"]);
 
 /**
  * Reads and validates a JSON config file.
@@ -269,12 +299,37 @@ export function resolveConfig(...sources: RawConfig[]): ServeConfig {
     nodeKeyExpiryMs: parseDuration(raw.nodeKeyExpiry ?? "180d", "nodeKeyExpiry"),
     sweepIntervalMs: parseDuration(raw.sweepInterval ?? "10s", "sweepInterval"),
     derpMapFile: raw.derpMap ?? null,
+    derp: resolveEmbeddedDerp(raw),
     logLevel: raw.logLevel ?? "info",
     oidc: resolveOidc(raw),
     allowInsecurePermissions: raw.allowInsecurePermissions ?? false,
     nodeLimits: resolveNodeLimits(raw),
     limits: resolveListenerLimits(raw),
   };
+}
+
+/** A DERP region code: lowercase letters, digits and '-', starting with a letter or digit, 1–32 characters. */
+export const REGION_CODE_RE = /^[a-z0-9][a-z0-9-]{0,31}$/;
+
+/**
+ * Resolves the embedded relay's settings: null with `noDerp`; otherwise region id
+ * (900–999), region code ({@link REGION_CODE_RE}) and STUN port (0–65535, -1 = off).
+ * Throws ValidationError naming the setting and value.
+ */
+export function resolveEmbeddedDerp(raw: RawConfig): EmbeddedDerpConfig | null {
+  if (raw.noDerp) return null;
+  const int = (v: number | string, field: string): number => {
+    const n = typeof v === "number" ? v : /^\s*-?\d+\s*$/.test(v) ? Number(v) : NaN;
+    if (!Number.isInteger(n)) throw new ValidationError(`${field}: ${JSON.stringify(v)} is not a whole number`);
+    return n;
+  };
+  const regionId = raw.derpRegionId === undefined ? DEFAULT_DERP_REGION_ID : int(raw.derpRegionId, "derpRegionId (--derp-region-id)");
+  if (regionId < 900 || regionId > 999) throw new ValidationError(`derpRegionId (--derp-region-id): ${JSON.stringify(raw.derpRegionId)} is outside 900–999 (the self-hosted region ids)`);
+  const regionCode = raw.derpRegionCode ?? DEFAULT_DERP_REGION_CODE;
+  if (!REGION_CODE_RE.test(regionCode)) throw new ValidationError(`derpRegionCode (--derp-region-code): ${JSON.stringify(regionCode)} is not a region code (lowercase letters, digits and '-', 1–32 characters)`);
+  const port = raw.stunPort === undefined ? DEFAULT_STUN_PORT : int(raw.stunPort, "stunPort (--stun-port)");
+  if (port < -1 || port > 65535) throw new ValidationError(`stunPort (--stun-port): ${JSON.stringify(raw.stunPort)} is not a port 0–65535 (or -1 to disable STUN)`);
+  return { regionId, regionCode, stunPort: port === -1 ? null : port };
 }
 
 /** Resolves {@link NodeLimits}: defaults for what is not set; errors name the setting. */

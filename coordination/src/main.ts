@@ -84,7 +84,11 @@ export function buildProgram(): Command {
     .option("--tls-self-signed", "serve HTTPS with a generated self-signed certificate")
     .option("--tailnet-domain <domain>", "MagicDNS domain (default lattice.internal)")
     .option("--ephemeral-timeout <duration>", "delete ephemeral nodes offline this long (default 30m)")
-    .option("--derp-map <file>", "tailcfg DERPMap JSON handed to nodes")
+    .option("--derp-map <file>", "tailcfg DERPMap JSON whose regions are added to the published DERP map")
+    .option("--no-derp", "do not embed the DERP relay and STUN server (env LATTICE_CONTROL_NO_DERP)")
+    .option("--stun-port <port>", "STUN UDP port of the embedded relay, -1 disables STUN (default 3478)")
+    .option("--derp-region-id <id>", "region id of the embedded relay, 900-999 (default 900)")
+    .option("--derp-region-code <code>", "region code of the embedded relay (default lattice)")
     .option("--oidc-issuer <url>", "OIDC issuer for web login (redirect URI <server-url>/oidc/callback)")
     .option("--oidc-client-id <id>", "OIDC client id")
     .option("--oidc-client-secret <secret>", "OIDC client secret (visible in the process list; prefer the file)")
@@ -108,6 +112,10 @@ export function buildProgram(): Command {
         tailnetDomain: o.tailnetDomain,
         ephemeralTimeout: o.ephemeralTimeout,
         derpMap: o.derpMap,
+        noDerp: o.derp === false ? true : undefined,
+        stunPort: o.stunPort,
+        derpRegionId: o.derpRegionId,
+        derpRegionCode: o.derpRegionCode,
         oidcIssuer: o.oidcIssuer,
         oidcClientId: o.oidcClientId,
         oidcClientSecret: o.oidcClientSecret,

@@ -1,8 +1,8 @@
 /**
  * `lattice-control serve`: one startup sequence that opens every resource in order —
  * DERP map and TLS files, the database (directory, file modes, lock, migrations), the
- * self-signed certificate, OIDC discovery, the admin socket, and last the HTTP(S)
- * listener, so nothing is served before everything opened. Any failure is one
+ * self-signed certificate, OIDC discovery, the embedded DERP relay's STUN socket, the
+ * admin socket, and last the HTTP(S) listener, so nothing is served before everything opened. Any failure is one
  * {@link StartupError} naming the setting and its value; whatever was opened before is
  * closed again (lock released, socket removed) before it is thrown.
  */
@@ -20,6 +20,8 @@ import { OidcLogin } from "./http/oidc.js";
 import { mountNodeApi } from "./node-api-mount.js";
 import type { ControlNodeBackend } from "./services/node-backend.js";
 import { describeSystemError, StartupError } from "./errors.js";
+import { checkDerpMapFile, composeDerpMap, embeddedRegion } from "./derp/derp-map.js";
+import { createAdmitHandler, newDerpCounters, startEmbeddedDerp, type EmbeddedDerp } from "./derp/embedded.js";
 
 /** A running server. */
 export interface RunningServer {
@@ -30,6 +32,10 @@ export interface RunningServer {
   port: number;
   /** The node API's backend (netmap snapshot, change sets). */
   backend: ControlNodeBackend;
+  /** The embedded DERP relay + STUN server; null with `--no-derp`. */
+  derp: EmbeddedDerp | null;
+  /** The DERP map handed to nodes (undefined: none configured). */
+  derpMap: DERPMap | undefined;
   close(): Promise<void>;
 }
 
@@ -118,7 +124,8 @@ export async function serve(cfg: ServeConfig, out: (line: string) => void = cons
 }
 
 async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOptions, opened: Opened): Promise<RunningServer> {
-  const derpMap = cfg.derpMapFile ? (readDerpMapFile(cfg.derpMapFile) as unknown as DERPMap) : undefined;
+  const fileDerpMap = cfg.derpMapFile ? (readDerpMapFile(cfg.derpMapFile) as unknown as DERPMap) : undefined;
+  if (fileDerpMap) checkDerpMapFile(fileDerpMap, cfg.derpMapFile!, cfg.derp);
   let tls: { cert: string | Buffer; key: string | Buffer } | undefined;
   if (cfg.tls && !("selfSigned" in cfg.tls)) tls = readTlsFiles(cfg.tls.cert, cfg.tls.key);
 
@@ -167,6 +174,21 @@ async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOpt
   const preHandlers: Array<(req: http.IncomingMessage, res: http.ServerResponse) => boolean> = [];
   const upgradeHandlers: UpgradeHandler[] = [];
   const counters = { http: newListenerCounters(), admin: newListenerCounters() };
+  const derpCounters = newDerpCounters();
+  preHandlers.push(createAdmitHandler(control, derpCounters, log));
+  let embedded: EmbeddedDerp | null = null;
+  if (cfg.derp) {
+    try {
+      embedded = await startEmbeddedDerp(control, cfg.listenHost, cfg.derp.stunPort, derpCounters, log);
+    } catch (e) {
+      throw new StartupError("listen_failed", "--stun-port", String(cfg.derp.stunPort), `cannot listen for STUN on UDP: ${describeSystemError(e)} (another STUN server running? pick a port, or -1 to disable STUN)`);
+    }
+    const running = embedded;
+    opened.add(() => running.close());
+    preHandlers.push(running.handleRequest);
+    upgradeHandlers.push(running.handleUpgrade);
+  }
+  const derpMap = composeDerpMap(fileDerpMap, cfg.derp && embedded ? embeddedRegion(cfg.serverUrl, cfg.derp, embedded.stunPort) : null);
   const main = createMainServer(control, { tls, log, preHandlers, oidc, limits: cfg.limits, counters: counters.http, upgradeHandlers });
   const nodeApi = await mountNodeApi(control, log, derpMap, cfg.limits, {
     maxRegisterBodyBytes: cfg.nodeLimits.maxRegisterRequestBytes,
@@ -180,7 +202,7 @@ async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOpt
   const admin = await listenAdminSocket(control, cfg.socket, log, {
     limits: cfg.limits,
     counters: counters.admin,
-    metrics: () => ({ listeners: counters, control: { ...nodeApi.api.counters, activeMapStreams: nodeApi.api.activeStreams(), bodyBytesInFlight: nodeApi.api.bodyBytesInFlight() } }),
+    metrics: () => ({ listeners: counters, derp: embedded ? embedded.stats() : { counters: derpCounters }, control: { ...nodeApi.api.counters, activeMapStreams: nodeApi.api.activeStreams(), bodyBytesInFlight: nodeApi.api.bodyBytesInFlight() } }),
   });
   opened.add(() => closeServer(admin));
   await listenMain(main, cfg.listenHost, cfg.listenPort);
@@ -193,6 +215,7 @@ async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOpt
   out(`server URL: ${cfg.serverUrl}`);
   out(`database: ${control.db.kind === "sqlite" ? cfg.db : "postgresql"}`);
   out(`admin socket: ${cfg.socket}`);
+  if (embedded) out(`DERP relay: region ${cfg.derp!.regionId} (${cfg.derp!.regionCode}) at ${cfg.serverUrl}/derp, STUN ${embedded.stunPort === null ? "off" : `on UDP port ${embedded.stunPort}`}`);
   if (oidc) out(`OIDC login: ${oidc.config.issuer} (redirect URI ${oidc.redirectUri})${oidc.config.only ? ", local accounts disabled" : ""}`);
   out(`To add the first node, create a user and an auth key:`);
   out(`  lattice-control users create alice --password-stdin`);
@@ -204,8 +227,11 @@ async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOpt
     admin,
     port,
     backend: nodeApi.backend,
+    derp: embedded,
+    derpMap,
     async close() {
       nodeApi.close();
+      await embedded?.close();
       await Promise.all([closeServer(main), closeServer(admin)]);
       await control.close();
     },

@@ -1,4 +1,4 @@
-/** `--derp-map FILE`: the DERP map handed to nodes; a malformed file stops the server with a message. */
+/** `--derp-map FILE`: its regions join the published DERP map; a malformed file stops the server with a message. */
 import { afterAll, describe, expect, it } from "vitest";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -12,8 +12,8 @@ describe("DERP map configuration", () => {
     await s?.stop();
   });
 
-  it("nodes receive the configured DERP map", async () => {
-    const derp = { Regions: { "900": { RegionID: 900, RegionCode: "home", RegionName: "Home", Nodes: [{ Name: "900a", RegionID: 900, HostName: "derp.example.test", DERPPort: 443 }] } } };
+  it("nodes receive the configured DERP map's regions next to the embedded relay's", async () => {
+    const derp = { Regions: { "901": { RegionID: 901, RegionCode: "home", RegionName: "Home", Nodes: [{ Name: "901a", RegionID: 901, HostName: "derp.example.test", DERPPort: 443 }] } } };
     writeFileSync(join(dir, "derp.json"), JSON.stringify(derp));
     s = await startServer({ args: ["--derp-map", join(dir, "derp.json")] });
     expect((await s.cli(["users", "create", "alice"])).code).toBe(0);
@@ -22,7 +22,8 @@ describe("DERP map configuration", () => {
     await n.register({ Auth: { AuthKey: k } });
     const m = n.map()[Symbol.asyncIterator]();
     const full = (await m.next()).value;
-    expect(full.DERPMap.Regions["900"].Nodes[0].HostName).toBe("derp.example.test");
+    expect(full.DERPMap.Regions["901"].Nodes[0].HostName).toBe("derp.example.test");
+    expect(full.DERPMap.Regions["900"].RegionCode).toBe("lattice");
     expect(full.Domain).toBe("lattice.internal");
     await m.return!();
     n.close();

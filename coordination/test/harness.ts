@@ -61,6 +61,13 @@ export interface ServerProc {
   kill9(): Promise<void>;
 }
 
+/**
+ * Environment every spawned lattice-control gets: the embedded relay's STUN server on any
+ * free UDP port (the default 3478 would clash between servers of parallel tests).
+ * A test's own `--stun-port` flag or env still wins.
+ */
+export const TEST_ENV: Record<string, string> = { LATTICE_CONTROL_STUN_PORT: "0" };
+
 /** Options for {@link startServer}. */
 export interface StartOptions {
   db?: string;
@@ -83,7 +90,7 @@ export async function startServer(o: StartOptions = {}): Promise<ServerProc> {
   const proc = spawn(
     process.execPath,
     [MAIN, "serve", "--listen", `127.0.0.1:${port}`, "--server-url", url, "--db", db, "--socket", socket, ...(o.args ?? [])],
-    { env: { ...process.env, LATTICE_CONTROL_LOG_LEVEL: "warn", ...o.env }, stdio: ["ignore", "pipe", "pipe"] },
+    { env: { ...process.env, LATTICE_CONTROL_LOG_LEVEL: "warn", ...TEST_ENV, ...o.env }, stdio: ["ignore", "pipe", "pipe"] },
   );
   let out = "";
   let err = "";
@@ -143,7 +150,7 @@ export async function startServer(o: StartOptions = {}): Promise<ServerProc> {
 /** Runs the CLI (no server needed for `policy compile`). */
 export function runCli(args: string[], input?: string): Promise<CliResult> {
   return new Promise((res) => {
-    const child = execFile(process.execPath, [MAIN, ...args], { timeout: 20_000 }, (error, stdout, stderr) => {
+    const child = execFile(process.execPath, [MAIN, ...args], { timeout: 20_000, env: { ...process.env, ...TEST_ENV } }, (error, stdout, stderr) => {
       const code = error ? (typeof (error as any).code === "number" ? (error as any).code : 1) : 0;
       res({ code, stdout: String(stdout), stderr: String(stderr) });
     });

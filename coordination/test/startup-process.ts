@@ -5,7 +5,7 @@
  */
 import { spawn } from "node:child_process";
 import net from "node:net";
-import { MAIN, requireBuilt } from "./harness.js";
+import { MAIN, requireBuilt, TEST_ENV } from "./harness.js";
 
 /** How a `serve` that was expected to stop ended. */
 export interface ServeExit {
@@ -21,7 +21,7 @@ export interface ServeExit {
 export function serveExpectingExit(args: string[], o: { env?: Record<string, string>; limitMs?: number; wrap?: string[] } = {}): Promise<ServeExit> {
   requireBuilt();
   const argv = [...(o.wrap ?? []), process.execPath, MAIN, "serve", ...args];
-  const child = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, LATTICE_CONTROL_LOG_LEVEL: "warn", ...o.env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, LATTICE_CONTROL_LOG_LEVEL: "warn", ...TEST_ENV, ...o.env }, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));

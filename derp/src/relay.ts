@@ -1,7 +1,8 @@
 /**
- * Assembles lattice-derp: the DERP server core behind an HTTP(S) listener (`GET /derp`
- * with `Upgrade: DERP`, `/derp/probe`, `/generate_204`), an optional plain-HTTP port, the
- * STUN server, the mesh links and the `--verify-clients` admission.
+ * Assembles lattice-derp: the DERP Node edge of @lattice/derp ({@link createNodeDerp}:
+ * `GET /derp` with `Upgrade: DERP`, `/derp/probe`, `/generate_204`) behind an HTTP(S)
+ * listener, an optional plain-HTTP port, the STUN server of @lattice/stun, the mesh links,
+ * the `--verify-clients` admission and the loopback-only `/debug/stats`.
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -12,13 +13,12 @@ import type { AddressInfo, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { DerpServer, FAST_START_HEADER, NO_CONTENT_CHALLENGE_HEADER, NO_CONTENT_RESPONSE_HEADER, PROTOCOL_VERSION } from "@lattice/derp";
+import { createNodeDerp, type DerpServer } from "@lattice/derp";
+import { startStunServer, type StunServer } from "@lattice/stun";
 import type { Logger } from "pino";
 import type { RelayConfig } from "./config.js";
-import { DeadlineTimer, serveConn } from "./edge.js";
 import { RelayError } from "./errors.js";
 import { startMesh, type Mesh } from "./mesh.js";
-import { startStun, type StunServer } from "./stun-server.js";
 import { makeVerifier, type Verifier } from "./verify.js";
 
 export interface Relay {
@@ -77,16 +77,18 @@ export async function startRelay(cfg: RelayConfig, log: Logger): Promise<Relay> 
   const now = (): number => performance.now();
   let verifier: Verifier | null = null;
   const privateKey = random(32);
-  const server = new DerpServer({
+  const derp = createNodeDerp({
     privateKey,
     random,
     now,
     meshKey: cfg.meshKey,
     ...(cfg.verifyClients ? { admit: (c, r) => verifier!.admit(c, r) } : {}),
+    onConnClose: (remote, reason) => {
+      if (reason) log.debug({ remote, reason }, "derp connection closed");
+    },
   });
+  const server = derp.server;
   if (cfg.verifyClients) verifier = makeVerifier(cfg.controlUrl!, log);
-  const timer = new DeadlineTimer(server, now);
-  const publicHex = Buffer.from(server.publicKey).toString("hex");
   let stun: StunServer | null = null;
   let mesh: Mesh | null = null;
 
@@ -98,26 +100,9 @@ export async function startRelay(cfg: RelayConfig, log: Logger): Promise<Relay> 
   });
 
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    if (derp.handleRequest(req, res)) return;
     const path = (req.url ?? "/").split("?")[0];
     switch (path) {
-      case "/derp/probe":
-      case "/derp/latency-check":
-        if (req.method !== "GET" && req.method !== "HEAD") {
-          res.writeHead(405, { "content-type": "text/plain" }).end("bogus probe method\n");
-          return;
-        }
-        res.writeHead(200, { "access-control-allow-origin": "*" }).end();
-        return;
-      case "/generate_204": {
-        const ch = req.headers[NO_CONTENT_CHALLENGE_HEADER.toLowerCase()];
-        const headers: Record<string, string> = { "cache-control": "no-cache, no-store, must-revalidate, no-transform, max-age=0" };
-        if (typeof ch === "string" && ch.length <= 64 && /^[A-Za-z0-9._:-]*$/.test(ch) && ch !== "") headers[NO_CONTENT_RESPONSE_HEADER] = `response ${ch}`;
-        res.writeHead(204, headers).end();
-        return;
-      }
-      case "/derp":
-        res.writeHead(426, { "content-type": "text/plain" }).end("DERP requires connection upgrade\n");
-        return;
       case "/debug/stats":
         if (!isLoopback(req.socket.remoteAddress)) break;
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(stats()));
@@ -131,18 +116,8 @@ export async function startRelay(cfg: RelayConfig, log: Logger): Promise<Relay> 
 
   const onUpgrade = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
     socket.on("error", () => {});
-    const path = (req.url ?? "/").split("?")[0];
-    const up = String(req.headers.upgrade ?? "").toLowerCase();
-    if (path !== "/derp" || up !== "derp") {
-      socket.end("HTTP/1.1 426 Upgrade Required\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nDERP requires Upgrade: DERP on /derp\n");
-      return;
-    }
-    if (req.headers[FAST_START_HEADER.toLowerCase()] !== "1") {
-      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: DERP\r\nConnection: Upgrade\r\nDerp-Version: ${PROTOCOL_VERSION}\r\nDerp-Public-Key: ${publicHex}\r\n\r\n`);
-    }
-    serveConn(server, timer, socket, head, (reason) => {
-      if (reason) log.debug({ remote: socket.remoteAddress, reason }, "derp connection closed");
-    });
+    if (derp.handleUpgrade(req, socket, head)) return;
+    socket.end("HTTP/1.1 426 Upgrade Required\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nDERP requires Upgrade: DERP on /derp\n");
   };
 
   let tlsMaterial: { cert: string; key: string } | null = null;
@@ -166,7 +141,7 @@ export async function startRelay(cfg: RelayConfig, log: Logger): Promise<Relay> 
   }
   if (cfg.stunPort !== null) {
     try {
-      stun = await startStun(cfg.listen.host, cfg.stunPort);
+      stun = await startStunServer(cfg.listen.host, cfg.stunPort);
     } catch (e) {
       throw new RelayError("ERR_LISTEN", `cannot listen for STUN on UDP port ${cfg.stunPort}: ${(e as Error).message}`);
     }
@@ -183,8 +158,7 @@ export async function startRelay(cfg: RelayConfig, log: Logger): Promise<Relay> 
     stats,
     async close() {
       mesh?.close();
-      timer.stop();
-      server.closeAll("relay shutting down");
+      derp.close("relay shutting down");
       await Promise.all([
         new Promise<void>((r) => main.close(() => r())),
         plain ? new Promise<void>((r) => plain!.close(() => r())) : Promise.resolve(),

@@ -253,7 +253,7 @@ export function guardListener(server: http.Server, o: GuardOptions): void {
     counters.upgradesRefused++;
     note("unsupported upgrade", {});
     socket.on("error", () => {});
-    refuseSocket(socket, 400, STATUS_TEXT[400]!, `unsupported upgrade: this server upgrades only POST ${CONTROL_UPGRADE_PATH} to ${CONTROL_UPGRADE_PROTOCOL}`, limits.headerTimeoutMs);
+    refuseSocket(socket, 400, STATUS_TEXT[400]!, `unsupported upgrade: this server upgrades only POST ${CONTROL_UPGRADE_PATH} to ${CONTROL_UPGRADE_PROTOCOL} (and GET /derp to DERP when its relay is on)`, limits.headerTimeoutMs);
   });
   server.on("connect", (_req: http.IncomingMessage, socket: Duplex) => {
     counters.upgradesRefused++;

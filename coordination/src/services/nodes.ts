@@ -410,6 +410,16 @@ export class NodeService {
     await this.expire(String(node.id));
   }
 
+  /**
+   * True when `nodeKey` ("nodekey:<64 hex>") is the key of a current node of this tailnet:
+   * approved and not expired (a deleted node has no row). Used for DERP admission
+   * (the embedded relay and `POST /derp/admit`).
+   */
+  async isCurrentNodeKey(nodeKey: string): Promise<boolean> {
+    const n = await this.ctx.db.kysely.selectFrom("nodes").selectAll().where("node_key", "=", nodeKey).executeTakeFirst();
+    return n !== undefined && !!n.approved && !isExpired(n, this.ctx.now());
+  }
+
   /** Turns key expiry off for a node (admin "disable key expiry"). */
   async disableExpiry(ref: string): Promise<NodeView> {
     return this.update(ref, { expiry_disabled: 1 });

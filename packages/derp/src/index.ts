@@ -2,7 +2,7 @@
  * @lattice/derp: Tailscale's DERP protocol v2, sans-IO: constants, frame codec, login
  * (ServerKey / ClientInfo / ServerInfo with NaCl box), a server core (registry, queues,
  * mesh, admission) and a client core; plus {@link connectDerp}, the Node edge that dials
- * `GET /derp` with `Upgrade: DERP`.
+ * `GET /derp` with `Upgrade: DERP`, and {@link createNodeDerp}, the Node edge that serves it.
  */
 export * from "./constants.js";
 export * from "./errors.js";
@@ -12,3 +12,4 @@ export * from "./handshake.js";
 export * from "./server.js";
 export * from "./client.js";
 export * from "./node-client.js";
+export * from "./node-server.js";

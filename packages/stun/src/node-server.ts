@@ -1,19 +1,24 @@
 /**
- * STUN Binding server on UDP (RFC 8489): answers each Binding request with the sender's
- * address in XOR-MAPPED-ADDRESS. Everything else is dropped and counted; nothing thrown.
- * One dual-stack socket when IPv6 is available, else IPv4.
+ * Node edge for a STUN Binding server on UDP (RFC 8489 §6.3.1): answers each Binding
+ * request with the sender's address in XOR-MAPPED-ADDRESS (IPv4-mapped IPv6 senders are
+ * answered as IPv4). Everything else is dropped and counted by reason; nothing thrown.
+ * One dual-stack socket when IPv6 is available, else IPv4. The codec is sans-IO
+ * (./binding.ts); this file owns the socket.
  */
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
-import { createBindingResponse, parseBindingRequest } from "@lattice/stun";
-import { parseIp } from "@lattice/wireguard";
+import { parseIp } from "@lattice/netaddr";
+import { createBindingResponse, parseBindingRequest } from "./binding.js";
 
+/** Counters of a {@link StunServer}; `dropped` is keyed by error code or reason. */
 export interface StunStats {
   requests: number;
   responses: number;
   dropped: Record<string, number>;
 }
 
+/** A running STUN server. */
 export interface StunServer {
+  /** The bound UDP port. */
   readonly port: number;
   readonly stats: StunStats;
   close(): Promise<void>;
@@ -30,8 +35,12 @@ function bind(type: "udp4" | "udp6", host: string, port: number): Promise<Socket
   });
 }
 
-/** Starts the STUN server on `host:port` (port 0 = any). */
-export async function startStun(host: string, port: number): Promise<StunServer> {
+/**
+ * Starts the STUN server on `host:port` (host "" = all interfaces, dual-stack when
+ * possible; port 0 = any).
+ * @throws the socket's bind error (e.g. `EADDRINUSE`, `EACCES`).
+ */
+export async function startStunServer(host: string, port: number): Promise<StunServer> {
   let sock: Socket;
   try {
     sock = await bind(host.includes(".") ? "udp4" : "udp6", host, port);
