@@ -373,8 +373,6 @@ export interface DERPNode {
   InsecureHTTP?: boolean;
   STUNTestIP?: string;
   CanPort80?: boolean;
-  /** Lattice extension: DERP over plain HTTP (lattice-control without TLS; labs/tests). */
-  InsecureHTTP?: boolean;
 }
 
 /** tailcfg.DERPRegion. Self-hosted region ids are 900–999. */
