@@ -568,7 +568,7 @@ export class LocalBackend {
     const res: PingResult = { IP: canon, NodeIP: stripPrefix(node.Addresses[0] ?? canon), NodeName: node.Name.split(".")[0] ?? "", LatencySeconds: 0, Endpoint: "", DERPRegionID: 0, DERPRegionCode: "" };
     if (node === this.#netmap.self) return { ...res, IsLocalIP: true };
     try {
-      // Without disco (the plain-UDP stand-in for magicsock) a disco ping is answered with ICMP.
+      // Without disco (a MagicConn reporting hasDisco=false) a disco ping is answered with ICMP.
       if (type === "disco" && this.d.magic.hasDisco !== false) {
         const r = await this.d.magic.ping(new Uint8Array(Buffer.from(node.Key.slice(8), "hex")), timeoutMs);
         res.LatencySeconds = r.latencyMs / 1000;

@@ -1,6 +1,6 @@
 /**
  * latticed: the Lattice node daemon. Wires the state directory, the TUN, the WireGuard
- * device (lattice-wg's edge), the magicsock stand-in, the engine, the local backend
+ * device (lattice-wg's edge), magicsock (UDP + DERP + disco), the engine, the local backend
  * (control loop) and the LocalAPI; runs until SIGTERM/SIGINT, then shuts down in order:
  * an ephemeral node logs out (≤3 s), the LocalAPI closes, the control loop stops, the
  * TUN is closed (the kernel removes it with its addresses and routes).
@@ -20,7 +20,8 @@ import { Engine, LATTICED_MTU } from "./engine.js";
 import { LatticedError } from "./errors.js";
 import { LocalApiServer, peerUidFrom } from "./localapi.js";
 import { createLogger, wgLogger } from "./log.js";
-import { UdpMagicConn, type MagicConn } from "./magic.js";
+import type { MagicConn } from "./magic.js";
+import { MagicSock } from "@lattice/magicsock";
 import { renderMetrics } from "./metrics.js";
 import { STATE_FILES, StateDir } from "./state.js";
 import type { Logger } from "pino";
@@ -28,12 +29,9 @@ import { TunConfig, runIp } from "./tun-config.js";
 
 const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
 
-/**
- * The Bind + path manager under the device. Until @lattice/magicsock lands this is the
- * plain-UDP stand-in; then: `new MagicSock(o)` (same options, MAGICSOCK-API.md).
- */
+/** The Bind + path manager under the device: @lattice/magicsock (UDP + DERP + disco). */
 function createMagic(o: { now: () => number; random: (n: number) => Uint8Array; log: Logger; discoPrivate: Uint8Array; onEndpoints: (e: string[]) => void; onHomeDerp: (r: number) => void }): MagicConn {
-  return new UdpMagicConn({ now: o.now, onEndpoints: o.onEndpoints });
+  return new MagicSock(o);
 }
 
 /** The uid of `--operator USER` (a number, or looked up with `id -u`, so NSS users work). */
@@ -81,8 +79,8 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
     onEndpoints: () => backend?.endpointsChanged(),
     onHomeDerp: () => backend?.endpointsChanged(),
   });
-  // TODO(magicsock): pass `roaming: false` once @lattice/wireguard's DeviceOptions has it.
-  const device = new Device({ now, random, mtu: LATTICED_MTU });
+  // Peers keep their magic endpoint: magicsock picks the path (Tailscale disables roaming too).
+  const device = new Device({ now, random, mtu: LATTICED_MTU, roaming: false });
   let finish: (code: number) => void = () => {};
   const done = new Promise<number>((r) => (finish = r));
   let stopping = false;
