@@ -14,7 +14,7 @@
 import { keyEqual } from "@lattice/derp";
 import { type DiscoMessage, seal } from "@lattice/disco";
 import { x25519PublicKey } from "@lattice/crypto";
-import { Endpoint } from "@lattice/netaddr";
+import { Endpoint, isTailnetIp } from "@lattice/netaddr";
 import type { MagicLog, MagicPeer, PeerPath } from "./api.js";
 import { magicEndpoint } from "./addr.js";
 import {
@@ -154,6 +154,12 @@ export class MagicCore {
 
   /** @internal Adds (or returns) a candidate; null when the peer is at its limit (counted). */
   addCandidate(st: PeerState, ep: Endpoint, source: CandidateSource): Candidate | null {
+    // A tailnet address is reached through the tunnel itself: using it as a path would
+    // loop every packet back into the TUN (Tailscale ignores them as endpoints too).
+    if (isTailnetIp(ep.ip)) {
+      this.stats.dropTailnetCandidates++;
+      return null;
+    }
     const key = ep.toString();
     const have = st.cands.get(key);
     if (have !== undefined) {

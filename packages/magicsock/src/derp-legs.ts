@@ -95,6 +95,11 @@ export class DerpLegs {
     return [...this.legs.values()].filter((l) => l.link !== null).map((l) => l.region).sort((a, b) => a - b);
   }
 
+  /** True when the leg to `region` is logged in (not merely dialing or queueing). */
+  isUp(region: number): boolean {
+    return (this.legs.get(region)?.link ?? null) !== null;
+  }
+
   /** Sends `data` to node `dst` via `region`; false when dropped (counted). Copies only when queueing. */
   send(region: number, dst: Uint8Array, data: Uint8Array): boolean {
     const leg = this.ensure(region);

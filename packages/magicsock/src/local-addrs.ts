@@ -2,11 +2,12 @@
  * Our local endpoint candidates (magicsock.go determineEndpoints: interface addresses
  * plus the STUN-mapped address). Interface addresses: every non-internal IPv4 and IPv6
  * address except link-local IPv6 (needs a zone) — private LAN addresses included, as in
- * a netns lab two nodes on one LAN reach each other over them. Loopback only when the
+ * a netns lab two nodes on one LAN reach each other over them; never tailnet addresses
+ * (100.64.0.0/10, fd7a:115c:a1e0::/48: our own TUN's). Loopback only when the
  * host has nothing else (a lone netns / CI box), so peers on the same host still connect.
  */
 import { networkInterfaces, type NetworkInterfaceInfo } from "node:os";
-import { Endpoint } from "@lattice/netaddr";
+import { Endpoint, isTailnetIp, parseIp } from "@lattice/netaddr";
 
 /** The interface addresses to advertise, IPv4 first. `ifaces` defaults to os.networkInterfaces(). */
 export function localAddresses(ifaces: NodeJS.Dict<NetworkInterfaceInfo[]> = networkInterfaces(), ipv6 = true): string[] {
@@ -19,6 +20,10 @@ export function localAddresses(ifaces: NodeJS.Dict<NetworkInterfaceInfo[]> = net
         if (a.family === "IPv4") loop.push(a.address);
         continue;
       }
+      // Our own tailnet addresses (on lattice0) are never endpoints: a peer reaching
+      // them would route through the tunnel it is building.
+      const ip = parseIp(a.address, true);
+      if (ip === null || isTailnetIp(ip.bytes)) continue;
       if (a.family === "IPv4") v4.push(a.address);
       else if (ipv6 && !a.address.toLowerCase().startsWith("fe80:")) v6.push(a.address);
     }

@@ -39,7 +39,11 @@ export interface MagicSockOptions {
 }
 
 /** send() route codes besides the ROUTE_* bits. */
+/** Candidate endpoints a datagram is copied to when neither a direct path nor its relay is up. */
+const MAX_BLIND_SENDS = 8;
 const PLAIN = -1;
+/** Route bit (beside ROUTE_UDP / ROUTE_DERP): copy to the peer's candidates, unverified. */
+const BLIND = 4;
 const DROP = -2;
 const unknownPeer = (k: Uint8Array): MagicSockError =>
   new MagicSockError("ERR_MAGICSOCK_UNKNOWN_PEER", `node key ${Buffer.from(k).toString("hex").slice(0, 16)}… is not a peer`);
@@ -135,7 +139,7 @@ export class MagicSock implements Bind {
     // share one classification, one peer lookup and one path decision.
     let lastEp: Endpoint | null = null;
     let st: PeerState | undefined;
-    let route = 0; // PLAIN, DROP, or ROUTE_UDP | ROUTE_DERP bits
+    let route = 0; // PLAIN, DROP, or ROUTE_UDP | ROUTE_DERP | BLIND bits
     let direct = 0;
     let why: "dropSendDerpPseudo" | "dropSendUnknownPeer" | "dropSendNoPath" = "dropSendNoPath";
     for (let i = 0; i < count; i++) {
@@ -157,7 +161,8 @@ export class MagicSock implements Bind {
             route = DROP;
           } else {
             route = core.route(st, now);
-            if (route === 0) {
+            if (route === 0 && st.cands.size > 0) route = BLIND;
+            else if (route === 0) {
               why = "dropSendNoPath";
               route = DROP;
             }
@@ -176,10 +181,29 @@ export class MagicSock implements Bind {
           ut[n++] = st!.best!.ep;
           direct++;
         }
+        let sent = false;
         if ((route & ROUTE_DERP) !== 0) {
           s.sendDerp++;
-          if (!this.#legs.send(st!.derpRegion(), st!.nodeKey, d) && (route & ROUTE_UDP) === 0) dropped++;
+          const region = st!.derpRegion();
+          const up = this.#legs.isUp(region);
+          sent = this.#legs.send(region, st!.nodeKey, d);
+          if (!up && (route & ROUTE_UDP) === 0) route |= BLIND;
         }
+        if ((route & BLIND) !== 0) {
+          // No verified path and no relay up (control/DERP down, a restart from the saved
+          // netmap, no DERP map): copy to the peer's candidate endpoints, as Tailscale's
+          // addrForWireGuardSendLocked does without DERP, so a handshake is not lost until
+          // the 5 s retry while disco verifies a path.
+          let k = 0;
+          for (const c of st!.cands.values()) {
+            if (k++ === MAX_BLIND_SENDS) break;
+            ud[n] = d;
+            ut[n++] = c.ep;
+            s.sendBlind++;
+            sent = true;
+          }
+        }
+        if (!sent && (route & ROUTE_UDP) === 0) dropped++;
       }
     }
     s.sendDirect += direct;

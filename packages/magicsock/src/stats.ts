@@ -17,8 +17,12 @@ export function newStats() {
     dropDerpQueueFull: 0,
     /** DERP packets the connection refused (socket backed up): dropped. */
     dropDerpBackpressure: 0,
+    /** Candidate endpoints in the tailnet ranges (reached through the tunnel itself): ignored. */
+    dropTailnetCandidates: 0,
     sendDirect: 0,
     sendDerp: 0,
+    /** Copies of a datagram sent to unverified candidates because neither a direct path nor the relay was up. */
+    sendBlind: 0,
     derpRecvWireGuard: 0,
     derpRecvDisco: 0,
     /** WireGuard over DERP from a node key that is not a peer (delivered; the device decides). */

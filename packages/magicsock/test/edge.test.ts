@@ -144,4 +144,17 @@ describe("MagicSock under real WireGuard devices", () => {
     expect(a.ms.peerPath(b.pub)).toMatchObject({ curAddr: "", derpRegionId: 900 });
     expect(derp.server.stats.packetsRecv).toBeGreaterThan(10);
   });
+
+  test("relay unreachable (control down, restart from the saved netmap): the first packet goes to the candidates and arrives before the 5 s handshake retry", async () => {
+    const deadRelay: DERPMap = { Regions: { "900": { RegionID: 900, RegionCode: "t", RegionName: "down", Nodes: [
+      { Name: "900a", RegionID: 900, HostName: "127.0.0.1", DERPPort: 9, InsecureHTTP: true, STUNPort: -1 },
+    ] } } };
+    const a = node("100.64.0.1", deadRelay, false);
+    const b = node("100.64.0.2", deadRelay, false);
+    connect(a, b, true);
+    send(a, b, 1);
+    // 4 s: before WireGuard's REKEY_TIMEOUT retry, which would deliver it once disco verified a path.
+    await until("first packet without a relay", () => b.got.length === 1, 4000);
+    expect(a.ms.stats().sendBlind).toBeGreaterThan(0);
+  });
 });

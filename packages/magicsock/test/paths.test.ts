@@ -288,4 +288,14 @@ describe("three peers", () => {
     expect(c.received.map((r) => [r.data[16], r.from])).toEqual([[3, "127.3.3.40:901"], [5, "127.3.3.40:901"]]);
     expect(a.ms.derpConnected()).toEqual([900, 901]);
   });
+
+  test("tailnet addresses (100.64.0.0/10, fd7a:115c:a1e0::/48) are never paths: they would route through the tunnel itself", async () => {
+    const { a, b } = await lanPair();
+    a.ms.setPeers([{ ...peerOf(b), endpoints: [`100.64.0.2:${b.bind.port}`, `[fd7a:115c:a1e0::2]:${b.bind.port}`, `10.0.0.2:${b.bind.port}`] }]);
+    sendTo(a, b, 1);
+    await tick(10_000);
+    expect(a.ms.peerPath(b.pub)!.addrs).toEqual([`10.0.0.2:${b.bind.port}`]);
+    expect(a.ms.peerPath(b.pub)!.curAddr).toBe(`10.0.0.2:${b.bind.port}`);
+    expect(a.ms.stats().dropTailnetCandidates).toBeGreaterThanOrEqual(2);
+  });
 });

@@ -85,6 +85,8 @@ describe("addresses", () => {
     expect(localAddresses({ lo: [iface("127.0.0.1", "IPv4", true)], eth0: [iface("10.1.2.3", "IPv4"), iface("fe80::1", "IPv6"), iface("2001:db8::5", "IPv6")] } as never))
       .toEqual(["10.1.2.3", "2001:db8::5"]);
     expect(localAddresses({ lo: [iface("127.0.0.1", "IPv4", true)] } as never)).toEqual(["127.0.0.1"]);
+    // lattice0's own tailnet addresses are not endpoints (a peer would reach them through the tunnel).
+    expect(localAddresses({ eth0: [iface("10.1.2.3", "IPv4")], lattice0: [iface("100.64.0.7", "IPv4"), iface("fd7a:115c:a1e0::7", "IPv6")] } as never)).toEqual(["10.1.2.3"]);
   });
 });
 

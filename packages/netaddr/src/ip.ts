@@ -181,3 +181,14 @@ export function maskBytes(bytes: Uint8Array, bits: number): Uint8Array {
   }
   return bytes;
 }
+
+/**
+ * True for an address of the tailnet ranges: IPv4 100.64.0.0/10 (CGNAT, RFC 6598) and
+ * IPv6 fd7a:115c:a1e0::/48 (Tailscale's tsaddr.IsTailscaleIP). `ip` is 4 or 16 bytes
+ * (an IPv4-mapped IPv6 address counts as IPv4).
+ */
+export function isTailnetIp(ip: Uint8Array): boolean {
+  if (ip.length === 16 && ip.subarray(0, 10).every((b) => b === 0) && ip[10] === 0xff && ip[11] === 0xff) return isTailnetIp(ip.subarray(12));
+  if (ip.length === 4) return ip[0] === 100 && (ip[1]! & 0xc0) === 64;
+  return ip.length === 16 && ip[0] === 0xfd && ip[1] === 0x7a && ip[2] === 0x11 && ip[3] === 0x5c && ip[4] === 0xa1 && ip[5] === 0xe0;
+}
