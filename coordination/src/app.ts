@@ -14,6 +14,7 @@ import { RegistrationService } from "./services/registrations.js";
 import { ApiKeyService } from "./services/apikeys.js";
 import { SettingsService } from "./services/settings.js";
 import { SessionService } from "./services/sessions.js";
+import { AuditService, type AuditEntry } from "./services/audit.js";
 
 /** Every service of a running control plane. */
 export interface Control {
@@ -28,6 +29,7 @@ export interface Control {
   apiKeys: ApiKeyService;
   settings: SettingsService;
   sessions: SessionService;
+  audit: AuditService;
   /** Stops housekeeping and closes the database. */
   close(): Promise<void>;
 }
@@ -47,6 +49,8 @@ export interface CreateControlOptions {
   allowInsecurePermissions?: boolean;
   /** Called when the database lock is lost while running (PostgreSQL connection gone). */
   onDbLockLost?: (e: Error) => void;
+  /** Called after each audit log entry is stored (one log line per admin action). */
+  onAudit?: (e: Omit<AuditEntry, "id" | "at">) => void;
 }
 
 /**
@@ -106,6 +110,7 @@ async function buildControl(o: CreateControlOptions, db: Db): Promise<Control> {
     apiKeys: new ApiKeyService(ctx),
     settings,
     sessions: new SessionService(ctx, secret),
+    audit: new AuditService(ctx, o.onAudit),
     async close() {
       if (timer) clearInterval(timer);
       await db.close();

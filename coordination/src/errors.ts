@@ -70,7 +70,15 @@ export class ForbiddenError extends ControlError {
 
 /** The policy was rejected by the policy compiler (400, message names line:column). */
 export class PolicyRejectedError extends ControlError {
-  constructor(message: string) {
+  /**
+   * @param line 1-based line of the problem in the policy text (0: unknown)
+   * @param column 1-based column (0: unknown)
+   */
+  constructor(
+    message: string,
+    readonly line = 0,
+    readonly column = 0,
+  ) {
     super("policy_invalid", message, 400);
     this.name = "PolicyRejectedError";
   }

@@ -146,6 +146,7 @@ async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOpt
     },
     sweepIntervalMs: cfg.sweepIntervalMs,
     onError: (err) => log.error({ err }, "background task failed"),
+    onAudit: (e) => log.info({ audit: { actor: e.actor, action: e.action, target: e.target, source: e.source } }, "admin action"),
     allowInsecurePermissions: cfg.allowInsecurePermissions,
     onDbLockLost: (err) => {
       log.fatal({ err }, "lost the database lock (PostgreSQL connection); stopping");

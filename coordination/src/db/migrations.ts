@@ -167,6 +167,27 @@ function identityRules(): Migration {
   };
 }
 
+/** The audit log of administrative changes (issue 11): who, when, what, from where. */
+function auditLog(kind: DbKind): Migration {
+  return {
+    async up(db: Kysely<any>): Promise<void> {
+      const id = idColumn(kind);
+      await db.schema
+        .createTable("audit_log")
+        .addColumn("id", id, (c: any) => (kind === "sqlite" ? c.primaryKey().autoIncrement() : c.primaryKey()))
+        .addColumn("at", "bigint", (c) => c.notNull())
+        .addColumn("actor", "text", (c) => c.notNull())
+        .addColumn("actor_user_id", "integer")
+        .addColumn("action", "text", (c) => c.notNull())
+        .addColumn("target", "text", (c) => c.notNull())
+        .addColumn("source", "text", (c) => c.notNull())
+        .addColumn("details", "text", (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("audit_log_at_idx").on("audit_log").column("at").execute();
+    },
+  };
+}
+
 /** Every migration by name (applied in name order); exported for upgrade tests. */
 export function migrationsFor(kind: DbKind): Record<string, Migration> {
   return {
@@ -174,6 +195,7 @@ export function migrationsFor(kind: DbKind): Record<string, Migration> {
     "0002_oidc_identity": oidcIdentity(),
     "0003_registration_source": registrationSource(),
     "0004_identity_rules": identityRules(),
+    "0005_audit_log": auditLog(kind),
   };
 }
 

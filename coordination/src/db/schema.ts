@@ -121,6 +121,25 @@ export interface SettingsTable {
   value: string;
 }
 
+/** Audit log: one row per administrative change (see services/audit.ts). */
+export interface AuditLogTable {
+  id: Generated<number>;
+  /** When, ms since the epoch. */
+  at: number;
+  /** Who: a login name, `admin-socket`, or `api-key <prefix>`. */
+  actor: string;
+  /** The acting user's id, when a user acted. */
+  actor_user_id: number | null;
+  /** What, e.g. `node.approve`, `policy.set`, `authkey.create`. */
+  action: string;
+  /** What it was done to (node name, user name, key prefix…), or "" */
+  target: string;
+  /** From where: the client address, or `admin-socket`. */
+  source: string;
+  /** JSON object with details (for policy changes: `diff`, the old→new unified diff). */
+  details: string;
+}
+
 /** The whole database. */
 export interface Database {
   users: UsersTable;
@@ -131,6 +150,7 @@ export interface Database {
   web_sessions: WebSessionsTable;
   pending_registrations: PendingRegistrationsTable;
   settings: SettingsTable;
+  audit_log: AuditLogTable;
 }
 
 /** A user row as read from the database. */

@@ -5,11 +5,14 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
 import type { Control } from "../app.js";
-import { ControlError, NotFoundError } from "../errors.js";
+import { ControlError, NotFoundError, ValidationError } from "../errors.js";
+import type { NodeView } from "../services/nodes.js";
 import { parseDuration } from "../duration.js";
 import { readJson, sendJson } from "./json.js";
 import { decodePathParam } from "./decode.js";
 import { SOCKET_PRINCIPAL, type ApiPrincipal } from "../services/apikeys.js";
+import { policyDiff, type AuditActor } from "../services/audit.js";
+import { requestUrl } from "./decode.js";
 
 const CreateUser = z.strictObject({
   name: z.string(),
@@ -34,7 +37,29 @@ const Routes = z.strictObject({ routes: z.array(z.string()).max(1000), mode: z.e
 const PolicyBody = z.strictObject({ policy: z.string() });
 const Empty = z.strictObject({});
 
-type Handler = (req: IncomingMessage, params: string[], caller: ApiPrincipal) => Promise<{ status?: number; body: unknown }>;
+/** The admin socket as an audit actor. */
+export const SOCKET_ACTOR: AuditActor = Object.freeze({ actor: "admin-socket", userId: null, source: "admin-socket" });
+
+/**
+ * `since` of the audit queries: an ISO 8601 date/time, or a duration back from now
+ * (`24h`, `7d`). Returns ms since the epoch.
+ * @throws {ValidationError} naming the value.
+ */
+export function parseSince(v: string, now: number): number {
+  if (/^\d+(ms|s|m|h|d)$/.test(v)) return now - parseDuration(v, "since");
+  const t = Date.parse(v);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(v) || Number.isNaN(t)) throw new ValidationError(`since: ${JSON.stringify(v)} is neither a date (2026-01-31, 2026-01-31T12:00:00Z) nor a duration (24h, 7d)`);
+  return t;
+}
+
+/** What a successful change writes to the audit log. */
+interface AuditNote {
+  action: string;
+  target: string;
+  details?: Record<string, unknown>;
+}
+
+type Handler = (req: IncomingMessage, params: string[], caller: ApiPrincipal) => Promise<{ status?: number; body: unknown; audit?: AuditNote }>;
 
 interface Route {
   method: string;
@@ -48,19 +73,28 @@ interface Route {
  * administrative operation, so the caller was checked to be an owner/admin (or an admin
  * key) by {@link ApiKeyService.verify} before this runs.
  */
-export function createApiHandler(control: Control): (req: IncomingMessage, res: ServerResponse, path: string, caller?: ApiPrincipal) => Promise<boolean> {
+export function createApiHandler(
+  control: Control,
+): (req: IncomingMessage, res: ServerResponse, path: string, caller?: ApiPrincipal, actor?: AuditActor) => Promise<boolean> {
   const c = control;
+  const nodeChange = (action: string, details: Record<string, unknown>, node: NodeView) => ({ body: { node }, audit: { action, target: node.name, details: { id: node.id, ...details } } });
   const seg = "([^/]+)";
   const routes: Route[] = [
     { method: "GET", pattern: /^\/users$/, handler: async () => ({ body: { users: await c.users.list() } }) },
-    { method: "POST", pattern: /^\/users$/, handler: async (req) => ({ status: 201, body: { user: await c.users.create(await readJson(req, CreateUser)) } }) },
-    { method: "POST", pattern: new RegExp(`^/users/${seg}/role$`), handler: async (req, [name]) => ({ body: { user: await c.users.setRole(name!, (await readJson(req, SetRole)).role) } }) },
+    { method: "POST", pattern: /^\/users$/, handler: async (req) => {
+      const user = await c.users.create(await readJson(req, CreateUser));
+      return { status: 201, body: { user }, audit: { action: "user.create", target: user.name, details: { role: user.role, email: user.email } } };
+    } },
+    { method: "POST", pattern: new RegExp(`^/users/${seg}/role$`), handler: async (req, [name]) => {
+      const user = await c.users.setRole(name!, (await readJson(req, SetRole)).role);
+      return { body: { user }, audit: { action: "user.set-role", target: user.name, details: { role: user.role } } };
+    } },
     {
       method: "DELETE",
       pattern: new RegExp(`^/users/${seg}$`),
       handler: async (_r, [name]) => {
         await c.users.delete(name!);
-        return { body: { deleted: name } };
+        return { body: { deleted: name }, audit: { action: "user.delete", target: name! } };
       },
     },
     { method: "GET", pattern: /^\/keys$/, handler: async () => ({ body: { keys: await c.authKeys.list() } }) },
@@ -70,36 +104,58 @@ export function createApiHandler(control: Control): (req: IncomingMessage, res: 
       handler: async (req) => {
         const b = await readJson(req, CreateKey);
         const res = await c.authKeys.create({ ...b, expiryMs: b.expiry !== undefined ? parseDuration(b.expiry, "expiry") : undefined });
-        return { status: 201, body: res };
+        const k = res.authKey;
+        return { status: 201, body: res, audit: { action: "authkey.create", target: k.prefix, details: { user: k.user, tags: k.tags, reusable: k.reusable, ephemeral: k.ephemeral, preapproved: k.preapproved, expiresAt: k.expiresAt } } };
       },
     },
-    { method: "POST", pattern: new RegExp(`^/keys/${seg}/revoke$`), handler: async (req, [id]) => (await readJson(req, Empty), { body: { key: await c.authKeys.revoke(id!) } }) },
-    { method: "DELETE", pattern: new RegExp(`^/keys/${seg}$`), handler: async (_r, [id]) => ({ body: { key: await c.authKeys.revoke(id!) } }) },
+    { method: "POST", pattern: new RegExp(`^/keys/${seg}/revoke$`), handler: async (req, [id]) => {
+      await readJson(req, Empty);
+      const key = await c.authKeys.revoke(id!);
+      return { body: { key }, audit: { action: "authkey.revoke", target: key.prefix } };
+    } },
+    { method: "DELETE", pattern: new RegExp(`^/keys/${seg}$`), handler: async (_r, [id]) => {
+      const key = await c.authKeys.revoke(id!);
+      return { body: { key }, audit: { action: "authkey.revoke", target: key.prefix } };
+    } },
     { method: "GET", pattern: /^\/nodes$/, handler: async () => ({ body: { nodes: await c.nodes.list() } }) },
     { method: "GET", pattern: new RegExp(`^/nodes/${seg}$`), handler: async (_r, [ref]) => ({ body: { node: await c.nodes.view(await c.nodes.get(ref!)) } }) },
-    { method: "POST", pattern: new RegExp(`^/nodes/${seg}/approve$`), handler: async (req, [ref]) => (await readJson(req, Empty), { body: { node: await c.nodes.approve(ref!) } }) },
-    { method: "POST", pattern: new RegExp(`^/nodes/${seg}/expire$`), handler: async (req, [ref]) => (await readJson(req, Empty), { body: { node: await c.nodes.expire(ref!) } }) },
+    { method: "POST", pattern: new RegExp(`^/nodes/${seg}/approve$`), handler: async (req, [ref]) => nodeChange("node.approve", await readJson(req, Empty), await c.nodes.approve(ref!)) },
+    { method: "POST", pattern: new RegExp(`^/nodes/${seg}/expire$`), handler: async (req, [ref]) => nodeChange("node.expire", await readJson(req, Empty), await c.nodes.expire(ref!)) },
     {
       method: "POST",
       pattern: new RegExp(`^/nodes/${seg}/disable-expiry$`),
-      handler: async (req, [ref]) => (await readJson(req, Empty), { body: { node: await c.nodes.disableExpiry(ref!) } }),
+      handler: async (req, [ref]) => nodeChange("node.disable-expiry", await readJson(req, Empty), await c.nodes.disableExpiry(ref!)),
     },
-    { method: "POST", pattern: new RegExp(`^/nodes/${seg}/tags$`), handler: async (req, [ref]) => ({ body: { node: await c.nodes.setTags(ref!, (await readJson(req, Tags)).tags) } }) },
+    { method: "POST", pattern: new RegExp(`^/nodes/${seg}/tags$`), handler: async (req, [ref]) => {
+      const n = await c.nodes.setTags(ref!, (await readJson(req, Tags)).tags);
+      return nodeChange("node.tags", { tags: n.tags }, n);
+    } },
     { method: "POST", pattern: new RegExp(`^/nodes/${seg}/routes$`), handler: async (req, [ref]) => {
       const b = await readJson(req, Routes);
-      return { body: { node: await c.nodes.approveRoutes(ref!, b.routes, b.mode) } };
+      const n = await c.nodes.approveRoutes(ref!, b.routes, b.mode);
+      return nodeChange("node.routes", { routes: b.routes, mode: b.mode ?? "replace", approved: n.approvedRoutes }, n);
     } },
-    { method: "POST", pattern: new RegExp(`^/nodes/${seg}/rename$`), handler: async (req, [ref]) => ({ body: { node: await c.nodes.rename(ref!, (await readJson(req, Rename)).name) } }) },
+    { method: "POST", pattern: new RegExp(`^/nodes/${seg}/rename$`), handler: async (req, [ref]) => {
+      const before = await c.nodes.get(ref!);
+      const n = await c.nodes.rename(ref!, (await readJson(req, Rename)).name);
+      return nodeChange("node.rename", { from: before.given_name, to: n.name }, n);
+    } },
     {
       method: "DELETE",
       pattern: new RegExp(`^/nodes/${seg}$`),
       handler: async (_r, [ref]) => {
+        const n = await c.nodes.get(ref!);
         await c.nodes.delete(ref!);
-        return { body: { deleted: ref } };
+        return { body: { deleted: ref }, audit: { action: "node.delete", target: n.given_name, details: { id: n.id } } };
       },
     },
     { method: "GET", pattern: /^\/policy$/, handler: async () => ({ body: await c.policies.get() }) },
-    { method: "PUT", pattern: /^\/policy$/, handler: async (req) => ({ body: await c.policies.set((await readJson(req, PolicyBody)).policy) }) },
+    { method: "PUT", pattern: /^\/policy$/, handler: async (req) => {
+      const text = (await readJson(req, PolicyBody)).policy;
+      const old = await c.policies.get();
+      const r = await c.policies.set(text);
+      return { body: r, audit: { action: "policy.set", target: `version ${r.version}`, details: { from: old.version, to: r.version, diff: policyDiff(old.policy, text) } } };
+    } },
     {
       method: "POST",
       pattern: /^\/policy\/check$/,
@@ -108,13 +164,29 @@ export function createApiHandler(control: Control): (req: IncomingMessage, res: 
         return { body: { ok: true } };
       },
     },
+    {
+      method: "GET",
+      pattern: /^\/audit$/,
+      handler: async (req) => {
+        const q = requestUrl(req).searchParams;
+        const num = (k: string) => {
+          const v = q.get(k);
+          if (v === null) return undefined;
+          if (!/^\d{1,15}$/.test(v)) throw new ValidationError(`${k}: ${JSON.stringify(v)} is not a number`);
+          return Number(v);
+        };
+        const since = q.get("since");
+        return { body: await c.audit.list({ before: num("before"), limit: num("limit"), since: since === null ? undefined : parseSince(since, c.ctx.now()) }) };
+      },
+    },
     { method: "GET", pattern: /^\/apikeys$/, handler: async () => ({ body: { apiKeys: await c.apiKeys.list() } }) },
     {
       method: "POST",
       pattern: /^\/apikeys$/,
       handler: async (req, _p, caller) => {
         const b = await readJson(req, CreateApiKey);
-        return { status: 201, body: await c.apiKeys.create(b.description, b.expiry !== undefined ? parseDuration(b.expiry, "expiry") : undefined, b.user, caller) };
+        const r = await c.apiKeys.create(b.description, b.expiry !== undefined ? parseDuration(b.expiry, "expiry") : undefined, b.user, caller);
+        return { status: 201, body: r, audit: { action: "apikey.create", target: r.apiKey.prefix, details: { description: r.apiKey.description, expiresAt: r.apiKey.expiresAt } } };
       },
     },
     {
@@ -122,12 +194,12 @@ export function createApiHandler(control: Control): (req: IncomingMessage, res: 
       pattern: new RegExp(`^/apikeys/${seg}$`),
       handler: async (_r, [id]) => {
         await c.apiKeys.revoke(id!);
-        return { body: { revoked: id } };
+        return { body: { revoked: id }, audit: { action: "apikey.revoke", target: id! } };
       },
     },
   ];
 
-  return async (req, res, path, caller = SOCKET_PRINCIPAL) => {
+  return async (req, res, path, caller = SOCKET_PRINCIPAL, actor = SOCKET_ACTOR) => {
     if (!path.startsWith("/api/v1/") && path !== "/api/v1") return false;
     const sub = path.slice("/api/v1".length) || "/";
     let pathMatched = false;
@@ -138,6 +210,7 @@ export function createApiHandler(control: Control): (req: IncomingMessage, res: 
       if (r.method !== req.method) continue;
       const params = m.slice(1).map((p, i) => decodePathParam(p, `#${i + 1} of ${path}`));
       const out = await r.handler(req, params, caller);
+      if (out.audit) await c.audit.record(actor, out.audit.action, out.audit.target, out.audit.details);
       sendJson(res, out.status ?? 200, out.body);
       return true;
     }

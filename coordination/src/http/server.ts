@@ -21,6 +21,9 @@ import { createWebHandler } from "./web.js";
 import type { OidcLogin } from "./oidc.js";
 import type { LoginThrottleOptions } from "./login-throttle.js";
 import { requestUrl } from "./decode.js";
+import type { ApiPrincipal } from "../services/apikeys.js";
+import type { AuditActor } from "../services/audit.js";
+import { loginName } from "@lattice/policy";
 import {
   DEFAULT_LISTENER_LIMITS,
   guardListener,
@@ -75,6 +78,49 @@ function sendHealth(res: http.ServerResponse, control: Control): void {
   sendJson(res, 503, { ok: false, error: { code: h.code, message: h.message }, policy: { version: h.version, since: h.since } });
 }
 
+/**
+ * `GET /healthz`: 200 `{"ok":true,"database":"ok"}` when the process runs and the database
+ * answers a query; 503 `{"ok":false,"database":"<error>"}` otherwise. For load balancers and
+ * monitoring (the policy health is `GET /health`).
+ */
+async function sendHealthz(res: http.ServerResponse, control: Control): Promise<void> {
+  try {
+    await control.db.kysely.selectFrom("settings").select("key").limit(1).execute();
+    sendJson(res, 200, { ok: true, database: "ok" });
+  } catch (e) {
+    sendJson(res, 503, { ok: false, database: (e as Error).message });
+  }
+}
+
+/**
+ * The API key of a REST request: `Authorization: Bearer KEY`, or HTTP Basic with the key as
+ * the user name and an empty password (`curl -u KEY:`), as Tailscale's API accepts.
+ * @throws {UnauthorizedError} when neither is present.
+ */
+export function apiKeyOf(req: http.IncomingMessage): string {
+  const auth = String(req.headers.authorization ?? "");
+  const bearer = /^Bearer\s+(\S+)$/i.exec(auth);
+  if (bearer) return bearer[1]!;
+  const basic = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(auth);
+  if (basic) {
+    const decoded = Buffer.from(basic[1]!, "base64").toString("utf8");
+    const user = decoded.split(":")[0] ?? "";
+    if (user !== "") return user;
+  }
+  throw new UnauthorizedError("missing Authorization: Bearer <API key> (or Basic with the key as user name)");
+}
+
+/** Who a REST request acts as, for the audit log: the key's user, else `api-key <prefix>`. */
+async function apiActor(control: Control, caller: ApiPrincipal, key: string, req: http.IncomingMessage): Promise<AuditActor> {
+  const source = req.socket.remoteAddress ?? "unknown";
+  if (caller.userId != null) {
+    const u = await control.db.kysely.selectFrom("users").select(["name", "email"]).where("id", "=", caller.userId).executeTakeFirst();
+    if (u) return { actor: loginName(u), userId: caller.userId, source };
+  }
+  const prefix = /^lapi-([0-9a-f]+)-/.exec(key)?.[1] ?? "?";
+  return { actor: `api-key ${prefix}`, userId: null, source };
+}
+
 /** Creates the public HTTP(S) server (not yet listening). */
 export function createMainServer(control: Control, opts: MainServerOptions): http.Server {
   const api = createApiHandler(control);
@@ -85,12 +131,11 @@ export function createMainServer(control: Control, opts: MainServerOptions): htt
       for (const h of opts.preHandlers ?? []) if (h(req, res)) return;
       const url = requestUrl(req);
       if (url.pathname === "/health") return sendHealth(res, control);
+      if (url.pathname === "/healthz") return await sendHealthz(res, control);
       if (url.pathname.startsWith("/api/")) {
-        const auth = String(req.headers.authorization ?? "");
-        const m = /^Bearer\s+(\S+)$/i.exec(auth);
-        if (!m) throw new UnauthorizedError("missing Authorization: Bearer <API key>");
-        const caller = await control.apiKeys.verify(m[1]!); // 401 bad key, 403 key of a non-admin
-        if (await api(req, res, url.pathname, caller)) return;
+        const key = apiKeyOf(req);
+        const caller = await control.apiKeys.verify(key); // 401 bad key, 403 key of a non-admin
+        if (await api(req, res, url.pathname, caller, await apiActor(control, caller, key, req))) return;
       }
       if (await web(req, res, url)) return;
       sendJson(res, 404, { error: { code: "not_found", message: `no such page: ${url.pathname}` } });

@@ -425,6 +425,16 @@ export class NodeService {
     return this.update(ref, { expiry_disabled: 1 });
   }
 
+  /**
+   * Turns key expiry back on (admin "enable key expiry"). A node whose key expiry was never
+   * set (tagged nodes) gets one a full node key lifetime from now, as on re-authentication.
+   */
+  async enableExpiry(ref: string): Promise<NodeView> {
+    const node = await this.get(ref);
+    const keyExpiry = node.key_expiry ?? this.ctx.now() + this.ctx.options.nodeKeyExpiryMs;
+    return this.update(ref, { expiry_disabled: 0, key_expiry: keyExpiry }, keyExpiry <= this.ctx.now());
+  }
+
   /** Sets a node's tags (admin; each tag must be declared in tagOwners). The node becomes tagged. */
   async setTags(ref: string, tagsIn: string[]): Promise<NodeView> {
     const tags = normalizeTags(tagsIn);

@@ -31,7 +31,7 @@ export function parseOrReject(text: string): Policy {
   try {
     return parsePolicy(text);
   } catch (e) {
-    if (e instanceof PolicyError) throw new PolicyRejectedError(`invalid policy: ${e.message}`);
+    if (e instanceof PolicyError) throw new PolicyRejectedError(`invalid policy: ${e.message}`, e.line, e.column);
     throw e;
   }
 }
@@ -116,7 +116,7 @@ export class PolicyService {
       // As the tailnet will be once saving approved the pending routes this policy auto-approves.
       compiler.check(applyAutoApprovers(policy, topology));
     } catch (e) {
-      if (e instanceof PolicyError) throw new PolicyRejectedError(`invalid policy: ${e.message}`);
+      if (e instanceof PolicyError) throw new PolicyRejectedError(`invalid policy: ${e.message}`, e.line, e.column);
       throw e;
     }
     return { policy, compiler };

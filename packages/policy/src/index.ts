@@ -10,3 +10,4 @@ export { sortedHas } from "./peers.js";
 export { IncrementalCompiler, type IncrementalResult } from "./incremental.js";
 export { applyAutoApprovers, autoApprovedRoutes } from "./autoapprove.js";
 export { loginName, identityKey, sameIdentity, userMatchesToken, userTokenProblems, isUserRole, isAdminRole, USER_ROLES, type UserRole } from "./identity.js";
+export { explainAccess, type AccessVerdict } from "./explain.js";
