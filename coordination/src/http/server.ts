@@ -18,6 +18,7 @@ import { claimSocketPath } from "../startup/socket.js";
 import { createApiHandler } from "./api.js";
 import { sendError, sendJson } from "./json.js";
 import { createWebHandler } from "./web.js";
+import { createConsoleHandler } from "../console/index.js";
 import type { OidcLogin } from "./oidc.js";
 import type { LoginThrottleOptions } from "./login-throttle.js";
 import { requestUrl } from "./decode.js";
@@ -125,6 +126,7 @@ async function apiActor(control: Control, caller: ApiPrincipal, key: string, req
 export function createMainServer(control: Control, opts: MainServerOptions): http.Server {
   const api = createApiHandler(control);
   const web = createWebHandler(control, { secureCookies: !!opts.tls, oidc: opts.oidc, loginThrottle: opts.loginThrottle });
+  const adminConsole = createConsoleHandler(control);
   const limits = opts.limits ?? DEFAULT_LISTENER_LIMITS;
   const handler = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     try {
@@ -137,6 +139,7 @@ export function createMainServer(control: Control, opts: MainServerOptions): htt
         const caller = await control.apiKeys.verify(key); // 401 bad key, 403 key of a non-admin
         if (await api(req, res, url.pathname, caller, await apiActor(control, caller, key, req))) return;
       }
+      if (await adminConsole(req, res, url)) return;
       if (await web(req, res, url)) return;
       sendJson(res, 404, { error: { code: "not_found", message: `no such page: ${url.pathname}` } });
     } catch (e) {
