@@ -179,9 +179,9 @@ export function aclBody(v: Viewer, f: AclPageFacts): string {
     ? `<p class="err" id="policy-error" role="alert" data-line="${f.error.line}" data-column="${f.error.column}">${f.error.line > 0 ? `Line ${f.error.line}, column ${f.error.column}: ` : ""}${esc(f.error.message)}</p>`
     : "";
   const editor = `<section aria-labelledby="policy-h"><h2 id="policy-h">Policy file</h2>${err}
-<form method="post" action="/admin/acls">${csrfField(v)}<input type="hidden" name="version" value="${f.version}">
+${v.admin ? `<form method="post" action="/admin/acls">${csrfField(v)}<input type="hidden" name="version" value="${f.version}">` : ""}
 <div class="editor"><pre class="gutter" id="policy-gutter" aria-hidden="true" data-error-line="${f.error?.line ?? 0}">${gutter}</pre><textarea id="policy" name="policy" spellcheck="false" autocomplete="off" wrap="off" aria-label="Policy file (huJSON)"${f.error ? ' aria-describedby="policy-error" aria-invalid="true"' : ""}${v.admin ? "" : " readonly"}>${esc(f.text)}</textarea></div>
-${v.admin ? `<p><button type="submit">Save</button> <span class="muted">Saving validates the file and runs its <code>tests</code> and <code>sshTests</code>.</span></p>` : `<p class="muted">Read-only: only admins can change the policy.</p>`}</form></section>`;
+${v.admin ? `<p><button type="submit">Save</button> <span class="muted">Saving validates the file and runs its <code>tests</code> and <code>sshTests</code>.</span></p>` : `<p class="muted">Read-only: only admins can change the policy.</p>`}${v.admin ? "</form>" : ""}</section>`;
   const groups = [...new Set(f.sources.map((s) => s.group))];
   const select = groups
     .map((g) => `<optgroup label="${esc(g)}">${f.sources.filter((s) => s.group === g).map((s) => `<option value="${esc(s.value)}"${s.value === f.preview.src ? " selected" : ""}>${esc(s.label)}</option>`).join("")}</optgroup>`)

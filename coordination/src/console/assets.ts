@@ -17,6 +17,7 @@ header nav a{color:#d0d7de;text-decoration:none;padding:.2rem 0}
 header nav a[aria-current=page]{color:#fff;border-bottom:2px solid #fff}
 header .who{margin-left:auto;display:flex;align-items:center;gap:.6rem;font-size:.9rem;color:#d0d7de;flex-wrap:wrap}
 header .who form{margin:0}
+header .badge{background:transparent;color:#fff;border-color:#8c959f}
 header .who button{background:transparent;color:#fff;border:1px solid #8c959f;padding:.2rem .6rem;margin:0}
 main{max-width:80rem;margin:0 auto;padding:1rem}
 h1{font-size:1.5rem;margin:.4rem 0 1rem}
@@ -46,8 +47,8 @@ button.danger{background:#cf222e;border-color:#a40e26}
 code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.85rem}
 pre.diff{background:#f6f8fa;padding:.5rem;overflow:auto;max-height:24rem;white-space:pre}
 .editor{display:flex;border:1px solid #8c959f;border-radius:4px;background:#fff;max-height:36rem;overflow:hidden}
-.editor .gutter{margin:0;padding:.4rem .4rem;text-align:right;color:#6e7781;background:#f6f8fa;border-right:1px solid #d0d7de;user-select:none;overflow:hidden;min-width:3rem;line-height:1.4;font-size:.85rem}
-.editor .gutter .bad{background:#ff8182;color:#fff;display:inline-block;width:100%}
+.editor .gutter{margin:0;padding:.4rem .4rem;text-align:right;color:#57606a;background:#f6f8fa;border-right:1px solid #d0d7de;user-select:none;overflow:hidden;min-width:3rem;line-height:1.4;font-size:.85rem}
+.editor .gutter .bad{background:#a40e26;color:#fff;display:inline-block;width:100%}
 .editor textarea{flex:1;border:0;border-radius:0;resize:vertical;min-height:24rem;line-height:1.4;font-size:.85rem;font-family:ui-monospace,SFMono-Regular,Menlo,monospace;white-space:pre;overflow:auto;min-width:0;padding:.4rem}
 dl.facts{display:grid;grid-template-columns:minmax(8rem,max-content) 1fr;gap:.3rem 1rem;margin:0}
 dl.facts dt{font-weight:600;color:#57606a}
