@@ -3,6 +3,7 @@
  * admin unix socket), and the offline `policy compile`.
  */
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { Command, CommanderError } from "commander";
 import { adminRequest, DEFAULT_SOCKET } from "./admin-client.js";
 import type { RawConfig } from "./config.js";
@@ -16,6 +17,9 @@ class ExitError extends Error {
     super(message);
   }
 }
+
+/** The package version (`lattice-control --version`). */
+const VERSION: string = (createRequire(import.meta.url)("../package.json") as { version: string }).version;
 
 function socketOf(cmd: Command): string {
   const o = cmd.optsWithGlobals() as { socket?: string };
@@ -69,6 +73,7 @@ export function buildProgram(): Command {
   const program = new Command("lattice-control")
     .description("Lattice coordination server and its admin commands")
     .option("--socket <path>", `admin socket (env LATTICE_CONTROL_SOCKET, default ${DEFAULT_SOCKET})`)
+    .version(VERSION, "--version", "print the version")
     .showHelpAfterError()
     .exitOverride();
 
@@ -96,6 +101,7 @@ export function buildProgram(): Command {
     .option("--oidc-allowed-domains <list>", "comma-separated e-mail domains allowed to log in via OIDC")
     .option("--oidc-allowed-users <list>", "comma-separated e-mail addresses allowed to log in via OIDC")
     .option("--oidc-only", "disable the local password login when OIDC is configured")
+    .option("--log-level <level>", "fatal, error, warn, info (default), debug, trace or silent (env LATTICE_CONTROL_LOG_LEVEL)")
     .option("--allow-insecure-permissions", "start even when the SQLite database files are readable by group/others (they hold secrets)")
     .action(async (o, cmd: Command) => {
       const { readConfigFile, readEnv, resolveConfig } = await import("./config.js");
@@ -124,6 +130,7 @@ export function buildProgram(): Command {
         oidcAllowedUsers: o.oidcAllowedUsers,
         oidcOnly: o.oidcOnly,
         allowInsecurePermissions: o.allowInsecurePermissions,
+        logLevel: o.logLevel,
       };
       const cfg = resolveConfig(file, readEnv(process.env), flags);
       const { serve } = await import("./serve.js");
@@ -346,15 +353,54 @@ export function buildProgram(): Command {
       const r = await adminRequest(socketOf(cmd), "POST", "/apikeys", { description: o.description, expiry: o.expiry, user: o.user });
       print(r.key);
     });
-  apikeys.command("list").action(async (_o, cmd: Command) => {
+  apikeys.command("list").option("--json", "print JSON").action(async (o, cmd: Command) => {
     const r = await adminRequest(socketOf(cmd), "GET", "/apikeys");
+    if (o.json) return print(JSON.stringify(r.apiKeys, null, 2));
     print(table([["ID", "PREFIX", "DESCRIPTION", "EXPIRES", "REVOKED", "USER"], ...r.apiKeys.map((k: any) => [String(k.id), k.prefix, k.description ?? "-", k.expiresAt, k.revoked ? "yes" : "no", k.user ?? "-"])]));
   });
   apikeys.command("revoke <id>").action(async (id: string, _o, cmd: Command) => {
     await adminRequest(socketOf(cmd), "DELETE", `/apikeys/${encodeURIComponent(id)}`);
     print(`revoked API key ${id}`);
   });
+
+  // audit log
+  program
+    .command("audit")
+    .description("the audit log of administrative changes, oldest first (console, REST API, CLI)")
+    .option("--since <when>", "only entries since a date (2026-01-31, 2026-01-31T12:00:00Z) or a duration back (24h, 7d)")
+    .option("--json", "print JSON lines, one entry per line (for export)")
+    .action(async (o, cmd: Command) => {
+      const entries: any[] = [];
+      let before: number | null = null;
+      for (;;) {
+        const q = new URLSearchParams({ limit: "500" });
+        if (o.since) q.set("since", o.since);
+        if (before != null) q.set("before", String(before));
+        const r = await adminRequest(socketOf(cmd), "GET", `/audit?${q}`);
+        entries.push(...r.entries);
+        if (r.next == null) break;
+        before = r.next;
+      }
+      entries.reverse();
+      if (o.json) {
+        process.stdout.write(entries.map((e) => `${JSON.stringify(e)}\n`).join(""));
+        return;
+      }
+      if (entries.length === 0) return print("no audit entries");
+      const now = Date.now();
+      print(table([["WHEN", "WHO", "ACTION", "TARGET", "FROM"], ...entries.map((e) => [`${e.at} (${relTime(Date.parse(e.at), now)})`, e.actor, e.action, e.target || "-", e.source])]));
+    });
   return program;
+}
+
+/** "in 6 d", "3 h ago", "just now": `t` relative to `now` (ms). */
+export function relTime(t: number, now: number): string {
+  const d = t - now;
+  const a = Math.abs(d);
+  const [size, unit] = a >= 86_400_000 ? [86_400_000, "d"] : a >= 3_600_000 ? [3_600_000, "h"] : a >= 60_000 ? [60_000, "min"] : [0, ""];
+  if (!size) return "just now";
+  const s = `${Math.floor(a / size)} ${unit}`;
+  return d >= 0 ? `in ${s}` : `${s} ago`;
 }
 
 /** Runs the CLI with argv; errors print `error: ...` on stderr and exit 1. */

@@ -11,6 +11,7 @@ import { PolicyCompileError } from "./errors.js";
 import type { ListenerLimits, UpgradeHandler } from "./http/limits.js";
 import { attachNodeApi, type NodeApi, type NodeApiOptions } from "./nodeapi/attach.js";
 import { ControlNodeBackend } from "./services/node-backend.js";
+import { loggedBackend } from "./nodeapi/logged-backend.js";
 
 /** The mounted node API and its backend. */
 export interface MountedNodeApi {
@@ -30,7 +31,7 @@ export interface MountedNodeApi {
  */
 export async function mountNodeApi(
   control: Control,
-  log: { error(o: unknown, m?: string): void },
+  log: { error(o: unknown, m?: string): void; info?(o: unknown, m?: string): void; warn?(o: unknown, m?: string): void },
   derpMap?: DERPMap,
   limits?: ListenerLimits,
   nodeLimits: Pick<NodeApiOptions, "maxRegisterBodyBytes" | "maxHostinfoBytes" | "hostinfoMinIntervalMs"> = {},
@@ -41,7 +42,8 @@ export async function mountNodeApi(
       ? log.error({ err, code: err.code, version: err.version, ...(requestId ? { requestId } : {}) }, err.message)
       : log.error({ err, ...(requestId ? { requestId } : {}) }, "node API error");
   const backend = await ControlNodeBackend.create(control, derpMap ? { onError, derpMap } : { onError });
-  const api = attachNodeApi(null, backend, {
+  const events = log.info && log.warn ? loggedBackend(backend, { info: log.info.bind(log), warn: log.warn.bind(log) }) : backend;
+  const api = attachNodeApi(null, events, {
     ...nodeLimits,
     now: control.ctx.now,
     serverKey: noiseKeyPair(new Uint8Array(priv)),

@@ -209,6 +209,7 @@ async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOpt
   await listenMain(main, cfg.listenHost, cfg.listenPort);
   opened.add(() => closeServer(main));
 
+  log.info({ listen: `${cfg.listenHost}:${cfg.listenPort}`, serverUrl: cfg.serverUrl, db: control.db.kind, socket: cfg.socket, tls: !!tls, oidc: !!oidc }, "lattice-control started");
   const addr = main.address();
   const port = typeof addr === "object" && addr ? addr.port : cfg.listenPort;
   const scheme = tls ? "https" : "http";
