@@ -184,7 +184,8 @@ export function buildProgram(): Command {
     .action(async (o, cmd: Command) => {
       const r = await adminRequest(socketOf(cmd), "GET", "/users");
       if (o.json) return print(JSON.stringify(r.users, null, 2));
-      print(table([["ID", "NAME", "EMAIL", "CREATED", "ROLE"], ...r.users.map((u: any) => [String(u.id), u.name, u.email ?? "-", u.createdAt, u.role])]));
+      const now = Date.now();
+      print(table([["ID", "NAME", "EMAIL", "CREATED", "ROLE"], ...r.users.map((u: any) => [String(u.id), u.name, u.email ?? "-", withRel(u.createdAt, now), u.role])]));
     });
   users
     .command("set-role <name> <role>")
@@ -192,6 +193,29 @@ export function buildProgram(): Command {
     .action(async (name: string, role: string, _o, cmd: Command) => {
       const r = await adminRequest(socketOf(cmd), "POST", `/users/${encodeURIComponent(name)}/role`, { role });
       print(`${r.user.name}: role ${r.user.role}`);
+    });
+  users
+    .command("rename <name> <new-name>")
+    .description("rename a user (without an e-mail their login name name@ changes with it)")
+    .action(async (name: string, newName: string, _o, cmd: Command) => {
+      const r = await adminRequest(socketOf(cmd), "POST", `/users/${encodeURIComponent(name)}/rename`, { name: newName });
+      print(`renamed user ${name} to ${r.user.name}`);
+    });
+  users
+    .command("set-email <name> <email>")
+    .description('set a user\'s login e-mail ("" removes it; the login becomes name@)')
+    .action(async (name: string, email: string, _o, cmd: Command) => {
+      const r = await adminRequest(socketOf(cmd), "POST", `/users/${encodeURIComponent(name)}/email`, { email: email === "" ? null : email });
+      print(`${r.user.name}: e-mail ${r.user.email ?? "(none)"}`);
+    });
+  users
+    .command("passwd <name>")
+    .description("set a user's web login password (first line of standard input, or --password); ends their web sessions")
+    .option("--password <password>", "password (visible in the process list; prefer standard input)")
+    .action(async (name: string, o, cmd: Command) => {
+      const password: string = o.password ?? readFileSync(0, "utf8").split(/\r?\n/)[0] ?? "";
+      await adminRequest(socketOf(cmd), "POST", `/users/${encodeURIComponent(name)}/password`, { password });
+      print(`password of ${name} changed`);
     });
   users.command("delete <name>").action(async (name: string, _o, cmd: Command) => {
     await adminRequest(socketOf(cmd), "DELETE", `/users/${encodeURIComponent(name)}`);
@@ -219,6 +243,9 @@ export function buildProgram(): Command {
         tags,
         expiry: o.expiry,
       });
+      const k = r.authKey;
+      const flags = [k.reusable && "reusable", k.ephemeral && "ephemeral", k.preapproved && "pre-approved"].filter(Boolean).join(", ") || "single-use";
+      process.stderr.write(`created auth key ${k.prefix} (${flags}; ${k.tags.length ? `tags ${k.tags.join(",")}` : `user ${k.user}`}; expires ${withRel(k.expiresAt, Date.now())})\n`);
       print(r.key);
     });
   keys
@@ -228,20 +255,28 @@ export function buildProgram(): Command {
       const r = await adminRequest(socketOf(cmd), "GET", "/keys");
       if (o.json) return print(JSON.stringify(r.keys, null, 2));
       const flags = (k: any) => [k.reusable && "reusable", k.ephemeral && "ephemeral", k.preapproved && "preapproved", k.revoked && "revoked"].filter(Boolean).join(",") || "-";
-      print(table([["ID", "PREFIX", "USER", "TAGS", "FLAGS", "USED", "EXPIRES"], ...r.keys.map((k: any) => [String(k.id), k.prefix, k.user ?? "-", k.tags.join(",") || "-", flags(k), String(k.used), k.expiresAt])]));
+      print(table([["ID", "PREFIX", "USER", "TAGS", "FLAGS", "USED", "EXPIRES"], ...r.keys.map((k: any) => [String(k.id), k.prefix, k.user ?? "-", k.tags.join(",") || "-", flags(k), String(k.used), withRel(k.expiresAt, Date.now())])]));
     });
   keys.command("revoke <id>").description("revoke by id or prefix").action(async (id: string, _o, cmd: Command) => {
-    await adminRequest(socketOf(cmd), "POST", `/keys/${encodeURIComponent(id)}/revoke`, {});
-    print(`revoked key ${id}`);
+    const r = await adminRequest(socketOf(cmd), "POST", `/keys/${encodeURIComponent(id)}/revoke`, {});
+    print(r.alreadyRevoked ? `key ${r.key.prefix} was already revoked` : `revoked key ${id}`);
+  });
+  keys.command("delete <id>").description("delete a key by id or prefix (nodes registered with it stay)").action(async (id: string, _o, cmd: Command) => {
+    const r = await adminRequest(socketOf(cmd), "POST", `/keys/${encodeURIComponent(id)}/delete`, {});
+    print(`deleted key ${r.deleted.prefix}`);
   });
 
   // nodes
-  const nodes = program.command("nodes").description("manage nodes (by id, name or node key)");
+  const nodes = program.command("nodes").description("manage nodes (by id, name, FQDN or node key)");
   nodes
     .command("list")
     .option("--json", "print JSON")
+    .option("--user <user>", "only nodes of this user")
+    .option("--tag <tag>", "only nodes with this tag")
+    .option("--online", "only online nodes")
     .action(async (o, cmd: Command) => {
       const r = await adminRequest(socketOf(cmd), "GET", "/nodes");
+      r.nodes = r.nodes.filter((n: any) => (!o.user || n.user === o.user) && (!o.tag || n.tags.includes(o.tag)) && (!o.online || n.online));
       if (o.json) return print(JSON.stringify(r.nodes, null, 2));
       const status = (n: any) => (n.expired ? "expired" : !n.approved ? "needs-approval" : n.policyError ? "cut-off" : n.online ? "online" : "offline");
       print(
@@ -254,7 +289,7 @@ export function buildProgram(): Command {
             n.ipv6,
             n.tags.length ? n.tags.join(",") : n.user ?? "-",
             status(n),
-            n.expiryDisabled ? "disabled" : n.keyExpiry ?? "never",
+            n.expiryDisabled ? "disabled" : n.keyExpiry ? withRel(n.keyExpiry, Date.now()) : "never",
             routesColumn(n),
           ]),
         ]),
@@ -269,9 +304,37 @@ export function buildProgram(): Command {
   ] as const) {
     nodes.command(`${name} <node>`).description(desc).action(async (ref: string, _o, cmd: Command) => {
       const r = await adminRequest(socketOf(cmd), "POST", `/nodes/${encodeURIComponent(ref)}/${name}`, {});
-      print(`${name}: ${r.node.name} (id ${r.node.id})`);
+      print(r.alreadyApproved ? `${r.node.name} (id ${r.node.id}) was already approved` : `${name}: ${r.node.name} (id ${r.node.id})`);
     });
   }
+  nodes
+    .command("show <node>")
+    .description("one node's details (by id, name, FQDN or node key)")
+    .option("--json", "print JSON")
+    .action(async (ref: string, o, cmd: Command) => {
+      const n = (await adminRequest(socketOf(cmd), "GET", `/nodes/${encodeURIComponent(ref)}`)).node;
+      if (o.json) return print(JSON.stringify(n, null, 2));
+      const now = Date.now();
+      const status = n.expired ? "expired" : !n.approved ? "needs-approval" : n.policyError ? "cut-off" : n.online ? "online" : "offline";
+      print(
+        table([
+          ["id", String(n.id)],
+          ["name", n.name],
+          ["hostname", n.hostname],
+          ["owner", n.tags.length ? n.tags.join(",") : (n.user ?? "-")],
+          ["ipv4", n.ipv4],
+          ["ipv6", n.ipv6],
+          ["status", status],
+          ["last seen", n.lastSeen ? withRel(n.lastSeen, now) : "never"],
+          ["key expiry", n.expiryDisabled ? "disabled" : n.keyExpiry ? withRel(n.keyExpiry, now) : "never"],
+          ["ephemeral", n.ephemeral ? "yes" : "no"],
+          ["routes", routesColumn(n)],
+          ["machine key", n.machineKey],
+          ["node key", n.nodeKey],
+          ["created", withRel(n.createdAt, now)],
+        ]),
+      );
+    });
   nodes.command("delete <node>").action(async (ref: string, _o, cmd: Command) => {
     await adminRequest(socketOf(cmd), "DELETE", `/nodes/${encodeURIComponent(ref)}`);
     print(`deleted node ${ref}`);
@@ -391,6 +454,11 @@ export function buildProgram(): Command {
       print(table([["WHEN", "WHO", "ACTION", "TARGET", "FROM"], ...entries.map((e) => [`${e.at} (${relTime(Date.parse(e.at), now)})`, e.actor, e.action, e.target || "-", e.source])]));
     });
   return program;
+}
+
+/** An ISO timestamp with its relative time: `2026-01-31T12:00:00.000Z (in 6 d)`. */
+function withRel(iso: string, now: number): string {
+  return `${iso} (${relTime(Date.parse(iso), now)})`;
 }
 
 /** "in 6 d", "3 h ago", "just now": `t` relative to `now` (ms). */

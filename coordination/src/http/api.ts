@@ -22,6 +22,9 @@ const CreateUser = z.strictObject({
   role: z.string().optional(),
 });
 const SetRole = z.strictObject({ role: z.string() });
+const UserName = z.strictObject({ name: z.string() });
+const UserEmail = z.strictObject({ email: z.string().nullable() });
+const UserPassword = z.strictObject({ password: z.string() });
 const CreateKey = z.strictObject({
   user: z.string().optional(),
   reusable: z.boolean().optional(),
@@ -89,6 +92,18 @@ export function createApiHandler(
       const user = await c.users.setRole(name!, (await readJson(req, SetRole)).role);
       return { body: { user }, audit: { action: "user.set-role", target: user.name, details: { role: user.role } } };
     } },
+    { method: "POST", pattern: new RegExp(`^/users/${seg}/rename$`), handler: async (req, [name]) => {
+      const user = await c.users.update(name!, { name: (await readJson(req, UserName)).name });
+      return { body: { user }, audit: { action: "user.rename", target: user.name, details: { from: name } } };
+    } },
+    { method: "POST", pattern: new RegExp(`^/users/${seg}/email$`), handler: async (req, [name]) => {
+      const user = await c.users.update(name!, { email: (await readJson(req, UserEmail)).email });
+      return { body: { user }, audit: { action: "user.set-email", target: user.name, details: { email: user.email } } };
+    } },
+    { method: "POST", pattern: new RegExp(`^/users/${seg}/password$`), handler: async (req, [name]) => {
+      const user = await c.users.update(name!, { password: (await readJson(req, UserPassword)).password });
+      return { body: { user }, audit: { action: "user.passwd", target: user.name } };
+    } },
     {
       method: "DELETE",
       pattern: new RegExp(`^/users/${seg}$`),
@@ -110,8 +125,14 @@ export function createApiHandler(
     },
     { method: "POST", pattern: new RegExp(`^/keys/${seg}/revoke$`), handler: async (req, [id]) => {
       await readJson(req, Empty);
+      const already = (await c.authKeys.get(id!)).revoked;
       const key = await c.authKeys.revoke(id!);
-      return { body: { key }, audit: { action: "authkey.revoke", target: key.prefix } };
+      return { body: { key, alreadyRevoked: already }, ...(already ? {} : { audit: { action: "authkey.revoke", target: key.prefix } }) };
+    } },
+    { method: "POST", pattern: new RegExp(`^/keys/${seg}/delete$`), handler: async (req, [id]) => {
+      await readJson(req, Empty);
+      const key = await c.authKeys.delete(id!);
+      return { body: { deleted: key }, audit: { action: "authkey.delete", target: key.prefix } };
     } },
     { method: "DELETE", pattern: new RegExp(`^/keys/${seg}$`), handler: async (_r, [id]) => {
       const key = await c.authKeys.revoke(id!);
@@ -119,7 +140,12 @@ export function createApiHandler(
     } },
     { method: "GET", pattern: /^\/nodes$/, handler: async () => ({ body: { nodes: await c.nodes.list() } }) },
     { method: "GET", pattern: new RegExp(`^/nodes/${seg}$`), handler: async (_r, [ref]) => ({ body: { node: await c.nodes.view(await c.nodes.get(ref!)) } }) },
-    { method: "POST", pattern: new RegExp(`^/nodes/${seg}/approve$`), handler: async (req, [ref]) => nodeChange("node.approve", await readJson(req, Empty), await c.nodes.approve(ref!)) },
+    { method: "POST", pattern: new RegExp(`^/nodes/${seg}/approve$`), handler: async (req, [ref]) => {
+      await readJson(req, Empty);
+      const already = !!(await c.nodes.get(ref!)).approved;
+      const n = await c.nodes.approve(ref!);
+      return already ? { body: { node: n, alreadyApproved: true } } : nodeChange("node.approve", {}, n);
+    } },
     { method: "POST", pattern: new RegExp(`^/nodes/${seg}/expire$`), handler: async (req, [ref]) => nodeChange("node.expire", await readJson(req, Empty), await c.nodes.expire(ref!)) },
     {
       method: "POST",

@@ -125,17 +125,36 @@ export class AuthKeyService {
     return view({ ...row, revoked_at: row.revoked_at ?? this.ctx.now() });
   }
 
+  /**
+   * Finds a key by id, by its prefix (any unambiguous leading part, at least 4 hex
+   * digits; a number is an id first), or by the whole key text (`lkey-<prefix>-…`).
+   * @throws {NotFoundError}, {@link ValidationError} when a prefix matches several keys.
+   */
   private async find(db: Kysely<Database>, idOrPrefix: string): Promise<Row> {
-    const key = idOrPrefix.startsWith("lkey-") ? idOrPrefix.split("-")[1] ?? "" : idOrPrefix;
-    const row = await db
-      .selectFrom("auth_keys")
-      .leftJoin("users", "users.id", "auth_keys.user_id")
-      .selectAll("auth_keys")
-      .select("users.name as user_name")
-      .where((eb) => (/^\d+$/.test(key) && key.length < 12 ? eb("auth_keys.id", "=", Number(key)) : eb("auth_keys.prefix", "=", key)))
-      .executeTakeFirst();
-    if (!row) throw new NotFoundError("auth_key", idOrPrefix);
-    return row;
+    const key = idOrPrefix.startsWith("lkey-") ? (idOrPrefix.split("-")[1] ?? "") : idOrPrefix;
+    const base = () => db.selectFrom("auth_keys").leftJoin("users", "users.id", "auth_keys.user_id").selectAll("auth_keys").select("users.name as user_name");
+    if (/^\d+$/.test(key) && key.length < 12) {
+      const byId = await base().where("auth_keys.id", "=", Number(key)).executeTakeFirst();
+      if (byId) return byId;
+    }
+    if (/^[0-9a-f]{4,12}$/.test(key)) {
+      const rows = await base().where("auth_keys.prefix", "like", `${key}%`).limit(2).execute();
+      if (rows.length > 1) throw new ValidationError(`key prefix ${JSON.stringify(key)} matches several keys; give more of it`);
+      if (rows[0]) return rows[0];
+    }
+    throw new NotFoundError("auth_key", idOrPrefix);
+  }
+
+  /** One key by id or prefix (see find). */
+  async get(idOrPrefix: string): Promise<AuthKeyView> {
+    return view(await this.find(this.ctx.db.kysely, idOrPrefix));
+  }
+
+  /** Deletes a key (revoked or not); nodes registered with it keep working. Returns what was deleted. */
+  async delete(idOrPrefix: string): Promise<AuthKeyView> {
+    const row = await this.find(this.ctx.db.kysely, idOrPrefix);
+    await this.ctx.db.kysely.deleteFrom("auth_keys").where("id", "=", row.id).execute();
+    return view(row);
   }
 
   /**

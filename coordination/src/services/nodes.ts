@@ -186,13 +186,22 @@ export class NodeService {
     return q.orderBy("id").execute();
   }
 
-  /** Finds a node by id, MagicDNS name, or node key; throws NotFoundError. */
+  /**
+   * Finds a node by id, MagicDNS short name, FQDN (`name.<tailnet domain>`, with or without
+   * the final dot), or node key; throws NotFoundError.
+   */
   async get(ref: string): Promise<NodeRow> {
+    let short = ref;
+    if (ref.includes(".")) {
+      const domain = (await this.ctx.db.kysely.selectFrom("settings").select("value").where("key", "=", "tailnet_domain").executeTakeFirst())?.value ?? this.ctx.options.tailnetDomain;
+      const bare = ref.replace(/\.$/, "").toLowerCase();
+      if (bare.endsWith(`.${domain.toLowerCase()}`)) short = bare.slice(0, -(domain.length + 1));
+    }
     const row = await this.ctx.db.kysely
       .selectFrom("nodes")
       .selectAll()
       .where((eb) => {
-        const ors = [eb("given_name", "=", ref), eb("node_key", "=", ref)];
+        const ors = [eb("given_name", "=", short), eb("node_key", "=", ref)];
         if (/^\d+$/.test(ref) && ref.length < 15) ors.push(eb("id", "=", Number(ref)));
         return eb.or(ors);
       })

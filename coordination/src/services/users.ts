@@ -180,6 +180,47 @@ export class UserService {
     return userView(row);
   }
 
+  /**
+   * Changes a user's name, e-mail (null removes it) or password, validated as in
+   * {@link create}. A new password ends the user's web sessions. Renaming or changing the
+   * e-mail changes the login name policies use (`name@` without e-mail) — policies naming
+   * the old login no longer match this user.
+   * @throws {ValidationError} for a bad field, {@link IdentityConflictError} when taken, NotFoundError.
+   */
+  async update(nameOrId: string, change: { name?: string; email?: string | null; password?: string }): Promise<UserView> {
+    if (change.name !== undefined && !NAME_RE.test(change.name)) {
+      throw new ValidationError(`name: ${JSON.stringify(change.name)} must be 1-63 characters of a-z, 0-9, '.', '_', '-' starting with a letter or digit`);
+    }
+    if (change.password !== undefined && change.password.length < 8) throw new ValidationError("password: must be at least 8 characters");
+    if (change.email != null && !/^[^@\s]+@[^@\s]+$/.test(change.email)) throw new ValidationError(`email: ${JSON.stringify(change.email)} is not an e-mail address`);
+    const hash = change.password !== undefined ? await hashPassword(change.password, this.ctx.random(16)) : undefined;
+    try {
+      const row = await this.ctx.db.kysely.transaction().execute(async (tx) => {
+        const user = await this.find(tx, nameOrId);
+        const others = tx.selectFrom("users").select("name").where("id", "!=", user.id);
+        if (change.name !== undefined && (await others.where((eb) => eb(eb.fn("lower", ["name"]), "=", identityKey(change.name!))).executeTakeFirst())) {
+          throw new IdentityConflictError("user_exists", `user ${JSON.stringify(change.name)} already exists`);
+        }
+        if (change.email != null) {
+          const taken = await others.where((eb) => eb(eb.fn("lower", ["email"]), "=", identityKey(change.email!))).executeTakeFirst();
+          if (taken) throw new IdentityConflictError("email_taken", `email: ${JSON.stringify(change.email)} already belongs to user ${JSON.stringify(taken.name)} (e-mail addresses are unique, compared case-insensitively)`);
+        }
+        if (hash !== undefined) await tx.deleteFrom("web_sessions").where("user_id", "=", user.id).execute();
+        return tx
+          .updateTable("users")
+          .set({ ...(change.name !== undefined ? { name: change.name } : {}), ...(change.email !== undefined ? { email: change.email } : {}), ...(hash !== undefined ? { password_hash: hash } : {}) })
+          .where("id", "=", user.id)
+          .returningAll()
+          .executeTakeFirstOrThrow();
+      });
+      this.ctx.bus.publish({ userProfilesChanged: true });
+      return userView(row);
+    } catch (e) {
+      if (isUniqueViolation(e)) throw new IdentityConflictError("user_exists", `user ${JSON.stringify(change.name ?? nameOrId)} or e-mail ${JSON.stringify(change.email ?? "")} already exists`);
+      throw e;
+    }
+  }
+
   private async find(tx: Transaction<Database>, nameOrId: string): Promise<Selectable<UsersTable>> {
     const user =
       (await tx.selectFrom("users").selectAll().where("name", "=", nameOrId).executeTakeFirst()) ??
