@@ -51,6 +51,8 @@ export interface CreateControlOptions {
   onDbLockLost?: (e: Error) => void;
   /** Called after each audit log entry is stored (one log line per admin action). */
   onAudit?: (e: Omit<AuditEntry, "id" | "at">) => void;
+  /** Told the duration (ms) and outcome of every running policy compile. */
+  onPolicyCompile?: (ms: number, ok: boolean) => void;
 }
 
 /**
@@ -83,7 +85,7 @@ async function buildControl(o: CreateControlOptions, db: Db): Promise<Control> {
   const settings = new SettingsService(ctx);
   const secret = Buffer.from(await settings.getOrCreate("cookie_secret", () => ctx.random(32).toString("base64url")), "base64url");
   const users = new UserService(ctx);
-  const policies = new PolicyService(ctx);
+  const policies = new PolicyService(ctx, o.onPolicyCompile);
   const authKeys = new AuthKeyService(ctx, users, policies);
   const nodes = new NodeService(ctx, authKeys, policies);
   const registrations = new RegistrationService(ctx, nodes);

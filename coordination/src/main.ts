@@ -184,8 +184,7 @@ export function buildProgram(): Command {
     .action(async (o, cmd: Command) => {
       const r = await adminRequest(socketOf(cmd), "GET", "/users");
       if (o.json) return print(JSON.stringify(r.users, null, 2));
-      const now = Date.now();
-      print(table([["ID", "NAME", "EMAIL", "CREATED", "ROLE"], ...r.users.map((u: any) => [String(u.id), u.name, u.email ?? "-", withRel(u.createdAt, now), u.role])]));
+      print(table([["ID", "NAME", "EMAIL", "CREATED", "ROLE"], ...r.users.map((u: any) => [String(u.id), u.name, u.email ?? "-", u.createdAt, u.role])]));
     });
   users
     .command("set-role <name> <role>")

@@ -11,7 +11,7 @@ import { PolicyCompileError } from "./errors.js";
 import type { ListenerLimits, UpgradeHandler } from "./http/limits.js";
 import { attachNodeApi, type NodeApi, type NodeApiOptions } from "./nodeapi/attach.js";
 import { ControlNodeBackend } from "./services/node-backend.js";
-import { loggedBackend } from "./nodeapi/logged-backend.js";
+import { loggedBackend, type RegistrationOutcome } from "./nodeapi/logged-backend.js";
 
 /** The mounted node API and its backend. */
 export interface MountedNodeApi {
@@ -35,6 +35,7 @@ export async function mountNodeApi(
   derpMap?: DERPMap,
   limits?: ListenerLimits,
   nodeLimits: Pick<NodeApiOptions, "maxRegisterBodyBytes" | "maxHostinfoBytes" | "hostinfoMinIntervalMs"> = {},
+  countRegistration?: (outcome: RegistrationOutcome, code?: string) => void,
 ): Promise<MountedNodeApi> {
   const priv = Buffer.from(await control.settings.getOrCreate("noise_private_key", () => control.ctx.random(32).toString("base64url")), "base64url");
   const onError = (err: unknown, requestId?: string) =>
@@ -42,7 +43,7 @@ export async function mountNodeApi(
       ? log.error({ err, code: err.code, version: err.version, ...(requestId ? { requestId } : {}) }, err.message)
       : log.error({ err, ...(requestId ? { requestId } : {}) }, "node API error");
   const backend = await ControlNodeBackend.create(control, derpMap ? { onError, derpMap } : { onError });
-  const events = log.info && log.warn ? loggedBackend(backend, { info: log.info.bind(log), warn: log.warn.bind(log) }) : backend;
+  const events = log.info && log.warn ? loggedBackend(backend, { info: log.info.bind(log), warn: log.warn.bind(log) }, countRegistration) : backend;
   const api = attachNodeApi(null, events, {
     ...nodeLimits,
     now: control.ctx.now,

@@ -17,6 +17,7 @@ import { createMainServer, listenAdminSocket } from "./http/server.js";
 import { newListenerCounters, type UpgradeHandler } from "./http/limits.js";
 import { selfSignedCert } from "./tls.js";
 import { OidcLogin } from "./http/oidc.js";
+import { ServerMetrics } from "./http/metrics.js";
 import { mountNodeApi } from "./node-api-mount.js";
 import type { ControlNodeBackend } from "./services/node-backend.js";
 import { describeSystemError, StartupError } from "./errors.js";
@@ -132,6 +133,9 @@ async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOpt
   const log = pino({ level: cfg.logLevel }, pino.destination(2));
   // Background failures are logged, never allowed to take the server down.
   process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection"));
+  let mapStreams = () => 0;
+  let nodeCounts = async () => ({ online: 0, offline: 0, pending: 0 });
+  const metrics = new ServerMetrics({ nodes: () => nodeCounts(), mapStreams: () => mapStreams() });
   const control = await createControl({
     db: cfg.db,
     options: {
@@ -146,6 +150,7 @@ async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOpt
     },
     sweepIntervalMs: cfg.sweepIntervalMs,
     onError: (err) => log.error({ err }, "background task failed"),
+    onPolicyCompile: (ms, ok) => metrics.compiled(ms, ok),
     onAudit: (e) => log.info({ audit: { actor: e.actor, action: e.action, target: e.target, source: e.source } }, "admin action"),
     allowInsecurePermissions: cfg.allowInsecurePermissions,
     onDbLockLost: (err) => {
@@ -154,6 +159,16 @@ async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOpt
     },
   });
   opened.add(() => control.close());
+  nodeCounts = async () => {
+    const rows = await control.db.kysely
+      .selectFrom("nodes")
+      .select((eb) => ["online", "approved", eb.fn.countAll<number>().as("n")])
+      .groupBy(["online", "approved"])
+      .execute();
+    const out = { online: 0, offline: 0, pending: 0 };
+    for (const r of rows) out[!r.approved ? "pending" : r.online ? "online" : "offline"] += Number(r.n);
+    return out;
+  };
 
   if (cfg.tls && "selfSigned" in cfg.tls) {
     const host = new URL(cfg.serverUrl).hostname;
@@ -190,12 +205,16 @@ async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOpt
     upgradeHandlers.push(running.handleUpgrade);
   }
   const derpMap = composeDerpMap(fileDerpMap, cfg.derp && embedded ? embeddedRegion(cfg.serverUrl, cfg.derp, embedded.stunPort) : null);
-  const main = createMainServer(control, { tls, log, preHandlers, oidc, limits: cfg.limits, counters: counters.http, upgradeHandlers });
+  const main = createMainServer(control, { tls, log, preHandlers, oidc, limits: cfg.limits, counters: counters.http, upgradeHandlers, metrics });
   const nodeApi = await mountNodeApi(control, log, derpMap, cfg.limits, {
     maxRegisterBodyBytes: cfg.nodeLimits.maxRegisterRequestBytes,
     maxHostinfoBytes: cfg.nodeLimits.maxHostinfoBytes,
     hostinfoMinIntervalMs: cfg.nodeLimits.hostinfoMinIntervalMs,
+  }, (outcome, code) => {
+    metrics.registrations.inc({ outcome });
+    if (code) metrics.refusals.inc({ code });
   });
+  mapStreams = () => nodeApi.api.activeStreams();
   opened.add(() => nodeApi.close());
   preHandlers.push(nodeApi.handleRequest);
   upgradeHandlers.push(nodeApi.handleUpgrade);

@@ -99,6 +99,51 @@ describe("operability (issue 11)", () => {
     expect(bad.status).toBe(400);
   });
 
+  it("policy over REST as raw huJSON round-trips byte for byte", async () => {
+    const key = (await s.cli(["apikeys", "create"])).stdout.trim();
+    const text = `// raw huJSON, comments kept\n{\n  "acls": [\n    {"action": "accept", "src": ["*"], "dst": ["*:*"]}, // all\n  ],\n}\n`;
+    const put = await fetch(`${s.url}/api/v1/policy`, { method: "PUT", headers: { authorization: `Bearer ${key}`, "content-type": "application/hujson" }, body: text });
+    expect(put.status).toBe(200);
+    const get = await fetch(`${s.url}/api/v1/policy`, { headers: { authorization: `Bearer ${key}`, accept: "application/hujson" } });
+    expect(get.headers.get("content-type")).toContain("application/hujson");
+    expect(await get.text()).toBe(text);
+    const bad = await fetch(`${s.url}/api/v1/policy/check`, { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/hujson" }, body: "{ \"acls\": [ }" });
+    expect(bad.status).toBe(400);
+    expect((await bad.json()).error.message).toMatch(/^invalid policy: 1:\d+: /);
+  });
+
+  it("serves an OpenAPI document naming every route, without a key", async () => {
+    const doc = await (await fetch(`${s.url}/api/v1/openapi.json`)).json();
+    expect(doc.openapi).toBe("3.1.0");
+    const key = (await s.cli(["apikeys", "create"])).stdout.trim();
+    for (const [path, ops] of Object.entries<Record<string, unknown>>(doc.paths)) {
+      for (const method of Object.keys(ops)) {
+        // Every documented route exists: it answers anything but "no such route" / 405.
+        const r = await fetch(`${s.url}/api/v1${path.replace(/\{\w+\}/g, "nonexistent")}`, { method: method.toUpperCase(), headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: method === "get" || method === "delete" ? undefined : "{}" });
+        const body = await r.text();
+        expect(r.status, `${method} ${path}`).not.toBe(405);
+        expect(body, `${method} ${path}`).not.toContain("route_not_found");
+      }
+    }
+  });
+
+  it("serves Prometheus metrics to API keys", async () => {
+    expect((await fetch(`${s.url}/metrics`)).status).toBe(401);
+    const key = (await s.cli(["apikeys", "create"])).stdout.trim();
+    const r = await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${key}` } });
+    expect(r.status).toBe(200);
+    expect(r.headers.get("content-type")).toContain("text/plain");
+    const text = await r.text();
+    expect(text).toMatch(/^lattice_nodes\{state="offline"\} 1$/m);
+    expect(text).toMatch(/^lattice_registrations_total\{outcome="pending_approval"\} 1$/m);
+    expect(text).toMatch(/^lattice_registrations_total\{outcome="refused"\} 1$/m);
+    expect(text).toMatch(/^lattice_map_streams 0$/m);
+    expect(text).toMatch(/^lattice_policy_compiles_total\{result="ok"\} \d+$/m);
+    expect(text).toMatch(/^lattice_policy_compile_seconds_count \d+$/m);
+    expect(text).toMatch(/^lattice_http_responses_total\{code="401"\} \d+$/m);
+    expect(text).toMatch(/^process_resident_memory_bytes /m);
+  });
+
   it("/healthz answers with the database reachable; --version prints the version", async () => {
     const h = await fetch(`${s.url}/healthz`);
     expect(h.status).toBe(200);

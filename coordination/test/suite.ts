@@ -30,7 +30,8 @@ export function controlSuite(label: string, db: (name: string) => Promise<string
     };
     const key = async (...args: string[]) => {
       const r = await s.cli(["keys", "create", ...args]);
-      expect(r.stderr).toBe("");
+      // The key alone on stdout; one summary line on stderr (issue 11).
+      expect(r.stderr).toMatch(/^created auth key [0-9a-f]{12} \(.*\)\n$/);
       expect(r.code).toBe(0);
       return r.stdout.trim();
     };

@@ -8,11 +8,12 @@ import type { Control } from "../app.js";
 import { ControlError, NotFoundError, ValidationError } from "../errors.js";
 import type { NodeView } from "../services/nodes.js";
 import { parseDuration } from "../duration.js";
-import { readJson, sendJson } from "./json.js";
+import { readBody, readJson, sendJson } from "./json.js";
 import { decodePathParam } from "./decode.js";
 import { SOCKET_PRINCIPAL, type ApiPrincipal } from "../services/apikeys.js";
 import { policyDiff, type AuditActor } from "../services/audit.js";
 import { requestUrl } from "./decode.js";
+import { OPENAPI } from "./openapi.js";
 
 const CreateUser = z.strictObject({
   name: z.string(),
@@ -62,7 +63,18 @@ interface AuditNote {
   details?: Record<string, unknown>;
 }
 
-type Handler = (req: IncomingMessage, params: string[], caller: ApiPrincipal) => Promise<{ status?: number; body: unknown; audit?: AuditNote }>;
+type Handler = (req: IncomingMessage, params: string[], caller: ApiPrincipal) => Promise<{ status?: number; body: unknown; audit?: AuditNote; raw?: { type: string; text: string } }>;
+
+/** Media type of a policy sent or asked for as its huJSON text (comments and formatting kept). */
+export const HUJSON_TYPE = "application/hujson";
+
+const isHujson = (v: string | string[] | undefined) => String(v ?? "").toLowerCase().includes(HUJSON_TYPE);
+
+/** The policy text of a PUT/check body: raw huJSON (`Content-Type: application/hujson`) or `{policy}`. */
+async function policyText(req: IncomingMessage): Promise<string> {
+  if (isHujson(req.headers["content-type"])) return (await readBody(req)).toString("utf8");
+  return (await readJson(req, PolicyBody)).policy;
+}
 
 interface Route {
   method: string;
@@ -175,9 +187,12 @@ export function createApiHandler(
         return { body: { deleted: ref }, audit: { action: "node.delete", target: n.given_name, details: { id: n.id } } };
       },
     },
-    { method: "GET", pattern: /^\/policy$/, handler: async () => ({ body: await c.policies.get() }) },
+    { method: "GET", pattern: /^\/policy$/, handler: async (req) => {
+      const p = await c.policies.get();
+      return isHujson(req.headers.accept) ? { body: null, raw: { type: `${HUJSON_TYPE}; charset=utf-8`, text: p.policy } } : { body: p };
+    } },
     { method: "PUT", pattern: /^\/policy$/, handler: async (req) => {
-      const text = (await readJson(req, PolicyBody)).policy;
+      const text = await policyText(req);
       const old = await c.policies.get();
       const r = await c.policies.set(text);
       return { body: r, audit: { action: "policy.set", target: `version ${r.version}`, details: { from: old.version, to: r.version, diff: policyDiff(old.policy, text) } } };
@@ -186,7 +201,7 @@ export function createApiHandler(
       method: "POST",
       pattern: /^\/policy\/check$/,
       handler: async (req) => {
-        await c.policies.check((await readJson(req, PolicyBody)).policy);
+        await c.policies.check(await policyText(req));
         return { body: { ok: true } };
       },
     },
@@ -227,6 +242,10 @@ export function createApiHandler(
 
   return async (req, res, path, caller = SOCKET_PRINCIPAL, actor = SOCKET_ACTOR) => {
     if (!path.startsWith("/api/v1/") && path !== "/api/v1") return false;
+    if (path === "/api/v1/openapi.json" && req.method === "GET") {
+      sendJson(res, 200, OPENAPI);
+      return true;
+    }
     const sub = path.slice("/api/v1".length) || "/";
     let pathMatched = false;
     for (const r of routes) {
@@ -237,7 +256,11 @@ export function createApiHandler(
       const params = m.slice(1).map((p, i) => decodePathParam(p, `#${i + 1} of ${path}`));
       const out = await r.handler(req, params, caller);
       if (out.audit) await c.audit.record(actor, out.audit.action, out.audit.target, out.audit.details);
-      sendJson(res, out.status ?? 200, out.body);
+      if (out.raw) {
+        const data = Buffer.from(out.raw.text);
+        res.writeHead(out.status ?? 200, { "content-type": out.raw.type, "content-length": data.length, "cache-control": "no-store" });
+        res.end(data);
+      } else sendJson(res, out.status ?? 200, out.body);
       return true;
     }
     if (pathMatched) throw new ControlError("method_not_allowed", `${req.method} is not allowed on ${path}`, 405);

@@ -24,6 +24,7 @@ import type { LoginThrottleOptions } from "./login-throttle.js";
 import { requestUrl } from "./decode.js";
 import type { ApiPrincipal } from "../services/apikeys.js";
 import type { AuditActor } from "../services/audit.js";
+import type { ServerMetrics } from "./metrics.js";
 import { loginName } from "@lattice/policy";
 import {
   DEFAULT_LISTENER_LIMITS,
@@ -67,6 +68,8 @@ export interface MainServerOptions {
   upgradeHandlers?: UpgradeHandler[] | undefined;
   /** Failed-login throttling (defaults: see login-throttle.ts). */
   loginThrottle?: Partial<LoginThrottleOptions> | undefined;
+  /** Prometheus metrics: served at `GET /metrics` (API key required) and fed HTTP status counts. */
+  metrics?: ServerMetrics | undefined;
 }
 
 /**
@@ -129,11 +132,24 @@ export function createMainServer(control: Control, opts: MainServerOptions): htt
   const adminConsole = createConsoleHandler(control);
   const limits = opts.limits ?? DEFAULT_LISTENER_LIMITS;
   const handler = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const metrics = opts.metrics;
+    if (metrics) res.once("finish", () => metrics.httpResponses.inc({ code: String(res.statusCode) }));
     try {
       for (const h of opts.preHandlers ?? []) if (h(req, res)) return;
       const url = requestUrl(req);
+      if (url.pathname === "/metrics" && metrics && (req.method === "GET" || req.method === "HEAD")) {
+        await control.apiKeys.verify(apiKeyOf(req));
+        const m = await metrics.render();
+        res.writeHead(200, { "content-type": m.type, "cache-control": "no-store" });
+        res.end(req.method === "HEAD" ? undefined : m.body);
+        return;
+      }
       if (url.pathname === "/health") return sendHealth(res, control);
       if (url.pathname === "/healthz") return await sendHealthz(res, control);
+      if (url.pathname === "/api/v1/openapi.json" && req.method === "GET") {
+        // The API's description is public, as Tailscale's is.
+        if (await api(req, res, url.pathname)) return;
+      }
       if (url.pathname.startsWith("/api/")) {
         const key = apiKeyOf(req);
         const caller = await control.apiKeys.verify(key); // 401 bad key, 403 key of a non-admin

@@ -14,8 +14,14 @@ export interface NodeEventLog {
   warn(obj: unknown, msg?: string): void;
 }
 
-/** Wraps `inner`, logging registrations and map streams to `log`. */
-export function loggedBackend(inner: NodeBackend, log: NodeEventLog): NodeBackend {
+/** Registration outcomes as counted (metrics). */
+export type RegistrationOutcome = "accepted" | "pending_approval" | "interactive" | "refused";
+
+/**
+ * Wraps `inner`, logging registrations and map streams to `log`; `count` is told every
+ * registration's outcome (and a refusal's code).
+ */
+export function loggedBackend(inner: NodeBackend, log: NodeEventLog, count: (outcome: RegistrationOutcome, code?: string) => void = () => {}): NodeBackend {
   return {
     async register(machineKey: MachineKeyString, req: RegisterRequest, signal: AbortSignal, origin?: RequestOrigin): Promise<RegisterResponse> {
       const hostname = typeof req.Hostinfo?.Hostname === "string" ? req.Hostinfo.Hostname.slice(0, 64) : undefined;
@@ -24,10 +30,12 @@ export function loggedBackend(inner: NodeBackend, log: NodeEventLog): NodeBacken
         const r = await inner.register(machineKey, req, signal, origin);
         const outcome = r.AuthURL ? "interactive login started" : r.MachineAuthorized ? "accepted" : "accepted, waiting for approval";
         log.info({ registration: { ...base, outcome, user: r.Login?.LoginName } }, `registration ${outcome}`);
+        count(r.AuthURL ? "interactive" : r.MachineAuthorized ? "accepted" : "pending_approval");
         return r;
       } catch (e) {
         const code = e instanceof ControlError ? e.code : "internal";
         log.warn({ registration: { ...base, outcome: "refused", code } }, `registration refused: ${code}`);
+        count("refused", code);
         throw e;
       }
     },

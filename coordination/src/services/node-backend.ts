@@ -123,9 +123,10 @@ export class ControlNodeBackend implements NodeBackend {
    */
   async #recompile(): Promise<NodeID[] | null> {
     const cur = await this.c.policies.current();
+    const started = performance.now();
     const { changed, error } = this.#builder.compile(cur, this.#users, [...this.#rows.values()]);
     const before = this.c.policies.health();
-    this.c.policies.reportCompile(cur.version, error?.message);
+    this.c.policies.reportCompile(cur.version, error?.message, performance.now() - started);
     if (error && (before.ok || before.message !== error.message)) this.opts.onError?.(error);
     return changed;
   }

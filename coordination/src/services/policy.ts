@@ -72,7 +72,11 @@ export class PolicyService {
   #cache: { version: number; policy: Policy; compiler: IncrementalCompiler } | null = null;
   #health: PolicyHealth = { ok: true };
 
-  constructor(private readonly ctx: ServiceContext) {}
+  /** @param onCompile told the duration (ms) and outcome of every running compile (metrics). */
+  constructor(
+    private readonly ctx: ServiceContext,
+    private readonly onCompile: (ms: number, ok: boolean) => void = () => {},
+  ) {}
 
   /** The current policy text and version. */
   async get(): Promise<PolicyVersion> {
@@ -131,7 +135,8 @@ export class PolicyService {
    * Records the outcome of the running compile of policy `version` (the node backend
    * calls this after every compile); `error` undefined means it compiled.
    */
-  reportCompile(version: number, error?: string): void {
+  reportCompile(version: number, error?: string, durationMs?: number): void {
+    if (durationMs !== undefined) this.onCompile(durationMs, error === undefined);
     if (error === undefined) this.#health = { ok: true };
     else if (this.#health.ok || this.#health.version !== version || this.#health.message !== error) {
       this.#health = { ok: false, code: "policy_compile_failed", version, message: error, since: new Date(this.ctx.now()).toISOString() };
