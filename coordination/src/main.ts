@@ -425,6 +425,24 @@ export function buildProgram(): Command {
     print(`revoked API key ${id}`);
   });
 
+  // TLS
+  const tlsCmd = program.command("tls").description("the server's TLS certificate");
+  tlsCmd
+    .command("fingerprint")
+    .description("SHA-256 fingerprint of the certificate the running server presents")
+    .action(async (_o, cmd: Command) => {
+      const r = await adminRequest(socketOf(cmd), "GET", "/tls");
+      if (!r.tls) throw new ExitError("the server does not serve TLS (no --tls-cert/--tls-key or --tls-self-signed)");
+      print(r.tls.fingerprint);
+    });
+  tlsCmd
+    .command("rotate")
+    .description("forget the self-signed certificate: the next start makes a new one (nodes that pinned the old one must re-pin)")
+    .action(async (_o, cmd: Command) => {
+      const r = await adminRequest(socketOf(cmd), "POST", "/tls/rotate");
+      print(r.rotated ? "the self-signed certificate will be replaced at the next start" : "no self-signed certificate is stored");
+    });
+
   // audit log
   program
     .command("audit")

@@ -15,7 +15,7 @@ import { readDerpMapFile, type ServeConfig } from "./config.js";
 import type { DERPMap } from "@lattice/types";
 import { createMainServer, listenAdminSocket } from "./http/server.js";
 import { newListenerCounters, type UpgradeHandler } from "./http/limits.js";
-import { selfSignedCert } from "./tls.js";
+import { fingerprint, selfSignedCert } from "./tls.js";
 import { OidcLogin } from "./http/oidc.js";
 import { ServerMetrics } from "./http/metrics.js";
 import { mountNodeApi } from "./node-api-mount.js";
@@ -170,10 +170,13 @@ async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOpt
     return out;
   };
 
+  let selfSignedNote: string | null = null;
   if (cfg.tls && "selfSigned" in cfg.tls) {
     const host = new URL(cfg.serverUrl).hostname;
     try {
-      tls = await selfSignedCert(control.settings, host);
+      const made = await selfSignedCert(control.settings, host);
+      tls = made;
+      selfSignedNote = made.host === host ? "" : ` (made for ${made.host}; kept so pinned fingerprints stay valid — \`lattice-control tls rotate\` makes a new one at the next start)`;
     } catch (e) {
       throw new StartupError("tls_invalid", "--tls-self-signed", `(for ${host})`, `cannot make the certificate: ${(e as Error).message}`);
     }
@@ -222,6 +225,7 @@ async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOpt
   const admin = await listenAdminSocket(control, cfg.socket, log, {
     limits: cfg.limits,
     counters: counters.admin,
+    tls: () => (tls ? { selfSigned: selfSignedNote !== null, fingerprint: fingerprint(tls.cert) } : null),
     metrics: () => ({ listeners: counters, derp: embedded ? embedded.stats() : { counters: derpCounters }, control: { ...nodeApi.api.counters, activeMapStreams: nodeApi.api.activeStreams(), bodyBytesInFlight: nodeApi.api.bodyBytesInFlight() } }),
   });
   opened.add(() => closeServer(admin));
@@ -235,6 +239,7 @@ async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOpt
   out(`lattice-control listening on ${scheme}://${cfg.listenHost.includes(":") ? `[${cfg.listenHost}]` : cfg.listenHost}:${port}`);
   out(`server URL: ${cfg.serverUrl}`);
   out(`database: ${control.db.kind === "sqlite" ? cfg.db : "postgresql"}`);
+  if (tls) out(`TLS certificate SHA-256 fingerprint: ${fingerprint(tls.cert)}${selfSignedNote ?? ""}`);
   out(`admin socket: ${cfg.socket}`);
   if (embedded) out(`DERP relay: region ${cfg.derp!.regionId} (${cfg.derp!.regionCode}) at ${cfg.serverUrl}/derp, STUN ${embedded.stunPort === null ? "off" : `on UDP port ${embedded.stunPort}`}`);
   if (oidc) out(`OIDC login: ${oidc.config.issuer} (redirect URI ${oidc.redirectUri})${oidc.config.only ? ", local accounts disabled" : ""}`);

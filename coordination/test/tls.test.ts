@@ -55,3 +55,40 @@ describe("TLS", () => {
     expect(got.fingerprint).toBe(want);
   });
 });
+
+describe("TLS fingerprint (issue 11)", () => {
+  it("--tls-self-signed keeps its certificate across URL changes, prints the fingerprint, `tls fingerprint` shows it, `tls rotate` replaces it", async () => {
+    const s = await startServer({ args: ["--tls-self-signed"], https: true });
+    const first = await peerCert(s.url);
+    const printed = /TLS certificate SHA-256 fingerprint: ([0-9A-F:]{95})/.exec(s.stdout())?.[1];
+    expect(printed).toBe(first.fingerprint);
+    expect((await s.cli(["tls", "fingerprint"])).stdout.trim()).toBe(first.fingerprint);
+    await s.stop();
+    // Another server URL (host name): the same certificate, with a note.
+    const s2 = await startServer({ args: ["--tls-self-signed", "--server-url", `https://localhost:${s.port}`], https: true, db: s.db, dir: s.dir, port: s.port });
+    expect((await peerCert(s2.url)).fingerprint).toBe(first.fingerprint);
+    expect(s2.stdout()).toContain("(made for 127.0.0.1; kept so pinned fingerprints stay valid");
+    expect((await s2.cli(["tls", "rotate"])).stdout.trim()).toBe("the self-signed certificate will be replaced at the next start");
+    await s2.stop();
+    const s3 = await startServer({ args: ["--tls-self-signed"], https: true, db: s.db, dir: s.dir, port: s.port });
+    try {
+      const third = await peerCert(s3.url);
+      expect(third.fingerprint).not.toBe(first.fingerprint);
+      expect((await s3.cli(["tls", "fingerprint"])).stdout.trim()).toBe(third.fingerprint);
+      expect((await s3.cli(["audit", "--json"])).stdout).toContain(`"action":"tls.rotate"`);
+    } finally {
+      await s3.stop();
+    }
+  });
+
+  it("`tls fingerprint` on a plain-HTTP server says there is no TLS", async () => {
+    const s = await startServer();
+    try {
+      const r = await s.cli(["tls", "fingerprint"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("does not serve TLS");
+    } finally {
+      await s.stop();
+    }
+  });
+});

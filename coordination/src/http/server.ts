@@ -15,7 +15,8 @@ import { chmodSync } from "node:fs";
 import type { Control } from "../app.js";
 import { describeSystemError, StartupError, UnauthorizedError } from "../errors.js";
 import { claimSocketPath } from "../startup/socket.js";
-import { createApiHandler } from "./api.js";
+import { createApiHandler, SOCKET_ACTOR } from "./api.js";
+import { SELF_SIGNED_SETTING } from "../tls.js";
 import { sendError, sendJson } from "./json.js";
 import { createWebHandler } from "./web.js";
 import { createConsoleHandler } from "../console/index.js";
@@ -182,6 +183,8 @@ export interface AdminSocketOptions {
   limits?: ListenerLimits | undefined;
   /** Where refusals are counted (default: a fresh set). */
   counters?: ListenerCounters | undefined;
+  /** `GET /api/v1/tls` (admin socket only): the served certificate's fingerprint (null: plain HTTP). */
+  tls?: (() => { selfSigned: boolean; fingerprint: string } | null) | undefined;
   /** The body of `GET /metrics` (JSON): counters of refused and cut-off input. */
   metrics?: (() => unknown) | undefined;
 }
@@ -201,6 +204,13 @@ export async function listenAdminSocket(control: Control, path: string, log: Htt
         const url = requestUrl(req, "http://admin");
         if (url.pathname === "/health") return sendHealth(res, control);
         if (url.pathname === "/metrics" && opts.metrics && (req.method === "GET" || req.method === "HEAD")) return sendJson(res, 200, opts.metrics());
+        if (url.pathname === "/api/v1/tls" && req.method === "GET") return sendJson(res, 200, { tls: opts.tls?.() ?? null });
+        if (url.pathname === "/api/v1/tls/rotate" && req.method === "POST") {
+          const had = await control.db.kysely.deleteFrom("settings").where("key", "=", SELF_SIGNED_SETTING).executeTakeFirst();
+          const rotated = Number(had.numDeletedRows) > 0;
+          if (rotated) await control.audit.record(SOCKET_ACTOR, "tls.rotate", "self-signed certificate");
+          return sendJson(res, 200, { rotated });
+        }
         if (await api(req, res, url.pathname)) return;
         sendJson(res, 404, { error: { code: "not_found", message: `no such path: ${url.pathname}` } });
       } catch (e) {
