@@ -5,6 +5,7 @@
  * Defaults: listen 0.0.0.0:8080, db ./lattice.db, socket /var/run/lattice/control.sock,
  * server URL http://<listen host, or 127.0.0.1 for 0.0.0.0>:<port>.
  */
+import { parse as parseYaml } from "yaml";
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { describeSystemError, StartupError, ValidationError } from "./errors.js";
@@ -27,6 +28,10 @@ const FileSchema = z.strictObject({
   listen: z.string().optional(),
   serverUrl: z.string().optional(),
   db: z.string().optional(),
+  /** File holding the PostgreSQL password (kept out of the URL, the process list and the config). */
+  dbPasswordFile: z.string().optional(),
+  /** Lifetime of a web (console) login session. */
+  webSessionTimeout: z.string().optional(),
   socket: z.string().optional(),
   tlsCert: z.string().optional(),
   tlsKey: z.string().optional(),
@@ -76,6 +81,10 @@ export interface ServeConfig {
   listenPort: number;
   serverUrl: string;
   db: string;
+  /** File with the PostgreSQL password (null: URL, PGPASSWORD or PGPASSFILE). */
+  dbPasswordFile: string | null;
+  /** Web login session lifetime, ms (default 24 h). */
+  webSessionMs: number;
   socket: string;
   tls: { cert: string; key: string } | { selfSigned: true } | null;
   tailnetDomain: string;
@@ -161,6 +170,8 @@ export const ENV_VARS: Record<string, keyof RawConfig> = {
   LATTICE_CONTROL_LISTEN: "listen",
   LATTICE_CONTROL_SERVER_URL: "serverUrl",
   LATTICE_CONTROL_DB: "db",
+  LATTICE_CONTROL_DB_PASSWORD_FILE: "dbPasswordFile",
+  LATTICE_CONTROL_WEB_SESSION_TIMEOUT: "webSessionTimeout",
   LATTICE_CONTROL_SOCKET: "socket",
   LATTICE_CONTROL_TLS_CERT: "tlsCert",
   LATTICE_CONTROL_TLS_KEY: "tlsKey",
@@ -207,10 +218,12 @@ export function readConfigFile(path: string): RawConfig {
     throw new StartupError("config_invalid", "--config", path, `cannot read: ${describeSystemError(e)}`);
   }
   let value: unknown;
+  // JSON, or YAML (as headscale's config) for .yaml/.yml files and text not starting with "{".
+  const yamlFile = /\.ya?ml$/i.test(path) || !text.trimStart().startsWith("{");
   try {
-    value = JSON.parse(text);
+    value = yamlFile ? parseYaml(text, { prettyErrors: true }) : JSON.parse(text);
   } catch (e) {
-    throw new StartupError("config_invalid", "--config", path, `not valid JSON: ${(e as Error).message}`);
+    throw new StartupError("config_invalid", "--config", path, `not valid ${yamlFile ? "YAML" : "JSON"}: ${(e as Error).message.split("\n")[0]}`);
   }
   const r = FileSchema.safeParse(value);
   if (!r.success) throw new StartupError("config_invalid", "--config", path, formatZodError(r.error, "config"));
@@ -292,6 +305,8 @@ export function resolveConfig(...sources: RawConfig[]): ServeConfig {
     listenPort: port,
     serverUrl: serverUrl.replace(/\/+$/, ""),
     db: raw.db ?? DEFAULT_DB,
+    dbPasswordFile: raw.dbPasswordFile ?? null,
+    webSessionMs: parseDuration(raw.webSessionTimeout ?? "24h", "webSessionTimeout"),
     socket: raw.socket ?? DEFAULT_SOCKET,
     tls,
     tailnetDomain: domain,

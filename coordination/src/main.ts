@@ -83,7 +83,8 @@ export function buildProgram(): Command {
     .option("--listen <addr:port>", "HTTP(S) listen address (default 0.0.0.0:8080)")
     .option("--server-url <url>", "public URL of this server (default http://127.0.0.1:<port>)")
     .option("--db <path|url>", "SQLite file or postgres:// URL (default ./lattice.db)")
-    .option("--config <file>", "JSON config file (env LATTICE_CONTROL_CONFIG)")
+    .option("--config <file>", "config file, JSON or YAML (env LATTICE_CONTROL_CONFIG)")
+    .option("--db-password-file <file>", "file holding the PostgreSQL password (not visible in ps; or PGPASSWORD / PGPASSFILE)")
     .option("--tls-cert <file>", "TLS certificate (PEM)")
     .option("--tls-key <file>", "TLS private key (PEM)")
     .option("--tls-self-signed", "serve HTTPS with a generated self-signed certificate")
@@ -111,6 +112,7 @@ export function buildProgram(): Command {
         listen: o.listen,
         serverUrl: o.serverUrl,
         db: o.db,
+        dbPasswordFile: o.dbPasswordFile,
         socket: cmd.optsWithGlobals().socket,
         tlsCert: o.tlsCert,
         tlsKey: o.tlsKey,
@@ -160,6 +162,22 @@ export function buildProgram(): Command {
       if (stopping) return;
       process.on("SIGINT", () => stop(0));
       process.on("SIGTERM", () => stop(0));
+    });
+
+  program
+    .command("configtest")
+    .description("check the configuration (config file, environment) and the files it names, then exit")
+    .option("--config <file>", "config file, JSON or YAML (env LATTICE_CONTROL_CONFIG)")
+    .action(async (o) => {
+      const { readConfigFile, readEnv, resolveConfig, readDerpMapFile } = await import("./config.js");
+      const configPath = (o.config as string | undefined) ?? process.env.LATTICE_CONTROL_CONFIG;
+      const cfg = resolveConfig(configPath ? readConfigFile(configPath) : {}, readEnv(process.env));
+      if (cfg.derpMapFile) readDerpMapFile(cfg.derpMapFile);
+      for (const [setting, file] of [["tlsCert", cfg.tls && "cert" in cfg.tls ? cfg.tls.cert : null], ["tlsKey", cfg.tls && "key" in cfg.tls ? cfg.tls.key : null], ["dbPasswordFile", cfg.dbPasswordFile], ["oidcClientSecretFile", null]] as const) {
+        if (file) readText(file, setting);
+      }
+      const db = cfg.db.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
+      print(`configuration OK${configPath ? ` (${configPath})` : ""}: listen ${cfg.listenHost}:${cfg.listenPort}, server URL ${cfg.serverUrl}, database ${db}, admin socket ${cfg.socket}`);
     });
 
   // users

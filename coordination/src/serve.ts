@@ -95,6 +95,25 @@ function readTlsFiles(cert: string, key: string): { cert: Buffer; key: Buffer } 
   return { cert: c, key: k };
 }
 
+/**
+ * The `postgres://` URL with the password read from `--db-password-file` (first line; the
+ * file is read as it is, like the OIDC secret file).
+ * @throws {StartupError} `config_invalid` when the file cannot be read, is empty, or `--db` is not PostgreSQL.
+ */
+export function withPasswordFile(db: string, file: string): string {
+  if (!/^postgres(ql)?:\/\//i.test(db)) throw new StartupError("config_invalid", "--db-password-file", file, "only applies to a postgres:// --db");
+  let pw: string;
+  try {
+    pw = readFileSync(file, "utf8").split(/\r?\n/)[0] ?? "";
+  } catch (e) {
+    throw new StartupError("config_invalid", "--db-password-file", file, `cannot read: ${describeSystemError(e)}`);
+  }
+  if (pw === "") throw new StartupError("config_invalid", "--db-password-file", file, "the file is empty");
+  const u = new URL(db);
+  u.password = encodeURIComponent(pw);
+  return u.toString();
+}
+
 /** Binds the main listener; a failure names `--listen`. */
 function listenMain(server: http.Server, host: string, port: number): Promise<void> {
   return new Promise<void>((resolve, reject) => {
@@ -137,9 +156,10 @@ async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOpt
   let nodeCounts = async () => ({ online: 0, offline: 0, pending: 0 });
   const metrics = new ServerMetrics({ nodes: () => nodeCounts(), mapStreams: () => mapStreams() });
   const control = await createControl({
-    db: cfg.db,
+    db: cfg.dbPasswordFile ? withPasswordFile(cfg.db, cfg.dbPasswordFile) : cfg.db,
     options: {
       serverUrl: cfg.serverUrl,
+      webSessionMs: cfg.webSessionMs,
       tailnetDomain: cfg.tailnetDomain,
       ephemeralTimeoutMs: cfg.ephemeralTimeoutMs,
       nodeKeyExpiryMs: cfg.nodeKeyExpiryMs,

@@ -83,6 +83,18 @@ export function lockSqlite(lockFile: string, shown: string): DbLock {
  * @throws {StartupError} `db_locked` naming the holder's pid, address and start time when
  *   another session holds it; `db_unavailable` when the server cannot be reached (10 s).
  */
+/** The server a `postgres://` URL names, as `host:port` (the unix socket directory when given as `?host=/dir`). */
+export function pgHost(url: string): string {
+  try {
+    const u = new URL(url);
+    const sock = u.searchParams.get("host");
+    if (sock) return `${sock} (unix socket)`;
+    return `${u.hostname || "localhost"}:${u.port || "5432"}`;
+  } catch {
+    return "the PostgreSQL server";
+  }
+}
+
 export async function lockPostgres(pgm: typeof pg, url: string, shown: string, onLost: (e: Error) => void): Promise<DbLock> {
   const client = new pgm.Client({ connectionString: url, application_name: "lattice-control (lock)", connectionTimeoutMillis: 10_000, keepAlive: true });
   let released = false;
@@ -99,7 +111,7 @@ export async function lockPostgres(pgm: typeof pg, url: string, shown: string, o
   } catch (e) {
     released = true;
     await client.end().catch(() => {});
-    throw new StartupError("db_unavailable", "--db", shown, `cannot connect: ${describeSystemError(e)}`);
+    throw new StartupError("db_unavailable", "--db", shown, `cannot connect: ${describeSystemError(e instanceof AggregateError && e.errors.length > 0 ? e.errors[0] : e)} (PostgreSQL server ${pgHost(url)})`);
   }
   let ok: boolean;
   try {
