@@ -122,8 +122,39 @@ export function putSshRule(text: string, r: SshRuleInput, index?: number): strin
 export function deleteSshRule(text: string, index: number): string {
   parseOrThrow(text);
   if (index < 0 || index >= sshRules(text).length) throw new ValidationError(`ssh rule ${index + 1} does not exist`);
-  const noted = setNote(text, index, "");
-  return applyEdits(noted, modify(noted, ["ssh", index], undefined, { formattingOptions: formatting(noted) }));
+  return removeElement(setNote(text, index, ""), index);
+}
+
+/**
+ * Removes `ssh[i]` and the separator that belongs to it, and its lines when it stands on
+ * lines of its own. (jsonc-parser's removal would also take the comments between it and
+ * the next rule — the next rule's note.)
+ */
+function removeElement(text: string, i: number): string {
+  const root = parseTree(text, [], { allowTrailingComma: true, disallowComments: false });
+  const arr = root?.children?.find((p) => p.children?.[0]?.value === "ssh")?.children?.[1];
+  const items = arr?.children ?? [];
+  const el = items[i]!;
+  let start = el.offset;
+  let end = el.offset + el.length;
+  const comma = /^[ \t]*,/.exec(text.slice(end));
+  let cut: [number, number] | null = null;
+  if (comma) end += comma[0].length;
+  else if (i > 0) {
+    // The last rule without a trailing comma: the comma after the previous rule goes.
+    const prevEnd = items[i - 1]!.offset + items[i - 1]!.length;
+    const m = /^[ \t]*,/.exec(text.slice(prevEnd));
+    if (m) cut = [prevEnd + m[0].length - 1, prevEnd + m[0].length];
+  }
+  const lineStart = text.lastIndexOf("\n", start - 1) + 1;
+  const lineEnd = text.indexOf("\n", end);
+  if (/^[ \t]*$/.test(text.slice(lineStart, start)) && /^[ \t]*$/.test(text.slice(end, lineEnd === -1 ? text.length : lineEnd))) {
+    start = lineStart;
+    end = lineEnd === -1 ? text.length : lineEnd + 1;
+  }
+  let out = text.slice(0, start) + text.slice(end);
+  if (cut) out = out.slice(0, cut[0]) + out.slice(cut[1]);
+  return out;
 }
 
 /** The `ssh` rules of a policy text as written ([] when it does not parse). */
