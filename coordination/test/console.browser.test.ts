@@ -179,6 +179,27 @@ describe("admin console in Chromium (issue 11)", () => {
     expect(table).toContain("break-glass access for alice");
   });
 
+  it("edits and deletes SSH rules from the list", async () => {
+    await page.fill("#ssh-src", "alice@");
+    await page.fill("#ssh-dst", "tag:server");
+    await page.fill("#ssh-users", "ubuntu");
+    await page.fill("#ssh-note", "temporary");
+    await page.click("button:has-text('Add SSH rule')");
+    await page.waitForURL(/done=ssh-add/);
+    await page.click("section[aria-labelledby=ssh] tbody tr:nth-child(2) a:has-text('Edit')");
+    expect(await page.inputValue("#ssh-users")).toBe("ubuntu");
+    await page.fill("#ssh-users", "ubuntu, deploy");
+    await page.fill("#ssh-note", "temporary, edited");
+    await page.click("button:has-text('Save SSH rule')");
+    await page.waitForURL(/done=ssh-save/);
+    expect((await s.cli(["policy", "get"])).stdout).toContain("// temporary, edited");
+    await page.click("section[aria-labelledby=ssh] tbody tr:nth-child(2) button:has-text('Delete')");
+    await page.waitForURL(/done=ssh-delete/);
+    const saved = (await s.cli(["policy", "get"])).stdout;
+    expect(saved).not.toContain("temporary");
+    expect(saved).toContain("// break-glass access for alice");
+  });
+
   it("previews alice → tag:server:22 as allowed by rule 2", async () => {
     await page.selectOption("select[name=src]", "alice@");
     await page.fill("input[name=dst]", "tag:server:22");
@@ -187,11 +208,30 @@ describe("admin console in Chromium (issue 11)", () => {
     problems.push(...(await checkPage(page, "acls")));
   });
 
+  it("creates a user and changes a role on Users", async () => {
+    await page.click("text=Users");
+    await page.fill("#nu-name", "carol");
+    await page.fill("#nu-password", "carol-password");
+    await page.click("button:has-text('Create user')");
+    await page.waitForURL(/done=user-create/);
+    await page.selectOption("tbody tr:has-text('carol') select[name=role]", "admin");
+    await page.click("tbody tr:has-text('carol') button:has-text('Change role')");
+    await page.waitForURL(/done=user-role/);
+    const carol = JSON.parse((await s.cli(["users", "list", "--json"])).stdout).find((u: any) => u.name === "carol");
+    expect(carol.role).toBe("admin");
+    // Server-side validation with the CLI's message.
+    await page.fill("#nu-name", "Bad Name");
+    await page.click("button:has-text('Create user')");
+    expect(await page.locator(".err").innerText()).toContain(`name: "Bad Name" must be 1-63 characters`);
+  });
+
   it("lists every change in the audit log", async () => {
     await page.click("text=Logs");
     const text = await page.locator("table").innerText();
-    for (const action of ["authkey.create", "node.disable-expiry", "node.approve", "policy.set"]) expect(text).toContain(action);
-    expect((text.match(/policy\.set/g) ?? []).length).toBeGreaterThanOrEqual(2);
+    for (const action of ["authkey.create", "node.disable-expiry", "node.approve", "policy.set", "user.create", "user.set-role"]) expect(text).toContain(action);
+    // Policy: the fix, the SSH rule added, added again, edited, deleted — each with its diff.
+    expect((text.match(/policy\.set/g) ?? []).length).toBeGreaterThanOrEqual(5);
+    expect(await page.locator("details summary:has-text('Policy diff')").count()).toBeGreaterThanOrEqual(5);
     expect(text).toContain("alice@");
     problems.push(...(await checkPage(page, "logs")));
     for (const [name, path] of [["users", "/admin/users"], ["dns", "/admin/dns"]] as const) {

@@ -23,6 +23,7 @@ main{max-width:80rem;margin:0 auto;padding:1rem}
 h1{font-size:1.5rem;margin:.4rem 0 1rem}
 h2{font-size:1.15rem;margin:1.6rem 0 .6rem}
 .card{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:1rem;margin-bottom:1rem;overflow-wrap:anywhere}
+.card>h2:first-child,.card>h3:first-child{margin-top:0}
 table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #d0d7de;border-radius:6px}
 th,td{text-align:left;padding:.45rem .6rem;border-bottom:1px solid #eaeef2;vertical-align:top;overflow-wrap:anywhere}
 th{font-size:.8rem;text-transform:uppercase;color:#57606a;background:#f6f8fa}
