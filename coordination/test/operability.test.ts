@@ -62,6 +62,19 @@ describe("operability (issue 11)", () => {
     expect(s.stdout()).not.toContain(key);
   });
 
+  it("logs map streams opening and closing", async () => {
+    const n = nodes[0]!;
+    const it = n.map()[Symbol.asyncIterator]();
+    await it.next();
+    await waitFor(() => logLines().some((l) => l.msg === "map stream opened"));
+    await it.return!();
+    n.close();
+    await waitFor(() => logLines().some((l) => l.msg === "map stream closed"), 10_000);
+    const opened = logLines().filter((l) => l.msg === "map stream opened");
+    expect(opened).toHaveLength(1);
+    expect((opened[0]!.mapStream as any).nodeId).toBeTypeOf("number");
+  });
+
   it("exports the audit log as JSON lines, with --since, and names bad input", async () => {
     const r = await s.cli(["audit", "--json"]);
     expect(r.code).toBe(0);
