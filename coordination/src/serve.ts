@@ -18,6 +18,7 @@ import { newListenerCounters, type UpgradeHandler } from "./http/limits.js";
 import { fingerprint, selfSignedCert } from "./tls.js";
 import { OidcLogin } from "./http/oidc.js";
 import { ServerMetrics } from "./http/metrics.js";
+import { prettyDestination } from "./log-format.js";
 import { mountNodeApi } from "./node-api-mount.js";
 import type { ControlNodeBackend } from "./services/node-backend.js";
 import { describeSystemError, StartupError } from "./errors.js";
@@ -149,7 +150,8 @@ async function start(cfg: ServeConfig, out: (line: string) => void, so: ServeOpt
   let tls: { cert: string | Buffer; key: string | Buffer } | undefined;
   if (cfg.tls && !("selfSigned" in cfg.tls)) tls = readTlsFiles(cfg.tls.cert, cfg.tls.key);
 
-  const log = pino({ level: cfg.logLevel }, pino.destination(2));
+  // JSON lines, or readable lines when stderr is a terminal (log-format.ts).
+  const log = pino({ level: cfg.logLevel }, process.stderr.isTTY ? prettyDestination(process.stderr) : pino.destination(2));
   // Background failures are logged, never allowed to take the server down.
   process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection"));
   let mapStreams = () => 0;

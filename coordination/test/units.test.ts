@@ -10,6 +10,7 @@ import { parseListen, readConfigFile, readEnv, resolveConfig } from "../src/conf
 import { hashPassword, verifyPassword } from "../src/services/password.js";
 import { makeSecret, secretMatches, splitSecret } from "../src/services/secrets.js";
 import { randomBytes } from "node:crypto";
+import { prettyLine } from "../src/log-format.js";
 
 describe("addresses", () => {
   it("allocates from 100.64.0.0/10 after the last address handed out, so a freed address is not reused right away", () => {
@@ -103,5 +104,13 @@ describe("secrets", () => {
     expect(secretMatches(parts.secret, s.hash)).toBe(true);
     expect(secretMatches(parts.secret + "x", s.hash)).toBe(false);
     expect(splitSecret("lkey", "lapi-" + s.full.slice(5))).toBeNull();
+  });
+});
+
+describe("pretty log lines for terminals (issue 11)", () => {
+  it("formats level, time, message and nested fields; leaves non-JSON alone", () => {
+    const line = JSON.stringify({ level: 40, time: Date.UTC(2026, 0, 31, 12, 0, 1), pid: 1, hostname: "h", msg: "registration refused: auth_key_invalid", registration: { hostname: "web 1", code: "auth_key_invalid" } });
+    expect(prettyLine(line)).toBe(`12:00:01 WARN  registration refused: auth_key_invalid  registration.hostname="web 1" registration.code=auth_key_invalid\n`);
+    expect(prettyLine("plain text\n")).toBe("plain text\n");
   });
 });
