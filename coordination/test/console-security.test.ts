@@ -40,6 +40,9 @@ describe("console security (issue 11)", () => {
     expect(await r.text()).toContain("your form expired or did not come from this console");
     expect((await s.cli(["keys", "list", "--json"])).stdout.trim()).toBe("[]");
     expect((await fetch(`${s.url}/admin/machines`, { method: "PUT", headers: { cookie } })).status).toBe(405);
+    // A bad percent-escape in a path is the client's mistake: 400, never 500.
+    const csrf = await csrfOf(cookie);
+    expect((await post(cookie, "/admin/users/%E0%A4%A/delete", { csrf })).status).toBe(400);
   });
 
   it("form fields are validated by the server with the CLI's messages", async () => {

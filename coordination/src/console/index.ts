@@ -15,7 +15,7 @@ import { isAdminRole, explainAccess } from "@lattice/policy";
 import type { Control } from "../app.js";
 import { ControlError, ForbiddenError, PolicyRejectedError, ValidationError } from "../errors.js";
 import { readBody } from "../http/json.js";
-import { parseCookies } from "../http/decode.js";
+import { decodePathParam, parseCookies } from "../http/decode.js";
 import { policyDiff, type AuditActor } from "../services/audit.js";
 import { loadTopology } from "../services/topology.js";
 import { loginName, roleOf } from "../services/users.js";
@@ -259,7 +259,7 @@ export function createConsoleHandler(c: Control): (req: IncomingMessage, res: Se
     }
     const um = /^\/admin\/users\/([^/]{1,128})\/(role|delete)$/.exec(path);
     if (um) {
-      const name = decodeURIComponent(um[1]!);
+      const name = decodePathParam(um[1]!, `user name in ${path}`);
       return usersCatch(async () => {
         if (um[2] === "role") {
           const user = await c.users.setRole(name, f.get("role") ?? "");
