@@ -272,7 +272,7 @@ export function buildProgram(): Command {
       const r = await adminRequest(socketOf(cmd), "GET", "/keys");
       if (o.json) return print(JSON.stringify(r.keys, null, 2));
       const flags = (k: any) => [k.reusable && "reusable", k.ephemeral && "ephemeral", k.preapproved && "preapproved", k.revoked && "revoked"].filter(Boolean).join(",") || "-";
-      print(table([["ID", "PREFIX", "USER", "TAGS", "FLAGS", "USED", "EXPIRES"], ...r.keys.map((k: any) => [String(k.id), k.prefix, k.user ?? "-", k.tags.join(",") || "-", flags(k), String(k.used), withRel(k.expiresAt, Date.now())])]));
+      print(table([["ID", "PREFIX", "USER", "TAGS", "FLAGS", "USED", "EXPIRES", "CREATOR"], ...r.keys.map((k: any) => [String(k.id), k.prefix, k.user ?? "-", k.tags.join(",") || "-", flags(k), String(k.used), withRel(k.expiresAt, Date.now()), k.createdBy ?? "-"])]));
     });
   keys.command("revoke <id>").description("revoke by id or prefix").action(async (id: string, _o, cmd: Command) => {
     const r = await adminRequest(socketOf(cmd), "POST", `/keys/${encodeURIComponent(id)}/revoke`, {});

@@ -33,7 +33,8 @@ describe("admin CLI (issue 11)", () => {
     const prefix = r.stdout.split("-")[1]!;
     expect(r.stderr).toMatch(new RegExp(`created auth key ${prefix} \\(reusable, pre-approved; tags tag:server; expires .* \\(in (5|6) d\\)\\)`));
     const list = await s.cli(["keys", "list"]);
-    expect(list.stdout).toMatch(/\(in (5|6) d\)/);
+    expect(list.stdout).toMatch(/\(in (5|6) d\)\s+admin-socket$/m);
+    expect(JSON.parse((await s.cli(["keys", "list", "--json"])).stdout)[0].createdBy).toBe("admin-socket");
     const rev = await s.cli(["keys", "revoke", prefix.slice(0, 6)]);
     expect(rev.stdout.trim()).toBe(`revoked key ${prefix.slice(0, 6)}`);
     const again = await s.cli(["keys", "revoke", prefix]);

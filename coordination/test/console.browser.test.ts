@@ -102,7 +102,7 @@ describe("admin console in Chromium (issue 11)", () => {
     const html = await page.content();
     expect(html).not.toContain(authKey);
     expect(html).toContain(authKey.split("-")[1]!); // the prefix is listed
-    expect(await page.locator("table").first().innerText()).toMatch(/reusable[\s\S]*pre-approved/);
+    expect(await page.locator("table").first().innerText()).toMatch(/alice@[\s\S]*reusable[\s\S]*pre-approved/);
     problems.push(...(await checkPage(page, "settings")));
   });
 

@@ -294,6 +294,7 @@ export function createConsoleHandler(c: Control): (req: IncomingMessage, res: Se
           preapproved: f.get("preapproved") === "1",
           tags,
           expiryMs: days(90),
+          createdBy: s.actor.actor,
         });
         const k = r.authKey;
         await c.audit.record(s.actor, "authkey.create", k.prefix, { user: k.user, tags: k.tags, reusable: k.reusable, ephemeral: k.ephemeral, preapproved: k.preapproved, expiresAt: k.expiresAt });

@@ -69,7 +69,7 @@ export function settingsBody(v: Viewer, keys: AuthKeyView[], apiKeys: ApiKeyView
   const keyRows = keys
     .map(
       (k) => `<tr><td data-label="Prefix"><code>${esc(k.prefix)}</code></td><td data-label="User or tags">${k.tags.length ? k.tags.map((t) => `<span class="badge">${esc(t)}</span>`).join(" ") : esc(k.user ?? "—")}</td>
-<td data-label="Flags">${keyFlags(k)}</td><td data-label="Created">${timeCell(Date.parse(k.createdAt), now)}</td><td data-label="Expires">${timeCell(Date.parse(k.expiresAt), now)}</td><td data-label="Uses">${k.used}</td>
+<td data-label="Creator">${esc(k.createdBy ?? "—")}</td><td data-label="Flags">${keyFlags(k)}</td><td data-label="Created">${timeCell(Date.parse(k.createdAt), now)}</td><td data-label="Expires">${timeCell(Date.parse(k.expiresAt), now)}</td><td data-label="Uses">${k.used}</td>
 <td data-label="Actions" class="actions">${k.revoked ? "" : actionButton(v, `/admin/settings/keys/${k.id}/revoke`, "Revoke", { danger: true, confirm: `Revoke key ${k.prefix}?` })}</td></tr>`,
     )
     .join("\n");
@@ -96,7 +96,7 @@ export function settingsBody(v: Viewer, keys: AuthKeyView[], apiKeys: ApiKeyView
 <label for="a-expiry">Expiration (days, 1–365)</label><input id="a-expiry" name="expiryDays" type="number" min="1" max="365" value="90" required>
 <p><button type="submit">Generate API key</button></p></form>`
     : "";
-  return `${created}<h2 id="keys">Auth keys</h2>${keyForm}<table><caption class="sr-only">Auth keys</caption><thead><tr><th scope="col">Prefix</th><th scope="col">User or tags</th><th scope="col">Flags</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col">Uses</th><th scope="col">Actions</th></tr></thead><tbody>${keyRows || `<tr><td colspan="7">No auth keys.</td></tr>`}</tbody></table>
+  return `${created}<h2 id="keys">Auth keys</h2>${keyForm}<table><caption class="sr-only">Auth keys</caption><thead><tr><th scope="col">Prefix</th><th scope="col">User or tags</th><th scope="col">Creator</th><th scope="col">Flags</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col">Uses</th><th scope="col">Actions</th></tr></thead><tbody>${keyRows || `<tr><td colspan="8">No auth keys.</td></tr>`}</tbody></table>
 <h2 id="apikeys">API keys</h2>${apiForm}<table><caption class="sr-only">API keys</caption><thead><tr><th scope="col">Prefix</th><th scope="col">Description</th><th scope="col">User</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col">State</th><th scope="col">Actions</th></tr></thead><tbody>${apiRows || `<tr><td colspan="7">No API keys.</td></tr>`}</tbody></table>`;
 }
 

@@ -184,6 +184,7 @@ function auditLog(kind: DbKind): Migration {
         .addColumn("details", "text", (c) => c.notNull())
         .execute();
       await db.schema.createIndex("audit_log_at_idx").on("audit_log").column("at").execute();
+      await db.schema.alterTable("auth_keys").addColumn("created_by", "text").execute();
     },
   };
 }

@@ -37,6 +37,8 @@ export interface AuthKeysTable {
   expires_at: number;
   revoked_at: number | null;
   used_count: number;
+  /** Who created it (audit actor: login name, `admin-socket`, `api-key <prefix>`); null for keys from before it was recorded. */
+  created_by: Generated<string | null>;
 }
 
 /** Registered machines. */

@@ -63,7 +63,7 @@ interface AuditNote {
   details?: Record<string, unknown>;
 }
 
-type Handler = (req: IncomingMessage, params: string[], caller: ApiPrincipal) => Promise<{ status?: number; body: unknown; audit?: AuditNote; raw?: { type: string; text: string } }>;
+type Handler = (req: IncomingMessage, params: string[], caller: ApiPrincipal, actor: AuditActor) => Promise<{ status?: number; body: unknown; audit?: AuditNote; raw?: { type: string; text: string } }>;
 
 /** Media type of a policy sent or asked for as its huJSON text (comments and formatting kept). */
 export const HUJSON_TYPE = "application/hujson";
@@ -128,9 +128,9 @@ export function createApiHandler(
     {
       method: "POST",
       pattern: /^\/keys$/,
-      handler: async (req) => {
+      handler: async (req, _p, _caller, actor) => {
         const b = await readJson(req, CreateKey);
-        const res = await c.authKeys.create({ ...b, expiryMs: b.expiry !== undefined ? parseDuration(b.expiry, "expiry") : undefined });
+        const res = await c.authKeys.create({ ...b, expiryMs: b.expiry !== undefined ? parseDuration(b.expiry, "expiry") : undefined, createdBy: actor.actor });
         const k = res.authKey;
         return { status: 201, body: res, audit: { action: "authkey.create", target: k.prefix, details: { user: k.user, tags: k.tags, reusable: k.reusable, ephemeral: k.ephemeral, preapproved: k.preapproved, expiresAt: k.expiresAt } } };
       },
@@ -254,7 +254,7 @@ export function createApiHandler(
       pathMatched = true;
       if (r.method !== req.method) continue;
       const params = m.slice(1).map((p, i) => decodePathParam(p, `#${i + 1} of ${path}`));
-      const out = await r.handler(req, params, caller);
+      const out = await r.handler(req, params, caller, actor);
       if (out.audit) await c.audit.record(actor, out.audit.action, out.audit.target, out.audit.details);
       if (out.raw) {
         const data = Buffer.from(out.raw.text);

@@ -25,6 +25,8 @@ export interface CreateAuthKeyInput {
   tags?: string[] | undefined;
   /** Lifetime in ms, 1 to 90 days (default 90 days). */
   expiryMs?: number | undefined;
+  /** Who creates it (shown in key lists). */
+  createdBy?: string | undefined;
 }
 
 /** An auth key as the API shows it (never the secret). */
@@ -40,6 +42,8 @@ export interface AuthKeyView {
   expiresAt: string;
   revoked: boolean;
   used: number;
+  /** Who created it (login name, `admin-socket`, `api-key <prefix>`), null when not recorded. */
+  createdBy: string | null;
 }
 
 type Row = Selectable<AuthKeysTable> & { user_name?: string | null };
@@ -57,6 +61,7 @@ function view(r: Row): AuthKeyView {
     expiresAt: new Date(r.expires_at).toISOString(),
     revoked: r.revoked_at != null,
     used: r.used_count,
+    createdBy: r.created_by ?? null,
   };
 }
 
@@ -97,6 +102,7 @@ export class AuthKeyService {
         expires_at: now + expiryMs,
         revoked_at: null,
         used_count: 0,
+        created_by: input.createdBy ?? null,
       })
       .returningAll()
       .executeTakeFirstOrThrow();
