@@ -264,6 +264,16 @@ describe("admin console in Chromium (issue 11)", () => {
     }
   });
 
+  it("the device-confirm page keeps its machine key inside its box on a phone", async () => {
+    const n = await new TestNode(s.url, "phone-confirm").connect();
+    nodes.push(n);
+    const first = await n.register();
+    expect(first.AuthURL).toMatch(/\/register\//);
+    await page.goto(first.AuthURL!);
+    expect(await page.locator("code").first().innerText()).toMatch(/^mkey:/);
+    problems.push(...(await checkPage(page, "register-confirm")));
+  });
+
   it("no secret reaches the browser after creation, no CSP violations, no overflow, no serious axe violations", async () => {
     for (const path of ["/admin/machines", "/admin/users", "/admin/settings", "/admin/logs", "/admin/acls"]) {
       const html = await (await page.request.get(`${s.url}${path}`)).text();

@@ -31,7 +31,7 @@ function page(title: string, body: string): string {
 <title>${esc(title)} · Lattice</title>
 <style>body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem;color:#222}
 label{display:block;margin:.8rem 0 .2rem}input{width:100%;padding:.5rem;box-sizing:border-box}
-button{margin-top:1rem;padding:.5rem 1.2rem}.err{color:#b00020}.box{border:1px solid #ccc;border-radius:6px;padding:1rem}
+button{margin-top:1rem;padding:.5rem 1.2rem}.err{color:#b00020}.box{border:1px solid #ccc;border-radius:6px;padding:1rem;overflow-wrap:anywhere}code{overflow-wrap:anywhere}
 .btn{display:inline-block;padding:.5rem 1.2rem;border:1px solid #555;border-radius:4px;color:#222;text-decoration:none}</style>
 </head><body><h1>${esc(title)}</h1>${body}</body></html>`;
 }
