@@ -45,6 +45,18 @@ describe("console security (issue 11)", () => {
     expect((await post(cookie, "/admin/users/%E0%A4%A/delete", { csrf })).status).toBe(400);
   });
 
+  it("hostile posts: oversized bodies get 413, other content types 415, unknown paths 404 — never 500", async () => {
+    const cookie = await webLogin(s.url, "alice", "alice-password", "/admin/machines");
+    const big = await fetch(`${s.url}/admin/acls`, { method: "POST", headers: { cookie, "content-type": "application/x-www-form-urlencoded" }, body: `policy=${"a".repeat(300 * 1024)}` });
+    expect(big.status).toBe(413);
+    const json = await fetch(`${s.url}/admin/acls`, { method: "POST", headers: { cookie, "content-type": "application/json" }, body: "{}" });
+    expect(json.status).toBe(415);
+    const csrf = await csrfOf(cookie);
+    expect((await post(cookie, "/admin/machines/1/explode", { csrf })).status).toBe(404);
+    expect((await post(cookie, "/admin/nowhere", { csrf })).status).toBe(404);
+    expect((await fetch(`${s.url}/admin/machines?page=-1&status=%ZZ`, { headers: { cookie } })).status).toBe(200);
+  });
+
   it("form fields are validated by the server with the CLI's messages", async () => {
     const cookie = await webLogin(s.url, "alice", "alice-password", "/admin/machines");
     const csrf = await csrfOf(cookie);
