@@ -14,6 +14,7 @@ import { RegistrationService } from "./services/registrations.js";
 import { ApiKeyService } from "./services/apikeys.js";
 import { SettingsService } from "./services/settings.js";
 import { SessionService } from "./services/sessions.js";
+import { SshCheckService } from "./services/ssh-checks.js";
 
 /** Every service of a running control plane. */
 export interface Control {
@@ -28,6 +29,8 @@ export interface Control {
   apiKeys: ApiKeyService;
   settings: SettingsService;
   sessions: SessionService;
+  /** SSH check mode (HoldAndDelegate) checks and approvals. */
+  sshChecks: SshCheckService;
   /** Stops housekeeping and closes the database. */
   close(): Promise<void>;
 }
@@ -83,6 +86,7 @@ async function buildControl(o: CreateControlOptions, db: Db): Promise<Control> {
   const authKeys = new AuthKeyService(ctx, users, policies);
   const nodes = new NodeService(ctx, authKeys, policies);
   const registrations = new RegistrationService(ctx, nodes);
+  const sshChecks = new SshCheckService(ctx, policies);
   await nodes.markAllOffline();
   let timer: NodeJS.Timeout | undefined;
   if (o.sweepIntervalMs) {
@@ -90,7 +94,11 @@ async function buildControl(o: CreateControlOptions, db: Db): Promise<Control> {
     timer = setInterval(() => {
       if (running) return;
       running = true;
-      nodes.sweep().catch(onError).finally(() => (running = false));
+      nodes
+        .sweep()
+        .then(() => sshChecks.sweep())
+        .catch(onError)
+        .finally(() => (running = false));
     }, o.sweepIntervalMs);
     timer.unref();
   }
@@ -106,6 +114,7 @@ async function buildControl(o: CreateControlOptions, db: Db): Promise<Control> {
     apiKeys: new ApiKeyService(ctx),
     settings,
     sessions: new SessionService(ctx, secret),
+    sshChecks,
     async close() {
       if (timer) clearInterval(timer);
       await db.close();

@@ -10,3 +10,5 @@ export { sortedHas } from "./peers.js";
 export { IncrementalCompiler, type IncrementalResult } from "./incremental.js";
 export { applyAutoApprovers, autoApprovedRoutes } from "./autoapprove.js";
 export { loginName, identityKey, sameIdentity, userMatchesToken, userTokenProblems, isUserRole, isAdminRole, USER_ROLES, type UserRole } from "./identity.js";
+export { SshCheckIndex, sshRuleKey, DEFAULT_SSH_CHECK_PERIOD_SEC, type SshCheckRule } from "./ssh-check.js";
+export { sshAcceptAction, SSH_CHECK_PATH } from "./ssh.js";
