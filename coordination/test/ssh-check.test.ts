@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { SSHAction } from "@lattice/types";
-import { dbUpdate, startServer, TestNode, webLogin, type ServerProc } from "./harness.js";
+import { dbUpdate, startPostgres, startServer, TestNode, webLogin, type PgCluster, type ServerProc } from "./harness.js";
 
 const POLICY = `{
   "tagOwners": { "tag:server": ["alice@example.com"], "tag:ci": ["alice@example.com"] },
@@ -27,7 +27,13 @@ function expand(url: string, v: { src: number; dst: number; localUser: string })
   );
 }
 
-describe("SSH check mode (control server)", () => {
+let cluster: PgCluster | undefined;
+afterAll(() => cluster?.stop());
+
+describe.each([
+  ["SQLite", async () => undefined],
+  ["PostgreSQL", async () => (cluster ??= await startPostgres()).createDb("lattice_sshcheck")],
+] as const)("SSH check mode (control server, %s)", (_label, dbUrl) => {
   let s: ServerProc;
   const nodes: TestNode[] = [];
   const ids = new Map<string, number>();
@@ -71,7 +77,8 @@ describe("SSH check mode (control server)", () => {
   };
 
   beforeAll(async () => {
-    s = await startServer({ env: { LATTICE_CONTROL_SWEEP_INTERVAL: "1h" } });
+    const db = await dbUrl();
+    s = await startServer({ ...(db ? { db } : {}), env: { LATTICE_CONTROL_SWEEP_INTERVAL: "1h" } });
     expect((await s.cli(["users", "create", "alice", "--email", "alice@example.com", "--password", "alice pw 123"])).code).toBe(0);
     expect((await s.cli(["users", "create", "bob", "--email", "bob@example.com", "--password", "bob pw 1234"])).code).toBe(0);
     const f = join(s.dir, "policy.hujson");
@@ -218,6 +225,19 @@ describe("SSH check mode (control server)", () => {
     });
     expect(late.status).toBe(410);
     expect((await server1.client.sshAction(a.holdAndDelegate!)).reject).toBe(true);
+  });
+
+  it("an approval given after the rule changed does not let the connection in", async () => {
+    const a = await ask(server1, "laptop", "root");
+    const f = join(s.dir, "policy-changed.hujson");
+    writeFileSync(f, POLICY.replace('"users": ["root"] }', '"users": ["root"], "checkPeriod": "1h" }'));
+    expect((await s.cli(["policy", "set", f])).code).toBe(0);
+    expect((await decide(pagePath(a), alice, "approve")).status).toBe(200);
+    const r = await server1.client.sshAction(a.holdAndDelegate!);
+    expect(r.reject).toBe(true);
+    expect(r.message).toMatch(/policy changed/);
+    writeFileSync(f, POLICY);
+    expect((await s.cli(["policy", "set", f])).code).toBe(0);
   });
 
   describe("hostile input", () => {

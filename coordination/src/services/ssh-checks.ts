@@ -139,7 +139,7 @@ export class SshCheckService {
     if (!rule) {
       return reject(`lattice: tailnet policy has no check rule that lets ${loginName(user)} on ${src.given_name} SSH as ${localUser} to ${dst.given_name}`);
     }
-    const ruleKey = createHash("sha256").update(rule.key).digest("hex");
+    const ruleKey = ruleKeyOf(rule);
     const periodMs = Math.round(rule.checkPeriodSec * 1000);
     if (periodMs > 0) {
       const ok = await db
@@ -218,6 +218,11 @@ export class SshCheckService {
       });
       if (signal.aborted) throw new ControlError("client_gone", "the node stopped waiting", 499);
       row = await this.#row(id);
+    }
+    if (row.status === "approved") {
+      // The policy may have changed while the person decided: the rule must still let this connection in.
+      const rule = await this.#rule(row.src_node_id, row.dst_node_id, row.local_user);
+      if (!rule || ruleKeyOf(rule) !== row.rule_key) return reject("lattice: the tailnet policy changed while the SSH check was pending; connect again.");
     }
     return this.#outcome(row);
   }
@@ -314,6 +319,11 @@ export class SshCheckService {
     }
     return this.#index.index.find(srcId, dstId, localUser);
   }
+}
+
+/** The stored form of a rule's content key: SHA-256 hex of {@link SshCheckRule.key}. */
+function ruleKeyOf(rule: SshCheckRule): string {
+  return createHash("sha256").update(rule.key).digest("hex");
 }
 
 function reject(message: string): SSHAction {
