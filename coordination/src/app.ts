@@ -14,7 +14,7 @@ import { RegistrationService } from "./services/registrations.js";
 import { ApiKeyService } from "./services/apikeys.js";
 import { SettingsService } from "./services/settings.js";
 import { SessionService } from "./services/sessions.js";
-import { SshCheckService } from "./services/ssh-checks.js";
+import { SshCheckService, type SshCheckLimits } from "./services/ssh-checks.js";
 
 /** Every service of a running control plane. */
 export interface Control {
@@ -50,6 +50,8 @@ export interface CreateControlOptions {
   allowInsecurePermissions?: boolean;
   /** Called when the database lock is lost while running (PostgreSQL connection gone). */
   onDbLockLost?: (e: Error) => void;
+  /** SSH check-mode limits (defaults: DEFAULT_SSH_CHECK_LIMITS). */
+  sshCheckLimits?: Partial<SshCheckLimits>;
 }
 
 /**
@@ -86,7 +88,7 @@ async function buildControl(o: CreateControlOptions, db: Db): Promise<Control> {
   const authKeys = new AuthKeyService(ctx, users, policies);
   const nodes = new NodeService(ctx, authKeys, policies);
   const registrations = new RegistrationService(ctx, nodes);
-  const sshChecks = new SshCheckService(ctx, policies);
+  const sshChecks = new SshCheckService(ctx, policies, o.sshCheckLimits);
   await nodes.markAllOffline();
   let timer: NodeJS.Timeout | undefined;
   if (o.sweepIntervalMs) {
