@@ -81,8 +81,8 @@ export class SshCheckService {
   #index: { version: number; gen: number; index: SshCheckIndex } | null = null;
   /** Bumped on every change the rule index depends on. */
   #gen = 0;
-  /** Serializes action() so count-then-insert is atomic within this server. */
-  #chain: Promise<unknown> = Promise.resolve();
+  /** Serializes action() per destination so its count-then-insert is atomic within this server (one node's flood does not queue the others). */
+  readonly #chains = new Map<number, Promise<unknown>>();
   readonly limits: SshCheckLimits;
 
   constructor(
@@ -114,8 +114,12 @@ export class SshCheckService {
    * @throws ForbiddenError 403 `ssh_check_forbidden` when the requester is not node `dstId`.
    */
   action(requester: NodeRow | undefined, srcId: number, dstId: number, localUser: string): Promise<SSHAction> {
-    const run = this.#chain.then(() => this.#action(requester, srcId, dstId, localUser));
-    this.#chain = run.catch(() => {});
+    const run = (this.#chains.get(dstId) ?? Promise.resolve()).then(() => this.#action(requester, srcId, dstId, localUser));
+    const tail = run.catch(() => {});
+    this.#chains.set(dstId, tail);
+    void tail.then(() => {
+      if (this.#chains.get(dstId) === tail) this.#chains.delete(dstId);
+    });
     return run;
   }
 
