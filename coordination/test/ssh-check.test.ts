@@ -254,9 +254,11 @@ describe.each([
       ]) {
         expect((await c.get(p)).status, p).toBe(400);
       }
-      for (const p of ["/machine/ssh/check/short/wait", `/machine/ssh/check/${"A".repeat(22)}/wait`, "/machine/ssh/check/../../map/wait", "/machine/ssh/nope"]) {
+      for (const p of ["/machine/ssh/check/short/wait", `/machine/ssh/check/${"A".repeat(23)}/wait`, "/machine/ssh/check/../../map/wait", "/machine/ssh/nope"]) {
         expect((await c.get(p)).status, p).toBe(404);
       }
+      // A well-formed id that does not exist (swept, or gone with its node): a clear Reject, so the node stops polling.
+      expect(await c.sshAction(`${s.url}/machine/ssh/check/${"A".repeat(22)}/wait`)).toMatchObject({ reject: true, message: expect.stringMatching(/no longer exists/) });
       const huge = await c.get(`/machine/ssh/check/${"a".repeat(12_000)}/wait`).catch((e: Error) => ({ status: -1, body: e.message }));
       expect([404, 431, -1]).toContain(huge.status);
       expect((await c.raw(`/machine/ssh/action/1/to/2?local_user=root`, "{}")).status).toBe(405);

@@ -202,10 +202,20 @@ export class SshCheckService {
    * `sshCheckWaitMs`, less when the check expires sooner, ending early when `signal`
    * aborts) for the decision. Accept / Reject when decided or expired; otherwise the same
    * wait URL as HoldAndDelegate.
-   * @throws NotFoundError 404 `ssh_check_not_found`; ForbiddenError 403 when `requester` is not the check's destination.
+   * An unknown id of the issued form answers Reject (the check was swept or went with its
+   * node or user), which reveals nothing about other checks.
+   * @throws NotFoundError 404 `ssh_check_not_found` for a malformed id; ForbiddenError 403
+   *   when `requester` is not the check's destination.
    */
   async wait(requester: NodeRow | undefined, id: string, signal: AbortSignal): Promise<SSHAction> {
-    let row = await this.#row(id);
+    let row: SshCheckRow;
+    try {
+      row = await this.#row(id);
+    } catch (e) {
+      // Swept (an hour after expiry) or gone with its node or user: a clear end, not 30 minutes of retried 404s.
+      if (e instanceof NotFoundError && SSH_CHECK_ID.test(id)) return reject("lattice: this SSH check no longer exists (expired, or its node or user was deleted); connect again.");
+      throw e;
+    }
     this.#assertDestination(requester, row.dst_node_id);
     if (row.status === "pending" && row.expires_at > this.ctx.now()) {
       const ms = Math.min(this.limits.sshCheckWaitMs, row.expires_at - this.ctx.now());
