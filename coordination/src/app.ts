@@ -15,6 +15,7 @@ import { ApiKeyService } from "./services/apikeys.js";
 import { SettingsService } from "./services/settings.js";
 import { SessionService } from "./services/sessions.js";
 import { AuditService, type AuditEntry } from "./services/audit.js";
+import { SshCheckService, type SshCheckLimits } from "./services/ssh-checks.js";
 
 /** Every service of a running control plane. */
 export interface Control {
@@ -30,6 +31,8 @@ export interface Control {
   settings: SettingsService;
   sessions: SessionService;
   audit: AuditService;
+  /** SSH check mode (HoldAndDelegate) checks and approvals. */
+  sshChecks: SshCheckService;
   /** Stops housekeeping and closes the database. */
   close(): Promise<void>;
 }
@@ -53,6 +56,8 @@ export interface CreateControlOptions {
   onAudit?: (e: Omit<AuditEntry, "id" | "at">) => void;
   /** Told the duration (ms) and outcome of every running policy compile. */
   onPolicyCompile?: (ms: number, ok: boolean) => void;
+  /** SSH check-mode limits (defaults: DEFAULT_SSH_CHECK_LIMITS). */
+  sshCheckLimits?: Partial<SshCheckLimits>;
 }
 
 /**
@@ -89,6 +94,7 @@ async function buildControl(o: CreateControlOptions, db: Db): Promise<Control> {
   const authKeys = new AuthKeyService(ctx, users, policies);
   const nodes = new NodeService(ctx, authKeys, policies);
   const registrations = new RegistrationService(ctx, nodes);
+  const sshChecks = new SshCheckService(ctx, policies, o.sshCheckLimits);
   await nodes.markAllOffline();
   let timer: NodeJS.Timeout | undefined;
   if (o.sweepIntervalMs) {
@@ -96,7 +102,11 @@ async function buildControl(o: CreateControlOptions, db: Db): Promise<Control> {
     timer = setInterval(() => {
       if (running) return;
       running = true;
-      nodes.sweep().catch(onError).finally(() => (running = false));
+      nodes
+        .sweep()
+        .then(() => sshChecks.sweep())
+        .catch(onError)
+        .finally(() => (running = false));
     }, o.sweepIntervalMs);
     timer.unref();
   }
@@ -113,6 +123,7 @@ async function buildControl(o: CreateControlOptions, db: Db): Promise<Control> {
     settings,
     sessions: new SessionService(ctx, secret),
     audit: new AuditService(ctx, o.onAudit),
+    sshChecks,
     async close() {
       if (timer) clearInterval(timer);
       await db.close();

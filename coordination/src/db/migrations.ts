@@ -189,6 +189,47 @@ function auditLog(kind: DbKind): Migration {
   };
 }
 
+/**
+ * SSH check mode (issue 9): `ssh_checks` holds each check a node delegated (pending until
+ * the source user approves or denies it on `/ssh/check/<id>`, or it expires);
+ * `ssh_approvals` the last approval per (user, destination node, rule, local user), which
+ * spares new checks within the rule's checkPeriod. Both go with their node or user.
+ */
+function sshChecks(): Migration {
+  return {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable("ssh_checks")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("src_node_id", "integer", (c) => c.notNull().references("nodes.id").onDelete("cascade"))
+        .addColumn("dst_node_id", "integer", (c) => c.notNull().references("nodes.id").onDelete("cascade"))
+        .addColumn("user_id", "integer", (c) => c.notNull().references("users.id").onDelete("cascade"))
+        .addColumn("local_user", "text", (c) => c.notNull())
+        .addColumn("rule_key", "text", (c) => c.notNull())
+        .addColumn("rule_index", "integer", (c) => c.notNull())
+        .addColumn("check_period", "bigint", (c) => c.notNull())
+        .addColumn("status", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("expires_at", "bigint", (c) => c.notNull())
+        .addColumn("decided_at", "bigint")
+        .execute();
+      await db.schema.createIndex("ssh_checks_dst_idx").on("ssh_checks").columns(["dst_node_id", "status", "expires_at"]).execute();
+      await db.schema.createIndex("ssh_checks_src_idx").on("ssh_checks").column("src_node_id").execute();
+      await db.schema.createIndex("ssh_checks_user_idx").on("ssh_checks").column("user_id").execute();
+      await db.schema
+        .createTable("ssh_approvals")
+        .addColumn("user_id", "integer", (c) => c.notNull().references("users.id").onDelete("cascade"))
+        .addColumn("dst_node_id", "integer", (c) => c.notNull().references("nodes.id").onDelete("cascade"))
+        .addColumn("rule_key", "text", (c) => c.notNull())
+        .addColumn("local_user", "text", (c) => c.notNull())
+        .addColumn("approved_at", "bigint", (c) => c.notNull())
+        .addPrimaryKeyConstraint("ssh_approvals_pk", ["user_id", "dst_node_id", "rule_key", "local_user"])
+        .execute();
+      await db.schema.createIndex("ssh_approvals_dst_idx").on("ssh_approvals").column("dst_node_id").execute();
+    },
+  };
+}
+
 /** Every migration by name (applied in name order); exported for upgrade tests. */
 export function migrationsFor(kind: DbKind): Record<string, Migration> {
   return {
@@ -197,6 +238,7 @@ export function migrationsFor(kind: DbKind): Record<string, Migration> {
     "0003_registration_source": registrationSource(),
     "0004_identity_rules": identityRules(),
     "0005_audit_log": auditLog(kind),
+    "0006_ssh_checks": sshChecks(),
   };
 }
 

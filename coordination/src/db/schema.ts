@@ -117,6 +117,38 @@ export interface PendingRegistrationsTable {
   source: string | null;
 }
 
+/** SSH checks delegated by nodes (check mode), pending until decided or expired. */
+export interface SshChecksTable {
+  /** Random id (22 base64url characters), in the approval page's and the wait URL's path. */
+  id: string;
+  src_node_id: number;
+  /** The node that asked (the SSH server); only it may wait on the check. */
+  dst_node_id: number;
+  /** The source node's owner: the only person who may decide. */
+  user_id: number;
+  local_user: string;
+  /** The rule's content key (`sshRuleKey`, SHA-256 hex). */
+  rule_key: string;
+  /** The rule's position in the policy's `ssh` list when the check was made (for display). */
+  rule_index: number;
+  /** The rule's checkPeriod, ms (0 = always). */
+  check_period: number;
+  /** "pending" | "approved" | "denied". */
+  status: string;
+  created_at: number;
+  expires_at: number;
+  decided_at: number | null;
+}
+
+/** The last SSH check approval per (user, destination node, rule, local user). */
+export interface SshApprovalsTable {
+  user_id: number;
+  dst_node_id: number;
+  rule_key: string;
+  local_user: string;
+  approved_at: number;
+}
+
 /** Key/value settings (tailnet domain, cookie signing secret). */
 export interface SettingsTable {
   key: string;
@@ -153,6 +185,8 @@ export interface Database {
   pending_registrations: PendingRegistrationsTable;
   settings: SettingsTable;
   audit_log: AuditLogTable;
+  ssh_checks: SshChecksTable;
+  ssh_approvals: SshApprovalsTable;
 }
 
 /** A user row as read from the database. */

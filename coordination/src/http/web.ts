@@ -16,6 +16,7 @@ import { LoginThrottle, type LoginThrottleOptions } from "./login-throttle.js";
 export { parseCookies } from "./decode.js";
 import { confirmBody } from "./confirm-page.js";
 import { loginName } from "@lattice/policy";
+import { createSshCheckPage } from "./ssh-check-page.js";
 
 const SESSION_COOKIE = "lattice_session";
 const CSRF_COOKIE = "lattice_csrf";
@@ -25,7 +26,8 @@ export function esc(s: string): string {
   return s.replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch]!);
 }
 
-function page(title: string, body: string): string {
+/** A whole page in the server's one HTML style (title, escaped; body, HTML). */
+export function page(title: string, body: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${esc(title)} · Lattice</title>
@@ -95,6 +97,15 @@ export function createWebHandler(c: Control, opts: WebHandlerOptions) {
 <button type="submit">Log in</button></form>`;
     send(res, status, page("Log in to Lattice", `${error ? `<p class="err">${esc(error)}</p>` : ""}${oidcButton}${localForm}`), headers);
   };
+
+  const sshCheckPage = createSshCheckPage(c, {
+    esc,
+    page,
+    send: (res, status, html) => send(res, status, html),
+    redirect: (res, to) => redirect(res, to),
+    form,
+    session: (req) => c.sessions.lookup(parseCookies(req.headers.cookie).get(SESSION_COOKIE)),
+  });
 
   // Failed logins: per (account, address) with backoff, plus a gentler per-address cap.
   const throttle = new LoginThrottle(c.ctx.now, opts.loginThrottle);
@@ -231,6 +242,7 @@ export function createWebHandler(c: Control, opts: WebHandlerOptions) {
       }
       return true;
     }
+    if (await sshCheckPage(req, res, path)) return true;
     if (path === "/" && req.method === "GET") {
       send(res, 200, page("Lattice", `<p>This is a Lattice coordination server.</p><p><a href="/login">Log in</a></p>`));
       return true;

@@ -7,6 +7,8 @@
  *   Noise IK channel, HTTP/2 inside, serving
  *   - `POST /machine/register` — RegisterRequest JSON → RegisterResponse JSON
  *   - `POST /machine/map` — MapRequest JSON → framed MapResponses (long-poll when Stream)
+ *   - `GET /machine/ssh/action/<srcNodeID>/to/<dstNodeID>?local_user=<user>` and
+ *     `GET /machine/ssh/check/<id>/wait` — SSH check mode (ssh-routes.ts)
  *
  * Errors on the inner requests are JSON `{"error": message, "code": code}` with a 4xx/5xx
  * status. Malformed frames or handshakes close that connection and are counted.
@@ -28,6 +30,7 @@ import { ControlError } from "../errors.js";
 import { checkHostinfoSize, parseJsonBody, validateMapRequest, validateRegisterRequest } from "./validate.js";
 import { HostinfoGate, type HostinfoGateCounters } from "./hostinfo-gate.js";
 import { sourceKey } from "../source-key.js";
+import { isSshPath, serveSsh } from "./ssh-routes.js";
 
 /** Options of {@link attachNodeApi}. */
 export interface NodeApiOptions {
@@ -143,6 +146,10 @@ export function attachNodeApi(server: HttpServer | HttpsServer | null, backend: 
     const mkey = formatKey("machine", machinePublic);
     const method = headers[":method"];
     const path = String(headers[":path"] ?? "").split("?")[0];
+    if (isSshPath(path)) {
+      serveSsh(stream, headers, mkey, backend, { budget: bodyBudget, fail: (e) => fail(stream, e) });
+      return;
+    }
     if (path !== "/machine/register" && path !== "/machine/map") {
       counters.badRequests++;
       respondJson(stream, 404, { error: `no such endpoint ${path.slice(0, 64)}`, code: "not_found" });

@@ -13,7 +13,7 @@
  * that snapshot exists, carrying the snapshot's `version`. A stream subscribes first, then
  * takes a snapshot, and ignores change sets whose `version` is not newer than it.
  */
-import type { DiscoKeyString, Hostinfo, MachineKeyString, NodeID, NodeKeyString, RegisterRequest, RegisterResponse } from "@lattice/types";
+import type { DiscoKeyString, Hostinfo, MachineKeyString, NodeID, NodeKeyString, RegisterRequest, RegisterResponse, SSHAction } from "@lattice/types";
 import type { NetmapState, VersionedChange } from "../mapper/types.js";
 import { ControlError } from "../errors.js";
 
@@ -103,4 +103,18 @@ export interface NodeBackend {
 
   /** Subscribes to change sets; returns the unsubscribe function. Listeners must not throw. */
   subscribe(listener: (change: VersionedChange) => void): () => void;
+
+  /**
+   * SSH check mode: `GET /machine/ssh/action/<srcId>/to/<dstId>?local_user=<user>` from the
+   * machine `machineKey` (must be node `dstId`: else 403). Resolves the SSHAction. Absent:
+   * the node API answers 404.
+   */
+  sshAction?(machineKey: MachineKeyString, srcId: NodeID, dstId: NodeID, localUser: string): Promise<SSHAction>;
+
+  /**
+   * SSH check mode: `GET /machine/ssh/check/<id>/wait` (long poll; ends early, rejecting,
+   * when `signal` aborts). 404 for an unknown check, 403 when `machineKey` is not its
+   * destination node.
+   */
+  sshCheckWait?(machineKey: MachineKeyString, id: string, signal: AbortSignal): Promise<SSHAction>;
 }

@@ -15,7 +15,7 @@
  * The backend sees the rest of the server only through {@link NodeBackendDeps} (narrow
  * service interfaces; no database handle).
  */
-import type { MachineKeyString, NodeID, NodeKeyString, RegisterRequest, RegisterResponse } from "@lattice/types";
+import type { MachineKeyString, NodeID, NodeKeyString, RegisterRequest, RegisterResponse, SSHAction } from "@lattice/types";
 import type { ChangeBus } from "../changes/bus.js";
 import type { NodeRow, UserRow } from "../db/schema.js";
 import { loginName } from "@lattice/policy";
@@ -29,6 +29,7 @@ import { isExpired, type NodeService, type RegistrationInput } from "./nodes.js"
 import type { PolicyService } from "./policy.js";
 import type { RegistrationService } from "./registrations.js";
 import type { SettingsService } from "./settings.js";
+import type { SshCheckService } from "./ssh-checks.js";
 import type { UserService } from "./users.js";
 import { parseJson } from "./context.js";
 
@@ -44,6 +45,7 @@ export interface NodeBackendDeps {
   policies: Pick<PolicyService, "current" | "health" | "reportCompile">;
   registrations: Pick<RegistrationService, "idFromUrl" | "wait" | "start">;
   settings: Pick<SettingsService, "tailnetDomain">;
+  sshChecks: Pick<SshCheckService, "action" | "wait">;
 }
 
 /** Options of {@link ControlNodeBackend}. */
@@ -316,6 +318,16 @@ export class ControlNodeBackend implements NodeBackend {
   /** {@inheritDoc NodeBackend.netmapState} */
   netmapState(): NetmapState {
     return this.#state;
+  }
+
+  /** {@inheritDoc NodeBackend.sshAction} */
+  async sshAction(machineKey: MachineKeyString, srcId: NodeID, dstId: NodeID, localUser: string): Promise<SSHAction> {
+    return this.c.sshChecks.action(await this.c.nodes.byMachineKey(machineKey), srcId, dstId, localUser);
+  }
+
+  /** {@inheritDoc NodeBackend.sshCheckWait} */
+  async sshCheckWait(machineKey: MachineKeyString, id: string, signal: AbortSignal): Promise<SSHAction> {
+    return this.c.sshChecks.wait(await this.c.nodes.byMachineKey(machineKey), id, signal);
   }
 
   /** {@inheritDoc NodeBackend.subscribe} */

@@ -29,7 +29,11 @@ export interface CheckOptions {
   timeoutMs?: number;
   /** Aborts the hold (the client went away). */
   signal: AbortSignal;
-  /** Cap on followed HoldAndDelegate hops (default 64) against a looping server. */
+  /**
+   * Cap on followed HoldAndDelegate hops (default 128) against a looping server.
+   * lattice-control answers each wait poll within 25 s, handing back the same wait URL
+   * when nobody decided yet, so a 30-minute hold takes up to ~72 hops.
+   */
   maxHops?: number;
 }
 
@@ -66,7 +70,7 @@ export async function runCheck(firstUrl: string, deps: CheckDeps, opts: CheckOpt
       if (action.reject) return { accept: false, message: action.message || "access denied by the check" };
       if (action.accept) return { accept: true, action };
       if (action.holdAndDelegate) {
-        if (++hops > (opts.maxHops ?? 64)) return { accept: false, message: "check did not reach a decision" };
+        if (++hops > (opts.maxHops ?? 128)) return { accept: false, message: "check did not reach a decision" };
         url = deps.expand(action.holdAndDelegate);
         continue;
       }

@@ -15,6 +15,7 @@ import {
   type OverTLSPublicKeyResponse,
   type RegisterRequest,
   type RegisterResponse,
+  type SSHAction,
   parseKey,
 } from "@lattice/types";
 import {
@@ -198,6 +199,41 @@ export class ControlClient {
     return collect(stream);
   }
 
+  /**
+   * GET `path` (path and query) over the control channel; the status and body text.
+   * `signal` resets the stream (the server sees the request end).
+   */
+  get(path: string, signal?: AbortSignal): Promise<{ status: number; body: string }> {
+    const stream = this.session.request({ ":method": "GET", ":path": path }, { endStream: true });
+    if (signal) {
+      const onAbort = () => {
+        if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener("abort", onAbort, { once: true });
+      stream.once("close", () => signal.removeEventListener("abort", onAbort));
+    }
+    return collect(stream);
+  }
+
+  /**
+   * Fetches an SSH check-mode URL (a rule's expanded HoldAndDelegate, or a returned one)
+   * over the control channel — its path and query; the host is the server this client
+   * talks to, as in Tailscale. Resolves the SSHAction (tailcfg JSON).
+   * @throws ControlError with the server's status and code for a non-200 answer (the
+   *   caller retries), or status 0 when the channel fails or `signal` aborts.
+   */
+  async sshAction(url: string, signal?: AbortSignal): Promise<SSHAction> {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      throw new ControlError(0, "bad_url", `not a URL: ${url.slice(0, 200)}`);
+    }
+    const { status, body } = await this.get(u.pathname + u.search, signal);
+    return parseAnswer<SSHAction>(status, body);
+  }
+
   private async jsonRequest<T>(path: string, body: unknown): Promise<T> {
     const { status, body: text } = await collect(this.request(path, body));
     return parseAnswer<T>(status, text);
@@ -300,6 +336,8 @@ function collect(stream: http2.ClientHttp2Stream): Promise<{ status: number; bod
     stream.on("data", (c: string) => (body += c));
     stream.on("end", () => resolve({ status, body }));
     stream.on("error", (e) => reject(new ControlError(0, "stream_error", e.message)));
+    // Closed without a complete answer (reset, cancelled): settles instead of hanging.
+    stream.on("close", () => reject(new ControlError(0, "stream_closed", `stream closed before the answer was complete (HTTP ${status})`)));
   });
 }
 

@@ -11,3 +11,5 @@ export { IncrementalCompiler, type IncrementalResult } from "./incremental.js";
 export { applyAutoApprovers, autoApprovedRoutes } from "./autoapprove.js";
 export { loginName, identityKey, sameIdentity, userMatchesToken, userTokenProblems, isUserRole, isAdminRole, USER_ROLES, type UserRole } from "./identity.js";
 export { explainAccess, type AccessVerdict } from "./explain.js";
+export { SshCheckIndex, sshRuleKey, DEFAULT_SSH_CHECK_PERIOD_SEC, type SshCheckRule } from "./ssh-check.js";
+export { sshAcceptAction, SSH_CHECK_PATH } from "./ssh.js";

@@ -62,6 +62,8 @@ export function localpartOf(u: TopologyUser, domain: string): string | null {
 
 interface RulePrep {
   rule: SshRule;
+  /** Position of `rule` in the policy's `ssh` list. */
+  index: number;
   src: Resolved;
   action: SSHAction;
   baseUsers: Record<string, string>;
@@ -90,13 +92,10 @@ export class SshCompiler {
     serverUrl: string,
   ) {
     const topo = resolver.topo;
-    for (const rule of rules) {
+    for (const [index, rule] of rules.entries()) {
       const src = resolver.resolveAll(rule.src);
       if (src.nodes.size === 0) continue;
-      const action: SSHAction =
-        rule.action === "accept"
-          ? { accept: true, allowAgentForwarding: true, allowLocalPortForwarding: true, allowRemotePortForwarding: true }
-          : { holdAndDelegate: serverUrl + SSH_CHECK_PATH };
+      const action: SSHAction = rule.action === "accept" ? sshAcceptAction() : { holdAndDelegate: serverUrl + SSH_CHECK_PATH };
       const baseUsers: Record<string, string> = {};
       if (rule.users.includes("autogroup:nonroot")) baseUsers["*"] = "=";
       baseUsers["root"] = rule.users.includes("root") ? "root" : "";
@@ -133,7 +132,7 @@ export class SshCompiler {
       const dst = others.length > 0 ? resolver.resolveAll(others).nodes : null;
       const hasSelf = rule.dst.some((d) => d.kind === "autogroup" && d.name === "self");
       const all = [...userIds.flatMap((uid) => byUser.get(uid)!), ...tagged];
-      this.preps.push({ rule, src, action, baseUsers, localparts, userIds, byUser, tagged, all, dst, hasSelf });
+      this.preps.push({ rule, index, src, action, baseUsers, localparts, userIds, byUser, tagged, all, dst, hasSelf });
     }
   }
 
@@ -148,18 +147,42 @@ export class SshCompiler {
 
   /** The SSH rules node `n` receives, or undefined when the policy has no SSH rules for it. */
   rulesFor(n: NodeInfo): SSHRule[] {
-    const out: SSHRule[] = [];
+    return this.#entries(n).map((e) => e.rule);
+  }
+
+  /**
+   * The policy `ssh` rule behind the check-mode (HoldAndDelegate) rule destination `dst`
+   * applies to a connection from `src` landing as `localUser`: the first such rule in the
+   * order `dst` evaluates its rules (check rules first, as {@link rulesFor} emits them),
+   * whose principals hold one of `src`'s addresses and whose user map can give
+   * `localUser`. The compiler maps a login name only to itself (or `=`: the same name),
+   * so the requested SSH user equals `localUser` and this is the rule `dst` matched.
+   * null when no check rule lets `src` in as `localUser` (the server refuses the check).
+   */
+  checkRuleFor(src: NodeInfo, dst: NodeInfo, localUser: string): { index: number; rule: SshRule } | null {
+    const addrs = new Set([src.ipv4, src.ipv6]);
+    for (const e of this.#entries(dst)) {
+      if (!e.rule.action.holdAndDelegate) continue;
+      if (!e.rule.principals.some((p) => p.nodeIP !== undefined && addrs.has(p.nodeIP))) continue;
+      if (!mapsTo(e.rule.sshUsers, localUser)) continue;
+      return { index: e.prep.index, rule: e.prep.rule };
+    }
+    return null;
+  }
+
+  #entries(n: NodeInfo): { rule: SSHRule; prep: RulePrep }[] {
+    const out: { rule: SSHRule; prep: RulePrep }[] = [];
     for (const p of this.preps) {
       const emit = (pr: SSHPrincipal[], uid: number | null): void => {
         if (pr.length === 0) return;
         const r: SSHRule = { principals: pr, sshUsers: p.baseUsers, action: p.action };
         if (p.rule.acceptEnv) r.acceptEnv = p.rule.acceptEnv;
-        out.push(r);
+        out.push({ rule: r, prep: p });
         const lp = uid !== null && p.localparts ? p.localparts.get(uid) : undefined;
         if (lp !== undefined) {
           const r2: SSHRule = { principals: pr, sshUsers: { [lp]: lp }, action: p.action };
           if (p.rule.acceptEnv) r2.acceptEnv = p.rule.acceptEnv;
-          out.push(r2);
+          out.push({ rule: r2, prep: p });
         }
       };
       if (p.hasSelf && !n.tagged && n.user) {
@@ -182,8 +205,25 @@ export class SshCompiler {
         }
       }
     }
-    const checks = out.filter((r) => r.action.holdAndDelegate);
-    const accepts = out.filter((r) => !r.action.holdAndDelegate);
+    const checks = out.filter((e) => e.rule.action.holdAndDelegate);
+    const accepts = out.filter((e) => !e.rule.action.holdAndDelegate);
     return [...checks, ...accepts];
   }
+}
+
+/**
+ * The action of an `accept` rule, and what a passed check answers: accept with agent,
+ * local and remote port forwarding allowed (the policy file has no per-rule switches;
+ * Tailscale's service sends the same).
+ */
+export function sshAcceptAction(): SSHAction {
+  return { accept: true, allowAgentForwarding: true, allowLocalPortForwarding: true, allowRemotePortForwarding: true };
+}
+
+/** Whether a node applying `users` (Tailscale's user map: exact name, then `*`; `=` keeps the name but never root) can land as `local`. */
+function mapsTo(users: Record<string, string>, local: string): boolean {
+  if (local === "") return false;
+  if (Object.prototype.hasOwnProperty.call(users, local)) return users[local] === local;
+  for (const [k, v] of Object.entries(users)) if (k !== "*" && v === local) return true;
+  return users["*"] === "=" && local !== "root";
 }
