@@ -47,5 +47,9 @@ export function loggedBackend(inner: NodeBackend, log: NodeEventLog, count: (out
     },
     netmapState: () => inner.netmapState(),
     subscribe: (l: (c: VersionedChange) => void) => inner.subscribe(l),
+    // Optional capabilities are forwarded only when the inner backend has them (attach.ts
+    // answers 404 for a missing one).
+    ...(inner.sshAction ? { sshAction: inner.sshAction.bind(inner) } : {}),
+    ...(inner.sshCheckWait ? { sshCheckWait: inner.sshCheckWait.bind(inner) } : {}),
   };
 }
