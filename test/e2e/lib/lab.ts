@@ -300,9 +300,19 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** Thrown inside an until() probe to stop polling at once (e.g. the awaited process exited). */
+export class GiveUp extends Error {
+  readonly code = "E2E_GIVE_UP";
+  constructor(message: string) {
+    super(message);
+    this.name = "GiveUp";
+  }
+}
+
 /**
  * Polls `f` every `intervalMs` until it returns a value other than undefined/false/null, or
- * throws after `ms` naming `what` and the last error or value seen.
+ * throws after `ms` naming `what` and the last error or value seen. A GiveUp thrown by `f`
+ * ends the wait at once.
  */
 export async function until<T>(what: string, f: () => T | undefined | null | false | Promise<T | undefined | null | false>, ms: number, intervalMs = 200): Promise<T> {
   const end = Date.now() + ms;
@@ -313,6 +323,7 @@ export async function until<T>(what: string, f: () => T | undefined | null | fal
       if (v !== undefined && v !== null && v !== false) return v;
       last = `last value: ${String(v)}`;
     } catch (e) {
+      if (e instanceof GiveUp) throw new Error(`gave up waiting for ${what}: ${e.message}`);
       last = `last error: ${(e as Error).message}`;
     }
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what} (${last})`);

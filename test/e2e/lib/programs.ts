@@ -12,7 +12,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "n
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { randomBytes } from "node:crypto";
-import { until, type ExecResult, type Lab, type LabProc } from "./lab.js";
+import { GiveUp, until, type ExecResult, type Lab, type LabProc } from "./lab.js";
 
 /** Repository root (this file is test/e2e/lib/programs.ts). */
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -307,7 +307,7 @@ export async function startNode(lab: Lab, o: NodeOptions): Promise<LatticeNode> 
       proc = p;
       // The LocalAPI answers `version` once the daemon is up (any BackendState).
       await until(`${o.name}: latticed LocalAPI`, async () => {
-        if (!p.running()) throw new Error(`latticed exited: ${p.log().slice(-2000)}`);
+        if (!p.running()) throw new GiveUp(`latticed exited: ${p.log().slice(-2000)}`);
         return (await lattice(["version"], { timeoutMs: 5000 })).code === 0;
       }, 30_000, 200);
     },

@@ -44,13 +44,13 @@
  */
 import type { Lab } from "./lab.js";
 
-/** A LAN: three namespaces on one bridge. */
+/** A LAN: `ctl` and the node namespaces on one bridge. */
 export interface LanTopology {
   readonly kind: "lan";
-  /** Full namespace names. */
-  readonly ns: { readonly ctl: string; readonly a: string; readonly b: string };
-  /** IPv4 addresses (no prefix). */
-  readonly ip: { readonly ctl: string; readonly a: string; readonly b: string };
+  /** Full namespace names: ctl, a, b and any extra nodes asked for. */
+  readonly ns: { readonly ctl: string; readonly a: string; readonly b: string; readonly [node: string]: string };
+  /** IPv4 addresses (no prefix), same keys. */
+  readonly ip: { readonly ctl: string; readonly a: string; readonly b: string; readonly [node: string]: string };
 }
 
 /** NAT: pub + two routers with a LAN node each (+ optional relay namespaces). */
@@ -68,17 +68,22 @@ export interface NatOptions {
   readonly relays?: number;
 }
 
-/** Builds the LAN topology. */
-export async function buildLan(lab: Lab): Promise<LanTopology> {
+/** Builds the LAN topology: ctl 10.99.0.1, a .2, b .3, then each of `extra` (.4, …). */
+export async function buildLan(lab: Lab, extra: readonly string[] = []): Promise<LanTopology> {
   const ctl = await lab.addNs("ctl");
-  const a = await lab.addNs("a");
-  const b = await lab.addNs("b");
+  const names = ["a", "b", ...extra];
+  const ns: Record<string, string> = { ctl };
+  const ip: Record<string, string> = { ctl: "10.99.0.1" };
+  for (const [i, n] of names.entries()) {
+    ns[n] = await lab.addNs(n);
+    ip[n] = `10.99.0.${i + 2}`;
+  }
   await lab.sh(`
     ip -n ${ctl} link add br0 type bridge
     ip -n ${ctl} addr add 10.99.0.1/24 dev br0
     ip -n ${ctl} link set br0 up
     n=2
-    for ns in ${a} ${b}; do
+    for ns in ${names.map((n) => ns[n]).join(" ")}; do
       ip -n ${ctl} link add p$n type veth peer name eth0 netns $ns
       ip -n ${ctl} link set p$n master br0 up
       ip -n $ns addr add 10.99.0.$n/24 dev eth0
@@ -87,7 +92,7 @@ export async function buildLan(lab: Lab): Promise<LanTopology> {
       n=$((n + 1))
     done
   `);
-  return { kind: "lan", ns: { ctl, a, b }, ip: { ctl: "10.99.0.1", a: "10.99.0.2", b: "10.99.0.3" } };
+  return { kind: "lan", ns: ns as LanTopology["ns"], ip: ip as LanTopology["ip"] };
 }
 
 /** Builds the NAT topology (see the module comment). */
