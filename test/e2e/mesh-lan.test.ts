@@ -103,7 +103,7 @@ describe("item 6: control outage, latticed crash", () => {
 });
 
 describe("item 5: policy", () => {
-  it("only A→B:22 allowed: A's TCP to 22 passes; A→B:80, B→A and ICMP are dropped; changes apply within 2 s", async () => {
+  it("only A→B:22 allowed: A's TCP to 22 passes; A→B:80, B→A and uncovered ICMP (B→A) are dropped; changes apply within 2 s", async () => {
     const b22 = await tcpListener(lab, t.ns.b, "ncat-b-22", 22);
     const b80 = await tcpListener(lab, t.ns.b, "ncat-b-80", 80);
     const a22 = await tcpListener(lab, t.ns.a, "ncat-a-22", 22);
@@ -112,27 +112,33 @@ describe("item 5: policy", () => {
     await until("A→B:80 open under allow-all", () => tcpReaches(lab, t.ns.a, bIp, 80, b80, `open-${Date.now()}`, 1000), 10_000, 100);
     expect(await tcpReaches(lab, t.ns.b, aIp, 22, a22, "b-to-a-open")).toBe(true);
 
-    const only22 = `{
-      "hosts": { "node-a": "${aIp}/32", "node-b": "${bIp}/32" },
-      "acls": [ { "action": "accept", "src": ["node-a"], "dst": ["node-b:22"] } ],
-    }`;
-    await setPolicy(lab, control, only22);
-    const closed80 = await withinBudget(2000, false, () => tcpReaches(lab, t.ns.a, bIp, 80, b80, `c80-${Date.now()}`, 300));
-    expect(closed80, "A→B:80 still open 2 s after the policy change").not.toBeNull();
-    expect(await tcpReaches(lab, t.ns.a, bIp, 22, b22, "a-to-b-22")).toBe(true);
-    expect(await tcpReaches(lab, t.ns.a, bIp, 80, b80, "a-to-b-80", 1500)).toBe(false);
-    expect(await tcpReaches(lab, t.ns.b, aIp, 22, a22, "b-to-a-22", 1500)).toBe(false);
-    expect((await icmpPing(lab, t.ns.a, bIp, 2)).ok).toBe(false);
-    expect((await icmpPing(lab, t.ns.b, aIp, 2)).ok).toBe(false);
+    try {
+      const only22 = `{
+        "hosts": { "node-a": "${aIp}/32", "node-b": "${bIp}/32" },
+        "acls": [ { "action": "accept", "src": ["node-a"], "dst": ["node-b:22"] } ],
+      }`;
+      await setPolicy(lab, control, only22);
+      const closed80 = await withinBudget(2000, false, () => tcpReaches(lab, t.ns.a, bIp, 80, b80, `c80-${Date.now()}`, 300));
+      expect(closed80, "A→B:80 still open 2 s after the policy change").not.toBeNull();
+      expect(await tcpReaches(lab, t.ns.a, bIp, 22, b22, "a-to-b-22")).toBe(true);
+      expect(await tcpReaches(lab, t.ns.a, bIp, 80, b80, "a-to-b-80", 1500)).toBe(false);
+      expect(await tcpReaches(lab, t.ns.b, aIp, 22, a22, "b-to-a-22", 1500)).toBe(false);
+      // ICMP: echo A→B is covered by the A→B rule (Tailscale's filter lets any rule from a
+      // source to a destination, whatever its ports, cover echo requests: packages/filter
+      // README); B→A is covered by nothing and dropped.
+      expect((await icmpPing(lab, t.ns.a, bIp, 2)).ok).toBe(true);
+      expect((await icmpPing(lab, t.ns.b, aIp, 2)).ok).toBe(false);
 
-    // Allowing :80 as well: new connections to 80 pass within 2 s.
-    await setPolicy(lab, control, only22.replace(`"node-b:22"`, `"node-b:22,80"`));
-    const open80 = await withinBudget(2000, true, () => tcpReaches(lab, t.ns.a, bIp, 80, b80, `o80-${Date.now()}`, 300));
-    expect(open80, "A→B:80 not open 2 s after the policy allowed it").not.toBeNull();
-    expect(await tcpReaches(lab, t.ns.b, aIp, 22, a22, "b-to-a-22-again", 1500)).toBe(false);
-
-    await setPolicy(lab, control, ALLOW_ALL);
-    await waitIcmp(lab, t.ns.a, bIp, 10_000);
+      // Allowing :80 as well: new connections to 80 pass within 2 s.
+      await setPolicy(lab, control, only22.replace(`"node-b:22"`, `"node-b:22,80"`));
+      const open80 = await withinBudget(2000, true, () => tcpReaches(lab, t.ns.a, bIp, 80, b80, `o80-${Date.now()}`, 300));
+      expect(open80, "A→B:80 not open 2 s after the policy allowed it").not.toBeNull();
+      expect(await tcpReaches(lab, t.ns.b, aIp, 22, a22, "b-to-a-22-again", 1500)).toBe(false);
+    } finally {
+      // The later items need the tailnet open again, whatever happened here.
+      await setPolicy(lab, control, ALLOW_ALL);
+    }
+    await waitIcmp(lab, t.ns.b, aIp, 10_000);
     await Promise.all([b22.stop(), b80.stop(), a22.stop()]);
   });
 });
