@@ -77,7 +77,7 @@ key=$("${control[@]}" --socket "$cdir/control.sock" keys create --user bench --r
 node_start() { # N NS
 	mkdir -p "$LT_WORK/state$1"
 	bg "latticed$1" ip netns exec "$2" "${latticed[@]}" --state "$LT_WORK/state$1" --socket "$LT_WORK/n$1.sock"
-	until_true 30 ip netns exec "$2" "${lattice[@]}" --socket "$LT_WORK/n$1.sock" version
+	until_true 30 eval 'ip netns exec "$2" "${lattice[@]}" --socket "$LT_WORK/n$1.sock" status --json | grep -q BackendState'
 }
 lat1() { ip netns exec "$NS1" "${lattice[@]}" --socket "$LT_WORK/n1.sock" "$@"; }
 lat2() { ip netns exec "$NS2" "${lattice[@]}" --socket "$LT_WORK/n2.sock" "$@"; }

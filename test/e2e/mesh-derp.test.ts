@@ -19,7 +19,7 @@ import { buildNat } from "./lib/topology.js";
 import {
   createAuthKey, createUser, ipv4Of, startControl, startNode, startRelay, up, writeDerpMap, writeMeshKey,
 } from "./lib/programs.js";
-import { icmpPing, iperfTcp, waitIcmp, waitStatusRelay } from "./lib/checks.js";
+import { expectIcmp, icmpPing, iperfTcp, waitIcmp, waitStatusRelay } from "./lib/checks.js";
 
 interface RelayStats {
   derp: { homeClients: number; currentClients: number; packetsForwardedOut: number; packetsForwardedIn: number };
@@ -56,7 +56,7 @@ describe("item 4: two meshed lattice-derp relays, A homed on relay 1, B on relay
 
     await until("each relay has one home client", async () => (await stats(0)).derp.homeClients === 1 && (await stats(1)).derp.homeClients === 1, 30_000, 300);
     await waitIcmp(lab, t.ns.a, bIp, 30_000);
-    expect((await icmpPing(lab, t.ns.b, aIp, 3)).ok).toBe(true);
+    await expectIcmp(lab, t.ns.b, aIp, 3, true);
     expect(await waitStatusRelay(a, "b")).toMatch(/relay "lab"/);
     const mbits = await iperfTcp(lab, t.ns.b, bIp, t.ns.a, 2);
     process.stdout.write(`# item 4: iperf3 TCP a→b through two meshed relays: ${mbits.toFixed(1)} Mbit/s\n`);

@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { Lab, until } from "./lib/lab.js";
 import { buildNat, setUdpBlocked, type NatTopology } from "./lib/topology.js";
 import { createAuthKey, createUser, ipv4Of, peerNamed, startControl, startNode, up, type Control, type LatticeNode } from "./lib/programs.js";
-import { icmpPing, iperfTcp, parsePongs, waitIcmp, waitStatusDirect, waitStatusRelay } from "./lib/checks.js";
+import { expectIcmp, icmpPing, iperfTcp, parsePongs, waitIcmp, waitStatusDirect, waitStatusRelay } from "./lib/checks.js";
 
 interface Tailnet {
   t: NatTopology;
@@ -54,7 +54,7 @@ describe("item 2: each node behind its own NAT router", () => {
     const line = await waitStatusDirect(n.a, "b");
     expect(line).toMatch(new RegExp(`direct ${re(n.t.ip.rbWan)}:\\d+`));
     await waitIcmp(lab, n.t.ns.a, n.bIp);
-    expect((await icmpPing(lab, n.t.ns.b, n.aIp, 3)).ok).toBe(true);
+    await expectIcmp(lab, n.t.ns.b, n.aIp, 3, true);
     await waitStatusDirect(n.b, "a");
     expect(peerNamed(await n.b.status(), "a")!.CurAddr).toMatch(new RegExp(`^${re(n.t.ip.raWan)}:\\d+$`));
   });
@@ -65,7 +65,7 @@ describe("item 2: each node behind its own NAT router", () => {
     await until("pings pass again, over DERP", async () => (await icmpPing(lab, n.t.ns.a, n.bIp, 1)).ok && !(await n.a.status().then((s) => peerNamed(s, "b")!.CurAddr)), 60_000, 500);
     const line = await waitStatusRelay(n.a, "b", 30_000);
     expect(line).toMatch(/relay "[^"]+"/);
-    expect((await icmpPing(lab, n.t.ns.a, n.bIp, 3)).ok).toBe(true);
+    await expectIcmp(lab, n.t.ns.a, n.bIp, 3, true);
   });
 });
 
@@ -80,7 +80,7 @@ describe("item 3: all UDP between the nodes dropped", () => {
   it("traffic flows over DERP (status shows relay) and TCP through the tunnel (iperf3) works", async () => {
     n = await natTailnet(lab, true);
     await waitIcmp(lab, n.t.ns.a, n.bIp, 30_000);
-    expect((await icmpPing(lab, n.t.ns.b, n.aIp, 3)).ok).toBe(true);
+    await expectIcmp(lab, n.t.ns.b, n.aIp, 3, true);
     const line = await waitStatusRelay(n.a, "b");
     expect(line).not.toMatch(/direct/);
     expect(peerNamed(await n.a.status(), "b")!.CurAddr).toBe("");

@@ -13,6 +13,13 @@ export async function icmpPing(lab: Lab, ns: string, ip: string, count = 3): Pro
   return { ok: r.code === 0 && m !== null && m[1] === m[2], out: r.stdout + r.stderr };
 }
 
+/** Asserts that `ping -c count` from ns to ip gets every reply (want true) or none (false); the message shows ping's output. */
+export async function expectIcmp(lab: Lab, ns: string, ip: string, count: number, want: boolean): Promise<void> {
+  const r = await icmpPing(lab, ns, ip, count);
+  const none = /(\d+) packets transmitted, 0 received/.test(r.out) || !/packets transmitted/.test(r.out);
+  if (want ? !r.ok : !none) throw new Error(`ping ${ip} from ${ns}: want ${want ? "every reply" : "no reply"}, got:\n${r.out}`);
+}
+
 /** Polls icmpPing (1 echo) until it succeeds; throws after ms with the last output. */
 export function waitIcmp(lab: Lab, ns: string, ip: string, ms = 20_000): Promise<true> {
   return until(`ping ${ip} from ${ns}`, async () => (await icmpPing(lab, ns, ip, 1)).ok, ms, 200);

@@ -260,7 +260,9 @@ export class Lab {
 
   /** Tails of every process log (for failure messages). */
   logs(lines = 30): string {
-    return this.procs.map(({ proc }) => `--- ${proc.name} (pid ${proc.pid}${proc.running() ? "" : ", exited"})\n${tail(proc.log(), lines)}`).join("\n");
+    return this.procs
+      .map(({ child, proc }) => `--- ${proc.name} (pid ${proc.pid}${proc.running() ? "" : `, exited: ${child.exitCode ?? child.signalCode}`})\n${tail(proc.log(), lines)}`)
+      .join("\n");
   }
 
   /** Kills every process of the lab, deletes its namespaces and scratch directory. Idempotent. */

@@ -305,10 +305,12 @@ export async function startNode(lab: Lab, o: NodeOptions): Promise<LatticeNode> 
     async start() {
       const p = lab.spawn(runs++ === 0 ? `latticed-${o.name}` : `latticed-${o.name}-${runs}`, o.ns, argv);
       proc = p;
-      // The LocalAPI answers `version` once the daemon is up (any BackendState).
+      // Up once the LocalAPI answers `status --json` (any BackendState; `version` alone is
+      // answered by the CLI without the daemon).
       await until(`${o.name}: latticed LocalAPI`, async () => {
         if (!p.running()) throw new GiveUp(`latticed exited: ${p.log().slice(-2000)}`);
-        return (await lattice(["version"], { timeoutMs: 5000 })).code === 0;
+        const r = await lattice(["status", "--json"], { timeoutMs: 5000 });
+        return typeof (JSON.parse(r.stdout) as StatusJson).BackendState === "string";
       }, 30_000, 200);
     },
     async stop() {
