@@ -60,6 +60,9 @@ describe("item 2: each node behind its own NAT router", () => {
   });
 
   it("when the direct path dies (UDP between the routers dropped), traffic falls back to DERP", async () => {
+    // Precondition: the direct path of the test above (not vacuous when that one failed).
+    await icmpPing(lab, n.t.ns.a, n.bIp, 1);
+    await waitStatusDirect(n.a, "b", 5000);
     await setUdpBlocked(lab, n.t, true);
     // Keep traffic flowing so the path checks notice the loss.
     await until("pings pass again, over DERP", async () => (await icmpPing(lab, n.t.ns.a, n.bIp, 1)).ok && !(await n.a.status().then((s) => peerNamed(s, "b")!.CurAddr)), 60_000, 500);
