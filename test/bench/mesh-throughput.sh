@@ -75,9 +75,11 @@ until_true 30 grep -q "admin socket:" "$LT_WORK/control.log" || { echo "lattice-
 key=$("${control[@]}" --socket "$cdir/control.sock" keys create --user bench --reusable --preapproved | grep -o 'lkey-[^ ]*')
 
 node_start() { # N NS
-	mkdir -p "$LT_WORK/state$1"
-	bg "latticed$1" ip netns exec "$2" "${latticed[@]}" --state "$LT_WORK/state$1" --socket "$LT_WORK/n$1.sock"
-	until_true 30 eval 'ip netns exec "$2" "${lattice[@]}" --socket "$LT_WORK/n$1.sock" status --json | grep -q BackendState'
+	local n=$1 ns=$2
+	mkdir -p "$LT_WORK/state$n"
+	bg "latticed$n" ip netns exec "$ns" "${latticed[@]}" --state "$LT_WORK/state$n" --socket "$LT_WORK/n$n.sock"
+	# (eval sees the locals, not the positional parameters)
+	until_true 30 eval 'ip netns exec "$ns" "${lattice[@]}" --socket "$LT_WORK/n$n.sock" status --json | grep -q BackendState'
 }
 lat1() { ip netns exec "$NS1" "${lattice[@]}" --socket "$LT_WORK/n1.sock" "$@"; }
 lat2() { ip netns exec "$NS2" "${lattice[@]}" --socket "$LT_WORK/n2.sock" "$@"; }
