@@ -51,9 +51,11 @@ describe("item 2: each node behind its own NAT router", () => {
     // First answer over the relay, last one from b's router's public address (the NAT mapping).
     expect(pongs[0]!.derp, ping.stdout).not.toBeNull();
     expect(pongs.at(-1)!.via).toMatch(new RegExp(`^${re(n.t.ip.rbWan)}:\\d+$`));
+    // `status` names the path of active peers only (traffic in the last minutes, as
+    // Tailscale's): send some first.
+    await waitIcmp(lab, n.t.ns.a, n.bIp);
     const line = await waitStatusDirect(n.a, "b");
     expect(line).toMatch(new RegExp(`direct ${re(n.t.ip.rbWan)}:\\d+`));
-    await waitIcmp(lab, n.t.ns.a, n.bIp);
     await expectIcmp(lab, n.t.ns.b, n.aIp, 3, true);
     await waitStatusDirect(n.b, "a");
     expect(peerNamed(await n.b.status(), "a")!.CurAddr).toMatch(new RegExp(`^${re(n.t.ip.raWan)}:\\d+$`));
