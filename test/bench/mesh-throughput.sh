@@ -72,7 +72,7 @@ bg control ip netns exec "$NS1" "${control[@]}" serve --listen 10.77.0.1:8080 --
 	--db "$cdir/lattice.db" --socket "$cdir/control.sock"
 until_true 30 grep -q "admin socket:" "$LT_WORK/control.log" || { echo "lattice-control did not start:" >&2; tail "$LT_WORK/control.log" >&2; exit 1; }
 "${control[@]}" --socket "$cdir/control.sock" users create bench >/dev/null
-key=$("${control[@]}" --socket "$cdir/control.sock" keys create --user bench --reusable --preapproved | grep -o 'lkey-[^ ]*')
+key=$("${control[@]}" --socket "$cdir/control.sock" keys create --user bench --reusable --preapproved 2>>"$LT_WORK/admin.log" | grep -o 'lkey-[^ ]*')
 
 node_start() { # N NS
 	local n=$1 ns=$2
