@@ -276,6 +276,11 @@ export class MagicCore {
     st.lastFullPing = now;
     let sent = 0;
     for (const c of st.dueForPing(now)) if (this.ping(st, c, 0, now)) sent++;
+    this.maybeCallMeMaybe(st, now, sent);
+  }
+
+  /** @internal After pinging `sent` candidates: a CallMeMaybe over DERP (at most every 5 s), waiting for a STUN round when our endpoints are stale. */
+  private maybeCallMeMaybe(st: PeerState, now: number, sent: number): void {
     if ((sent > 0 || st.cands.size === 0) && st.derpRegion() !== 0 && now - st.lastCallMeMaybe >= DISCO_PING_INTERVAL) {
       st.lastCallMeMaybe = now;
       if (this.localAt === 0 || now - this.localAt > ENDPOINTS_FRESH) {
@@ -297,15 +302,20 @@ export class MagicCore {
 
   /**
    * A `ping()`: over the trusted direct path; else over DERP and to every candidate (the
-   * first pong answers). Returns false when the peer has no disco key or no path at all.
+   * first pong answers), plus a CallMeMaybe (hole punching, as Tailscale's ping does).
+   * Returns false when the peer has no disco key or no path at all.
    */
   userPing(st: PeerState, now: number, onPong: NonNullable<SentPing["onPong"]>): boolean {
     if (st.discoKey === null) return false;
     if (st.trusted(now)) return this.ping(st, st.best, 0, now, onPong);
     let any = false;
     if (st.derpRegion() !== 0) any = this.ping(st, null, st.derpRegion(), now, onPong) || any;
-    for (const c of st.cands.values()) any = this.ping(st, c, 0, now, onPong) || any;
-    return any;
+    let sent = 0;
+    for (const c of st.cands.values()) if (this.ping(st, c, 0, now, onPong)) sent++;
+    // Like `tailscale ping`: the peer is asked to ping us back (CallMeMaybe), so our pings
+    // to its endpoints and its pings to ours open both NATs and the pings turn direct.
+    this.maybeCallMeMaybe(st, now, sent);
+    return any || sent > 0;
   }
 
   /** Runs due timers: ping timeouts (a dead best path is dropped), heartbeats, delayed CallMeMaybes. */

@@ -142,6 +142,31 @@ describe("magicsock paths (in-memory network)", () => {
     expect(lastFrom(b)).toBe(a.ms.endpoints()[0]);
   });
 
+  test("ping() alone hole-punches through two endpoint-independent NATs (CallMeMaybe), as `tailscale ping` does", async () => {
+    // Found by the netns e2e test of issue 8 item 2: `lattice ping --until-direct` stayed on
+    // DERP for 30 pings when no data flowed, because only data traffic sent CallMeMaybe.
+    const net = new SimNet();
+    net.addNat("198.51.100.1", "192.168.1.");
+    net.addNat("198.51.100.2", "192.168.2.");
+    net.latency = (x, y) => (x === "203.0.113.10" || y === "203.0.113.10" ? 30 : 5);
+    const derp = new SimDerp();
+    const a = simNode(net, derp, "a", "192.168.1.10");
+    const b = simNode(net, derp, "b", "192.168.2.20");
+    await tick(100);
+    a.ms.setPeers([peerOf(b)]);
+    b.ms.setPeers([peerOf(a)]);
+    const vias: string[] = [];
+    for (let i = 0; i < 5 && vias.at(-1) !== b.ms.endpoints()[0]; i++) {
+      const p = a.ms.ping(b.pub, 2000);
+      await tick(1000);
+      vias.push((await p).endpoint || "DERP");
+    }
+    expect(vias[0]).toBe("DERP");
+    expect(vias.at(-1)).toBe(b.ms.endpoints()[0]);
+    expect(a.ms.stats().discoSentCallMeMaybe).toBeGreaterThanOrEqual(1);
+    expect(b.received).toEqual([]); // no data was sent at all
+  });
+
   test("UDP blocked entirely: STUN fails, home falls back to the lowest region, traffic flows via DERP", async () => {
     const net = new SimNet();
     net.blocked = () => true;
