@@ -34,6 +34,7 @@ export class DerpConnection {
   private messageHandlers: ((m: DerpMessage) => void)[] = [];
   private closeHandlers: ((err: Error | null) => void)[] = [];
   private closed = false;
+  private corked = false;
 
   /** @internal */
   constructor(
@@ -128,10 +129,24 @@ export class DerpConnection {
     for (const h of this.closeHandlers) h(err);
   }
 
-  /** @internal */
+  /**
+   * @internal Writes pending frames. The socket is corked until the next tick, so the
+   * frames of one batch (magicsock sends a device batch packet by packet) leave in one
+   * writev instead of one syscall each, as the relay side does.
+   */
   flush(): void {
     if (this.closed) return;
-    for (const f of this.client.takeOutput()) this.socket.write(f);
+    const out = this.client.takeOutput();
+    if (out.length === 0) return;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    for (const f of out) this.socket.write(f);
   }
 }
 
