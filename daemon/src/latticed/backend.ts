@@ -66,6 +66,17 @@ export interface WhoIsResponse {
   CapMap: Record<string, never>;
 }
 
+/** latticed's SSH service as the backend drives it (ssh.ts SshService). */
+export interface SshHook {
+  /** Listening + port-22 diversion on `addrs` when `on`, else stopped. */
+  apply(on: boolean, addrs: readonly string[]): Promise<void>;
+  /** Public host keys for Hostinfo.sshHostKeys. */
+  hostKeys(): string[];
+  /** The netmap's SSHPolicy or peers changed: re-check live connections. */
+  policyChanged(): void;
+  close(): Promise<void>;
+}
+
 /** Dependencies of {@link LocalBackend}. */
 export interface BackendDeps {
   state: StateDir;
@@ -81,6 +92,8 @@ export interface BackendDeps {
   hostname: () => string;
   /** Whether a TUN device backs the engine (Status.TUN). */
   tun: boolean;
+  /** The embedded SSH server (RunSSH); absent: RunSSH is stored but nothing listens. */
+  ssh?: SshHook;
 }
 
 function keyHex(k: Uint8Array): string {
@@ -214,6 +227,10 @@ export class LocalBackend {
       NetInfo: { PreferredDERP: this.d.magic.homeDerp() },
     };
     if (this.#prefs.AdvertiseTags.length > 0) hi.RequestTags = [...this.#prefs.AdvertiseTags];
+    if (this.#prefs.RunSSH && this.d.ssh) {
+      const keys = this.d.ssh.hostKeys();
+      if (keys.length > 0) hi.sshHostKeys = keys;
+    }
     return hi;
   }
 
@@ -240,7 +257,7 @@ export class LocalBackend {
       if (!nm) return;
       this.#netmap = nm;
     }
-    let ch = { self: true, peers: true, filter: true, derpMap: true };
+    let ch = { self: true, peers: true, filter: true, derpMap: true, ssh: true };
     if (!full) {
       if (!this.#netmap) return;
       ch = this.#netmap.apply(resp, wall);
@@ -259,6 +276,7 @@ export class LocalBackend {
     this.#setState("Running");
     const relevant = ch.self || ch.peers || ch.filter || ch.derpMap;
     if (relevant || !wasRunning) this.#configureEngine();
+    if (ch.peers || ch.ssh || ch.self) this.d.ssh?.policyChanged();
     if (ch.self) this.#armExpiry();
     // What a restart needs (peers, keys, filter) is saved at once; presence-only deltas
     // (Online, LastSeen) at most every 5 s.
@@ -286,6 +304,19 @@ export class LocalBackend {
     this.#engineChain = this.#engineChain
       .then(() => (this.#state === "Running" ? this.d.engine.configure(nm, key) : undefined))
       .catch((e: Error) => this.d.log.error({ err: e.message }, "configuring the data path failed"));
+    this.#syncSsh();
+  }
+
+  /** Brings the SSH service in line with RunSSH and the state (after the engine's configuration, in order). */
+  #syncSsh(): void {
+    const ssh = this.d.ssh;
+    if (!ssh) return;
+    this.#engineChain = this.#engineChain
+      .then(() => {
+        const on = this.#prefs.RunSSH && this.#prefs.WantRunning && this.#state === "Running" && !this.#closed;
+        return ssh.apply(on, on ? (this.#netmap?.self.Addresses ?? []) : []);
+      })
+      .catch((e: Error) => this.d.log.error({ err: e.message }, "starting/stopping the SSH server failed"));
   }
 
   #armExpiry(): void {
@@ -310,6 +341,8 @@ export class LocalBackend {
     this.#keyExpired = true;
     this.#netmap?.peers.clear();
     this.d.engine.clearPeers();
+    this.d.ssh?.policyChanged();
+    this.#syncSsh();
     void this.#control?.stop();
     this.#setState("NeedsLogin");
     this.#scheduleSave(0);
@@ -322,10 +355,12 @@ export class LocalBackend {
     this.#netmap = null;
     this.#authURL = "";
     this.d.engine.clearPeers();
+    this.d.ssh?.policyChanged();
     void this.#control?.stop();
     this.d.state.writeJson(PERSIST_FILE, { LoggedIn: false });
     this.d.state.remove(STATE_FILES.netmap);
     this.#setState("NeedsLogin");
+    this.#syncSsh();
   }
 
   #scheduleSave(ms: number): void {
@@ -429,7 +464,10 @@ export class LocalBackend {
     this.#savePrefs();
     if (patch.WantRunning === false && before.WantRunning) await this.down();
     else if (patch.WantRunning === true && !before.WantRunning) await this.up({});
-    else if (patch.Hostname !== undefined || patch.AdvertiseTags !== undefined) this.#control?.sendUpdate();
+    else {
+      if (patch.Hostname !== undefined || patch.AdvertiseTags !== undefined || (patch.RunSSH !== undefined && patch.RunSSH !== before.RunSSH)) this.#control?.sendUpdate();
+      if (patch.RunSSH !== undefined && patch.RunSSH !== before.RunSSH) this.#syncSsh();
+    }
     return this.prefs();
   }
 
@@ -439,7 +477,8 @@ export class LocalBackend {
     const next = prefsForUp(this.#prefs, req);
     if (next.ControlURL === "") throw new LatticedError("bad_request", 'ControlURL: required on the first "up" (no control server known yet)');
     const urlChanged = next.ControlURL !== this.#prefs.ControlURL;
-    const hostChanged = next.Hostname !== this.#prefs.Hostname || next.AdvertiseTags.join() !== this.#prefs.AdvertiseTags.join();
+    const sshChanged = next.RunSSH !== this.#prefs.RunSSH;
+    const hostChanged = sshChanged || next.Hostname !== this.#prefs.Hostname || next.AdvertiseTags.join() !== this.#prefs.AdvertiseTags.join();
     this.#prefs = next;
     this.#savePrefs();
     const needLogin = !this.#loggedIn || this.#nodeKey === null || this.#keyExpired || req.ForceReauth === true || urlChanged;
@@ -463,6 +502,7 @@ export class LocalBackend {
       }
       this.#ensureControl().start();
       if (hostChanged) this.#control?.sendUpdate();
+      if (sshChanged) this.#syncSsh();
     }
     return { BackendState: this.#state, AuthURL: this.#authURL };
   }
@@ -479,6 +519,7 @@ export class LocalBackend {
     await this.#control?.stop();
     this.d.engine.clearPeers();
     if (this.#loggedIn) this.#setState("Stopped");
+    this.#syncSsh();
   }
 
   /**
@@ -645,5 +686,16 @@ export class LocalBackend {
     }
     await this.#control?.stop();
     await this.#engineChain;
+    await this.d.ssh?.close().catch(() => undefined);
+  }
+
+  /**
+   * GET `path` over the control connection's Noise channel (SSH check mode long polls).
+   * Throws LatticedError `no_netmap` when not logged in.
+   */
+  controlGet(path: string, signal: AbortSignal): Promise<{ status: number; body: string }> {
+    const c = this.#control;
+    if (!c || !this.#loggedIn) return Promise.reject(new LatticedError("no_netmap", "not connected to a control server"));
+    return c.get(path, signal);
   }
 }

@@ -18,6 +18,8 @@ import type { MapRequest, MapResponse, RegisterRequest, RegisterResponse } from 
 export interface ControlConn {
   register(req: RegisterRequest): Promise<RegisterResponse>;
   map(req: MapRequest): MapStream;
+  /** GET on the channel (SSH check mode); optional for test doubles. */
+  get?(path: string, signal?: AbortSignal): Promise<{ status: number; body: string }>;
   readonly closed: boolean;
   close(): void;
 }
@@ -102,6 +104,13 @@ export class ControlLoop {
       if (e instanceof ControlError && e.status === 0) this.#dropConn();
       throw e;
     }
+  }
+
+  /** GET `path` on the (possibly new) connection (SSH check mode). Throws ControlError. */
+  async get(path: string, signal: AbortSignal): Promise<{ status: number; body: string }> {
+    const c = await this.#connection();
+    if (!c.get) throw new ControlError(0, "unsupported", "this control connection cannot GET");
+    return c.get(path, signal);
   }
 
   /** Sends the current endpoints/Hostinfo without reopening the stream (no-op when not connected). */

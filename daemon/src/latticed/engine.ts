@@ -10,7 +10,8 @@
  * Filter placement: `runIn` on every packet decrypted from a peer before the TUN write
  * (dropped packets counted by reason); `runOut` on every packet read from the TUN
  * (records the flows this node starts). Without a netmap the filter refuses everything
- * inbound (fail closed).
+ * inbound (fail closed). The port-22 diversion (divert.ts) runs after `runIn` and
+ * before `runOut`, so the filter always sees port 22.
  *
  * MTU: 1280, as Tailscale (the IPv6 minimum: safe over any path incl. DERP and nested
  * tunnels), not lattice-wg's 1420.
@@ -25,6 +26,7 @@ import type { Logger as WgLogger } from "../wg/log.js";
 import { LatticedError } from "./errors.js";
 import { buildEchoRequest, parseEchoReply } from "./icmp.js";
 import type { MagicConn, MagicPeer } from "./magic.js";
+import { SshDivert } from "./divert.js";
 import type { Netmap } from "./netmap.js";
 import type { TunConfig } from "./tun-config.js";
 
@@ -70,8 +72,11 @@ export class Engine {
   readonly #pings = new Map<number, { src: string; resolve: (ms: number) => void; sentAt: number }>();
   #pingSeq = 0;
   #selfAddrs: string[] = [];
+  /** Port-22 diversion to the embedded SSH server (off until latticed's SSH service turns it on). */
+  readonly divert: SshDivert;
 
   constructor(private readonly d: EngineDeps) {
+    this.divert = new SshDivert(d.now);
     this.#edge = new WgEdge({
       device: d.device,
       tun: d.tun,
@@ -117,10 +122,13 @@ export class Engine {
       }
     }
     const f = this.#filter;
-    return f !== null && f.runIn(p, this.d.now()).accept;
+    // The filter sees the packet as the peer sent it (port 22); the diversion comes after.
+    return f !== null && f.runIn(p, this.d.now()).accept && this.divert.inbound(p);
   }
 
   #outbound(p: Uint8Array): boolean {
+    // Replies of the SSH server leave as port 22 (before the filter records the flow).
+    this.divert.outbound(p);
     const f = this.#filter;
     return f === null ? true : f.runOut(p, this.d.now()).accept;
   }

@@ -23,6 +23,7 @@ import { createLogger, wgLogger } from "./log.js";
 import type { MagicConn } from "./magic.js";
 import { MagicSock } from "@lattice/magicsock";
 import { renderMetrics } from "./metrics.js";
+import { SshService } from "./ssh.js";
 import { STATE_FILES, StateDir } from "./state.js";
 import type { Logger } from "pino";
 import { TunConfig, runIp } from "./tun-config.js";
@@ -106,7 +107,17 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
     process.stderr.write(`latticed: ${msg}\n`);
     return 1;
   }
+  // The embedded SSH server (RunSSH): internal port P below the kernel's ephemeral range.
+  const ssh = new SshService({
+    stateDir: state.dir,
+    netmap: () => backend?.netmap ?? null,
+    get: (path, signal) => (backend ? backend.controlGet(path, signal) : Promise.reject(new LatticedError("no_netmap", "starting"))),
+    divert: engine.divert,
+    log,
+    randomPort: () => randomInt(10_000, 32_768),
+  });
   backend = new LocalBackend({
+    ssh: { apply: (on, addrs) => ssh.apply(on, addrs), hostKeys: () => ssh.hostKeys(), policyChanged: () => ssh.backend.changed(), close: () => ssh.close() },
     state,
     engine,
     magic,
@@ -146,6 +157,7 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
           peers: counters.size,
           magicsock: magic.stats(),
           localapi: api!.stats,
+          ssh: { divert: { ...engine.divert.stats }, server: ssh.server ? { ...ssh.server.stats } : null },
         });
       },
     });

@@ -14,6 +14,8 @@ export interface MetricsInput {
   peers: number;
   magicsock: Record<string, number>;
   localapi: { requests: number; errors: Record<string, number>; rejectedConnections: number };
+  /** The port-22 diversion's and the SSH server's counters (absent: no SSH service). */
+  ssh?: { divert: Record<string, number>; server: Record<string, number> | null };
 }
 
 function esc(v: string): string {
@@ -53,5 +55,9 @@ export function renderMetrics(m: MetricsInput): string {
   family("latticed_localapi_requests_total", "counter", "LocalAPI requests.", [[{}, m.localapi.requests]]);
   family("latticed_localapi_errors_total", "counter", "LocalAPI error answers by code.", Object.entries(m.localapi.errors).map(([k, v]) => [{ code: k }, v]));
   family("latticed_localapi_rejected_connections_total", "counter", "LocalAPI connections refused over the connection limit.", [[{}, m.localapi.rejectedConnections]]);
+  if (m.ssh) {
+    family("latticed_ssh_divert_events_total", "counter", "Port-22 diversion counters (rewrites, dropped direct packets, refused undiverted connections).", Object.entries(m.ssh.divert).map(([k, v]) => [{ event: snake(k) }, v]));
+    family("latticed_ssh_server_events_total", "counter", "Embedded SSH server counters (accepted, refused, denied, revoked).", Object.entries(m.ssh.server ?? {}).map(([k, v]) => [{ event: snake(k) }, v]));
+  }
   return out.join("\n") + "\n";
 }

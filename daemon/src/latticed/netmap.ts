@@ -27,6 +27,8 @@ export interface NetmapChange {
   filter: boolean;
   /** The DERP map changed. */
   derpMap: boolean;
+  /** The message carried an SSHPolicy. */
+  ssh: boolean;
 }
 
 /** The serialisable form (state file netmap.json). */
@@ -95,7 +97,7 @@ export class Netmap {
 
   /** Applies a full or delta MapResponse (see the file comment). */
   apply(resp: MapResponse, wallNow: number): NetmapChange {
-    const ch: NetmapChange = { self: false, peers: false, filter: false, derpMap: false };
+    const ch: NetmapChange = { self: false, peers: false, filter: false, derpMap: false, ssh: false };
     if (resp.Node) {
       this.self = resp.Node;
       ch.self = true;
@@ -108,7 +110,10 @@ export class Netmap {
       this.packetFilter = resp.PacketFilter;
       ch.filter = true;
     }
-    if (resp.SSHPolicy) this.sshPolicy = resp.SSHPolicy;
+    if (resp.SSHPolicy) {
+      this.sshPolicy = resp.SSHPolicy;
+      ch.ssh = true;
+    }
     if (resp.DNSConfig) this.dnsConfig = resp.DNSConfig;
     if (typeof resp.Domain === "string") this.domain = resp.Domain;
     for (const u of resp.UserProfiles ?? []) this.userProfiles.set(u.ID, u);

@@ -55,10 +55,19 @@ describe("Netmap", () => {
 
   it("a keep-alive changes nothing; a delta PacketFilter replaces the filter", () => {
     const nm = Netmap.fromFull(full, 0)!;
-    expect(nm.apply({ KeepAlive: true }, 0)).toEqual({ self: false, peers: false, filter: false, derpMap: false });
+    expect(nm.apply({ KeepAlive: true }, 0)).toEqual({ self: false, peers: false, filter: false, derpMap: false, ssh: false });
     const rules = [{ SrcIPs: ["*"], DstPorts: [{ IP: "*", Ports: { First: 22, Last: 22 } }] }];
     expect(nm.apply({ PacketFilter: rules }, 0).filter).toBe(true);
     expect(nm.packetFilter).toEqual(rules);
+  });
+
+  it("a delta carrying an SSHPolicy reports ssh (so live SSH sessions are re-checked); one without leaves the policy", () => {
+    const nm = Netmap.fromFull(full, 0)!;
+    const pol = { rules: [{ principals: [{ any: true }], sshUsers: { root: "root" }, action: { accept: true } }] };
+    expect(nm.apply({ SSHPolicy: pol } as never, 0).ssh).toBe(true);
+    expect(nm.sshPolicy).toEqual(pol);
+    expect(nm.apply({ KeepAlive: true }, 0).ssh).toBe(false);
+    expect(nm.sshPolicy).toEqual(pol);
   });
 
   it("self key expiry: the Expired flag or a KeyExpiry in the past", () => {
