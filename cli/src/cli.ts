@@ -20,6 +20,7 @@ import { cliVersion, runBugreport, runVersion } from "./commands/misc.js";
 import { runNc } from "./commands/nc.js";
 import { runPing } from "./commands/ping.js";
 import { runDown, runLogout, runSet } from "./commands/prefs.js";
+import { runSsh } from "./commands/ssh.js";
 import { runStatus } from "./commands/status.js";
 import { runUp } from "./commands/up.js";
 import { runWhois } from "./commands/whois.js";
@@ -171,6 +172,13 @@ export async function run(argv: readonly string[], rawIo: CliIo): Promise<number
     .argument("<host>").argument("<port>")
     .action((host: string, port: string, _o: unknown, cmd: Command) => start(() => runNc(ctxOf(cmd), host, port)));
 
+  // `lattice ssh [user@]host [args...]`: everything after the destination is ssh's (no
+  // option parsing here, so `-L 8080:…` or a remote `ls -la` pass through as given).
+  program.command("ssh").description("SSH to a node with host keys verified from the tailnet (runs the system ssh)")
+    .argument("<[user@]host>").argument("[args...]")
+    .allowUnknownOption().allowExcessArguments().helpOption(false)
+    .action((_t: string, _a: string[], _o: unknown, cmd: Command) => start(() => runSsh(ctxOf(cmd), sshArgv)));
+
   program.command("bugreport").description("print a marker to quote in a bug report")
     .argument("[note]")
     .action((note: string | undefined, _o: unknown, cmd: Command) => start(() => runBugreport(ctxOf(cmd), note)));
@@ -179,7 +187,15 @@ export async function run(argv: readonly string[], rawIo: CliIo): Promise<number
   addBool(version, "daemon", "also print the daemon's version");
   version.action((o: { daemon?: boolean }, cmd: Command) => start(() => runVersion(ctxOf(cmd), o.daemon === true)));
 
+  // The raw words after "ssh" (the first positional word), before any flag normalisation.
+  const sshAt = firstCommandIndex(argv);
+  const sshArgv = sshAt >= 0 && argv[sshAt] === "ssh" ? argv.slice(sshAt + 1) : [];
   try {
+    if (sshAt >= 0 && argv[sshAt] === "ssh") {
+      // Only the global options before "ssh" go through commander.
+      program.parse([...argv.slice(0, sshAt), "ssh", ...(sshArgv.length > 0 ? [sshArgv[0]!] : [])], { from: "user" });
+      return await (pending as unknown as Promise<number>);
+    }
     const longNames = new Set([program, ...program.commands].flatMap((c) => c.options.map((o) => (o.long ?? "").replace(/^--(no-)?/, ""))).filter((n) => n.length > 1));
     program.parse(normalizeGoFlags(argv, BOOL_FLAGS, longNames), { from: "user" });
     if (pending === null) {
@@ -192,6 +208,18 @@ export async function run(argv: readonly string[], rawIo: CliIo): Promise<number
     exitCode = report(e, io);
   }
   return exitCode;
+}
+
+/** Index of the subcommand word in `argv` (after `--socket PATH` / `--socket=PATH`), -1 if none. */
+function firstCommandIndex(argv: readonly string[]): number {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--socket") i++;
+    else if (a.startsWith("--socket=")) continue;
+    else if (a.startsWith("-")) return -1;
+    else return i;
+  }
+  return -1;
 }
 
 /** Prints an error as the CLI does and returns its exit code. */
