@@ -161,7 +161,7 @@ export class SshService {
     if (!this.#server) {
       this.hostKeys();
       if (!this.#keys) return;
-      this.#server = new SshServer({ backend: this.backend, hostKeys: this.#keys, log: (rec) => this.d.log.info(rec, "ssh") });
+      this.#server = new SshServer({ backend: this.backend, hostKeys: this.#keys, log: ({ msg, ...rec }) => this.d.log.info(rec, typeof msg === "string" ? msg : "ssh") });
     }
     const want = new Set(addrs.map(stripPrefix));
     await this.#closeListeners([...this.#listeners.keys()].filter((a) => !want.has(a)));

@@ -1,0 +1,256 @@
+// Lattice SSH end to end: real lattice-control, two real latticed in network namespaces —
+// A (alice's, the client) and B (tag:server via a tagged auth key, `RunSSH`), plus the
+// host's own /usr/sbin/sshd on 0.0.0.0:22 inside B's namespace with its own host key —
+// driven with the stock OpenSSH client from A against B's tailnet address. Proves the
+// port-22 diversion (tailnet :22 → the embedded server, with the peer's true address;
+// the LAN :22 and RunSSH-off still reach the host sshd), identity and policy from the
+// netmap, sessions as the mapped user, transfers, forwarding, denial, revocation, and
+// `lattice ssh` with host keys from the netmap.
+import { createHash, randomBytes } from "node:crypto";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { REPO, World, localApi, requireRoot, run, waitFor } from "./harness.js";
+
+interface Res {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs argv in namespace `ns`, resolving with the exit code and output (never throws on exit ≠ 0). */
+function inNs(ns: string, argv: string[], opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    const p = spawn("ip", ["netns", "exec", ns, ...argv], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...opts.env } });
+    let stdout = "";
+    let stderr = "";
+    p.stdout.on("data", (d) => (stdout += d));
+    p.stderr.on("data", (d) => (stderr += d));
+    const t = setTimeout(() => p.kill("SIGKILL"), opts.timeoutMs ?? 60_000);
+    p.on("error", reject);
+    p.on("close", (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const BASE_OPTS = ["-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=15"];
+// ssh takes the first value of an option: LogLevel goes first.
+const SSH_OPTS = ["-o", "LogLevel=ERROR", ...BASE_OPTS];
+
+const sha256 = (f: string): string => createHash("sha256").update(fs.readFileSync(f)).digest("hex");
+
+describe("Lattice SSH in network namespaces (OpenSSH client → latticed --ssh)", () => {
+  const w = new World();
+  const user = `lts${w.id}`.slice(0, 20);
+  const group = `ltg${w.id}`.slice(0, 20);
+  let userAdded = false;
+  let groupAdded = false;
+  let ctl: Awaited<ReturnType<World["control"]>>;
+  let a: { ns: string; lanIp: string };
+  let b: { ns: string; lanIp: string };
+  let da: ReturnType<World["latticed"]>;
+  let db: ReturnType<World["latticed"]>;
+  let ipB = "";
+  let policyFile = "";
+  let hostSshdKey = "";
+  const ssh = (target: string, ...cmd: string[]): Promise<Res> => inNs(a.ns, ["ssh", ...SSH_OPTS, target, ...cmd]);
+  // Denials: the reason arrives as an auth banner and in the DISCONNECT, both shown at LogLevel INFO.
+  const sshInfo = (target: string, ...cmd: string[]): Promise<Res> => inNs(a.ns, ["ssh", "-o", "LogLevel=INFO", ...BASE_OPTS, target, ...cmd]);
+  const policy = (users: string[]) =>
+    JSON.stringify({
+      tagOwners: { "tag:server": ["alice@"] },
+      acls: [{ action: "accept", src: ["alice@"], dst: ["tag:server:22"] }],
+      ssh: [{ action: "accept", src: ["alice@"], dst: ["tag:server"], users }],
+    });
+
+  afterAll(async () => {
+    await w.cleanup();
+    if (userAdded) run("userdel", ["-r", user]);
+    if (groupAdded) run("groupdel", [group]);
+  });
+
+  it("setup: A (alice) and B (tag:server, --ssh) join; B publishes its SSH host keys; a host sshd runs in B's namespace", async () => {
+    requireRoot();
+    w.lan();
+    ctl = await w.control();
+    ctl.admin("users", "create", "alice", "--password", "correct-horse-battery");
+    policyFile = path.join(w.dir, "policy.hujson");
+    fs.writeFileSync(policyFile, policy(["root", "autogroup:nonroot"]));
+    ctl.admin("policy", "set", policyFile);
+    const userKey = ctl.admin("keys", "create", "--user", "alice", "--preapproved");
+    const serverKey = ctl.admin("keys", "create", "--user", "alice", "--preapproved", "--tags", "tag:server");
+    a = w.nodeNs("a");
+    b = w.nodeNs("b");
+    da = w.latticed("a", a.ns);
+    db = w.latticed("b", b.ns);
+    for (const d of [da, db]) await waitFor("LocalAPI up", 20_000, () => localApi(d.socket, "GET", "/localapi/v0/status").catch(() => null));
+    expect((await localApi(da.socket, "POST", "/localapi/v0/up", { ControlURL: ctl.url, AuthKey: userKey, Hostname: "laptop" })).status).toBe(200);
+    expect((await localApi(db.socket, "POST", "/localapi/v0/up", { ControlURL: ctl.url, AuthKey: serverKey, Hostname: "server", RunSSH: true })).status).toBe(200);
+    const sb = await waitFor("B running", 30_000, async () => {
+      const s = await localApi(db.socket, "GET", "/localapi/v0/status");
+      return s.body.BackendState === "Running" && s.body.TailscaleIPs?.length ? s.body : null;
+    });
+    ipB = sb.TailscaleIPs[0];
+    // A sees B with B's published host keys (Hostinfo sshHostKeys → status PeerStatus).
+    const peerB = await waitFor("A sees B's SSH host keys", 30_000, async () => {
+      const s = await localApi(da.socket, "GET", "/localapi/v0/status");
+      return Object.values((s.body.Peer ?? {}) as Record<string, any>).find((p) => p.TailscaleIPs?.includes(ipB) && p.sshHostKeys?.length >= 3);
+    });
+    expect(peerB.sshHostKeys.map((k: string) => k.split(" ")[0]).sort()).toEqual(["ecdsa-sha2-nistp256", "ssh-ed25519", "ssh-rsa"]);
+    // The host's own sshd, listening on 0.0.0.0:22 in B's namespace, with its own host key.
+    const keyFile = path.join(w.dir, "host_sshd_ed25519");
+    run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", keyFile]);
+    hostSshdKey = fs.readFileSync(`${keyFile}.pub`, "utf8").split(" ").slice(0, 2).join(" ");
+    const cfg = path.join(w.dir, "host_sshd_config");
+    fs.writeFileSync(cfg, [`Port 22`, `ListenAddress 0.0.0.0`, `HostKey ${keyFile}`, `PidFile ${path.join(w.dir, "host_sshd.pid")}`, "UsePAM no", "PasswordAuthentication no", "KbdInteractiveAuthentication no", "AuthorizedKeysFile none", ""].join("\n"));
+    fs.mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
+    w.spawn("host-sshd", b.ns, ["/usr/sbin/sshd", "-D", "-e", "-f", cfg]);
+    await waitFor("host sshd listening", 10_000, async () => (await inNs(b.ns, ["ss", "-Hltn", "sport = :22"])).stdout.includes("0.0.0.0:22"));
+    // Wait for B's SSH server (tailnet :22 diverted) to answer A with Lattice's ident.
+    await waitFor("Lattice SSH answers on B's tailnet :22", 30_000, async () => (await inNs(a.ns, ["ssh-keyscan", "-T", "3", "-t", "ed25519", ipB])).stdout.includes("ssh-ed25519"));
+  }, 180_000);
+
+  it("ssh root@B id -u → 0; exit codes propagate (exit 7, 127 for an unknown command)", async () => {
+    requireRoot();
+    const r = await ssh(`root@${ipB}`, "id", "-u");
+    expect(r.stderr).toBe("");
+    expect(r).toMatchObject({ code: 0, stdout: "0\n" });
+    expect((await ssh(`root@${ipB}`, "exit 7")).code).toBe(7);
+    expect((await ssh(`root@${ipB}`, "no-such-command-lattice")).code).toBe(127);
+    // B's log: the session's identity is A's node (the true source address, not a local one).
+    expect(w.log("b").split("\n").some((l) => l.includes('"msg":"ssh connection"') && l.includes("laptop"))).toBe(true);
+  }, 60_000);
+
+  it("a non-root user (autogroup:nonroot) gets exactly `id USER` on B, supplementary groups included", async () => {
+    requireRoot();
+    run("groupadd", [group]);
+    groupAdded = true;
+    run("useradd", ["-m", "-s", "/bin/sh", "-G", group, user]);
+    userAdded = true;
+    const want = run("id", [user]).trim();
+    expect(want).toContain(group);
+    const r = await ssh(`${user}@${ipB}`, "id");
+    expect(r.stderr).toBe("");
+    expect(r.stdout.trim()).toBe(want);
+  }, 60_000);
+
+  it("scp -O (legacy) and scp (SFTP) of a 64 MiB file, up and down, byte-identical", async () => {
+    requireRoot();
+    const src = path.join(w.dir, "big.bin");
+    fs.writeFileSync(src, randomBytes(64 << 20));
+    const want = sha256(src);
+    const scp = (...args: string[]) => inNs(a.ns, ["scp", ...SSH_OPTS, "-q", ...args], { timeoutMs: 240_000 });
+    for (const [mode, flags] of [["legacy", ["-O"]], ["sftp", ["-s"]]] as const) {
+      const remote = path.join(w.dir, `up-${mode}.bin`);
+      const back = path.join(w.dir, `down-${mode}.bin`);
+      const t0 = Date.now();
+      const up = await scp(...flags, src, `root@${ipB}:${remote}`);
+      const t1 = Date.now();
+      expect(up.code, up.stderr).toBe(0);
+      expect(sha256(remote)).toBe(want);
+      const down = await scp(...flags, `root@${ipB}:${remote}`, back);
+      const t2 = Date.now();
+      expect(down.code, down.stderr).toBe(0);
+      expect(sha256(back)).toBe(want);
+      console.log(`scp ${mode}: 64 MiB up ${(t1 - t0) / 1000}s (${((64 * 8) / ((t1 - t0) / 1000)).toFixed(0)} Mbit/s), down ${(t2 - t1) / 1000}s`);
+      fs.rmSync(remote);
+      fs.rmSync(back);
+    }
+  }, 600_000);
+
+  it("ssh -L carries data both ways to a service on B's loopback", async () => {
+    requireRoot();
+    // An echo service on B's 127.0.0.1 (not reachable from A except through the forward).
+    const echoPort = 20_000 + Math.floor(Math.random() * 10_000);
+    w.spawn("echo", b.ns, ["ncat", "-l", "127.0.0.1", String(echoPort), "-k", "-c", "cat"]);
+    await waitFor("echo service", 10_000, async () => (await inNs(b.ns, ["ss", "-Hltn", `sport = :${echoPort}`])).stdout.includes("127.0.0.1"));
+    const lport = 30_000 + Math.floor(Math.random() * 10_000);
+    const fwd = w.spawn("ssh-L", a.ns, ["ssh", ...SSH_OPTS, "-N", "-L", `127.0.0.1:${lport}:127.0.0.1:${echoPort}`, `root@${ipB}`]);
+    await waitFor("forward listening on A", 20_000, async () => (await inNs(a.ns, ["ss", "-Hltn", `sport = :${lport}`])).stdout.includes("127.0.0.1"));
+    const token = randomBytes(12).toString("hex");
+    // A client on A: connect, send the token, wait for it to come back (5 s), print it.
+    const client = `const s=require("net").connect(${lport},"127.0.0.1",()=>s.write("${token}\\n"));let b="";s.on("data",d=>{b+=d;if(b.includes("\\n")){process.stdout.write(b);process.exit(0)}});s.on("error",e=>{console.error(e.message);process.exit(1)});setTimeout(()=>process.exit(2),5000)`;
+    const r = await waitFor("echo through the forward", 20_000, async () => {
+      const x = await inNs(a.ns, [process.execPath, "-e", client]);
+      return x.stdout.includes(token) ? x : null;
+    });
+    expect(r.stdout).toBe(`${token}\n`);
+    await World.stop(fwd);
+  }, 60_000);
+
+  it("denial with the reason: a local user that does not exist", async () => {
+    requireRoot();
+    const r = await sshInfo(`nosuchuser${w.id}@${ipB}`, "true");
+    expect(r.code).toBe(255);
+    expect(r.stderr).toContain(`local user "nosuchuser${w.id}" does not exist`);
+  }, 60_000);
+
+  it("hostile clients on the new listener: a local connection to the internal port is closed unanswered; garbage at tailnet :22 is dropped and others are still served", async () => {
+    requireRoot();
+    const m = /"port":(\d+)[^\n]*SSH server listening/.exec(w.log("b"));
+    expect(m, "B logs the internal port").not.toBeNull();
+    const port = m![1]!;
+    // A local process on B reaching <tailnet IP>:P directly (no diverted SYN): no SSH banner.
+    const local = await inNs(b.ns, ["sh", "-c", `ncat -w 3 --recv-only ${ipB} ${port} </dev/null; echo "rc=$?"`]);
+    expect(local.stdout).not.toContain("SSH-2.0");
+    // Garbage from A at tailnet :22.
+    const junk = await inNs(a.ns, ["sh", "-c", `head -c 65536 /dev/urandom | ncat -w 3 ${ipB} 22 | head -c 100 | od -c | head -2; true`]);
+    expect(junk.code).toBe(0);
+    const metrics = await localApi(db.socket, "GET", "/localapi/v0/metrics");
+    expect(String(metrics.body)).toMatch(/latticed_ssh_divert_events_total\{event="refused_undiverted"\} [1-9]/);
+    expect((await ssh(`root@${ipB}`, "echo", "still-here")).stdout).toBe("still-here\n");
+  }, 60_000);
+
+  it("the host sshd still answers on B's LAN address with its own host key; with RunSSH off, tailnet :22 reaches it too", async () => {
+    requireRoot();
+    const lan = await inNs(a.ns, ["ssh-keyscan", "-T", "5", "-t", "ed25519", b.lanIp]);
+    expect(lan.stdout).toContain(hostSshdKey);
+    const tail = await inNs(a.ns, ["ssh-keyscan", "-T", "5", "-t", "ed25519", ipB]);
+    expect(tail.stdout).toContain("ssh-ed25519");
+    expect(tail.stdout).not.toContain(hostSshdKey);
+    const tOff = Date.now();
+    expect((await localApi(db.socket, "PATCH", "/localapi/v0/prefs", { RunSSH: false })).status).toBe(200);
+    await waitFor("tailnet :22 reaches the host sshd", 15_000, async () => (await inNs(a.ns, ["ssh-keyscan", "-T", "3", "-t", "ed25519", ipB])).stdout.includes(hostSshdKey));
+    const tOn = Date.now();
+    expect((await localApi(db.socket, "PATCH", "/localapi/v0/prefs", { RunSSH: true })).status).toBe(200);
+    await waitFor("Lattice SSH back on tailnet :22", 15_000, async () => {
+      const s = (await inNs(a.ns, ["ssh-keyscan", "-T", "3", "-t", "ed25519", ipB])).stdout;
+      return s.includes("ssh-ed25519") && !s.includes(hostSshdKey);
+    });
+    console.log(`RunSSH off → host sshd on tailnet :22 after ${tOn - tOff} ms; on → Lattice SSH after ${Date.now() - tOn} ms`);
+  }, 90_000);
+
+  it("lattice ssh root@server: known_hosts from the netmap with strict checking", async () => {
+    requireRoot();
+    const r = await inNs(a.ns, [process.execPath, path.join(REPO, "cli/bin/lattice.js"), "--socket", da.socket, "ssh", "root@server", "id", "-u"]);
+    expect(r.stderr).toBe("");
+    expect(r).toMatchObject({ code: 0, stdout: "0\n" });
+    const seven = await inNs(a.ns, [process.execPath, path.join(REPO, "cli/bin/lattice.js"), "--socket", da.socket, "ssh", "root@server", "exit 7"]);
+    expect(seven.code).toBe(7);
+  }, 60_000);
+
+  it("revocation: removing root from the rule closes a running `sleep` exec about 1 s after B gets the policy; root is then denied with the reason", async () => {
+    requireRoot();
+    const t0 = Date.now();
+    const sleeper = inNs(a.ns, ["ssh", ...SSH_OPTS, `root@${ipB}`, "sleep", "60"], { timeoutMs: 90_000 });
+    await waitFor("sleep running on B", 20_000, async () => (await inNs(b.ns, ["pgrep", "-x", "sleep"])).code === 0);
+    const before = fs.statSync(w.logs.get("b")!).size;
+    fs.writeFileSync(policyFile, policy(["autogroup:nonroot"]));
+    const tSet = Date.now();
+    ctl.admin("policy", "set", policyFile);
+    const r = await sleeper;
+    const tEnd = Date.now();
+    const tail = fs.readFileSync(w.logs.get("b")!, "utf8").slice(before);
+    expect(tail).toContain("ssh connection revoked");
+    expect(r.code).not.toBe(0);
+    expect(tEnd - t0).toBeLessThan(60_000);
+    console.log(`revocation: ssh ended ${tEnd - tSet} ms after "policy set" (policy distribution + revocation)`);
+    expect(tEnd - tSet).toBeLessThan(5_000);
+    const denied = await sshInfo(`root@${ipB}`, "true");
+    expect(denied.code).toBe(255);
+    expect(denied.stderr).toMatch(/policy does not permit alice@\S* to SSH as root on server/);
+  }, 90_000);
+});
