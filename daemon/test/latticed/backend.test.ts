@@ -11,7 +11,7 @@ import { pino } from "pino";
 import { x25519PublicKey } from "@lattice/crypto";
 import { formatKey, type MapResponse, type Node } from "@lattice/types";
 import { ControlError } from "@lattice/control-client";
-import { LocalBackend, LOGOUT_EXPIRY } from "../../src/latticed/backend.js";
+import { LocalBackend, LOGOUT_EXPIRY, type SshHook } from "../../src/latticed/backend.js";
 import type { Netmap } from "../../src/latticed/netmap.js";
 import { StateDir } from "../../src/latticed/state.js";
 import { FakeControl, OK_REGISTER, refused } from "./fake-control.js";
@@ -47,7 +47,7 @@ const fakeMagic = {
   stats: () => ({}),
 };
 
-function makeBackend(fc: FakeControl, dir?: string) {
+function makeBackend(fc: FakeControl, dir?: string, ssh?: SshHook) {
   const d = dir ?? fs.mkdtempSync(path.join(os.tmpdir(), "latticed-be-"));
   if (!dir) {
     dirs.push(d);
@@ -67,6 +67,7 @@ function makeBackend(fc: FakeControl, dir?: string) {
     rnd: () => 0,
     hostname: () => "testhost",
     tun: false,
+    ...(ssh ? { ssh } : {}),
   });
   backends.push(b);
   return { b, engine, dir: d };
@@ -113,6 +114,31 @@ describe("LocalBackend", () => {
     fc.stream.push({ PeersRemoved: [3], PeersChanged: [peer(4)] });
     await until(() => engine.configured.length === 2);
     expect(engine.configured[1]!.peers).toEqual([2, 4]);
+  });
+
+  it("RunSSH: host keys in the registration's Hostinfo, the SSH service started on our addresses once Running, told of SSHPolicy/peer changes, stopped by set --ssh=false (Hostinfo update without keys)", async () => {
+    const fc = new FakeControl();
+    const calls: string[] = [];
+    const ssh: SshHook = {
+      apply: async (on, addrs) => void calls.push(`apply ${on} ${addrs.join(",")}`),
+      hostKeys: () => ["ssh-ed25519 AAAAtest"],
+      policyChanged: () => void calls.push("changed"),
+      close: async () => void calls.push("close"),
+    };
+    const { b } = makeBackend(fc, undefined, ssh);
+    await b.start();
+    await b.up({ ControlURL: "http://control", AuthKey: "tskey-abc", RunSSH: true });
+    expect(fc.registers[0]!.Hostinfo).toMatchObject({ sshHostKeys: ["ssh-ed25519 AAAAtest"] });
+    await fc.until(() => fc.streams.length === 1);
+    fc.stream.push(fullMap(fc));
+    await until(() => calls.includes("apply true 100.64.0.1/32"));
+    calls.length = 0;
+    fc.stream.push({ SSHPolicy: { rules: [] } } as MapResponse);
+    await until(() => calls.includes("changed"));
+    await b.patchPrefs({ RunSSH: false });
+    await until(() => calls.includes("apply false "));
+    await until(() => fc.updates.length > 0);
+    expect(fc.updates[fc.updates.length - 1]!.Hostinfo?.sshHostKeys).toBeUndefined();
   });
 
   it("a failed login (bad auth key) answers up with control_error and leaves NeedsLogin with a Health line", async () => {
