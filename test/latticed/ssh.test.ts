@@ -54,6 +54,7 @@ describe("Lattice SSH in network namespaces (OpenSSH client → latticed --ssh)"
   let da: ReturnType<World["latticed"]>;
   let db: ReturnType<World["latticed"]>;
   let ipB = "";
+  let ip6B = "";
   let policyFile = "";
   let hostSshdKey = "";
   const ssh = (target: string, ...cmd: string[]): Promise<Res> => inNs(a.ns, ["ssh", ...SSH_OPTS, target, ...cmd]);
@@ -94,6 +95,7 @@ describe("Lattice SSH in network namespaces (OpenSSH client → latticed --ssh)"
       return s.body.BackendState === "Running" && s.body.TailscaleIPs?.length ? s.body : null;
     });
     ipB = sb.TailscaleIPs[0];
+    ip6B = sb.TailscaleIPs.find((x: string) => x.includes(":")) ?? "";
     // A sees B with B's published host keys (Hostinfo sshHostKeys → status PeerStatus).
     const peerB = await waitFor("A sees B's SSH host keys", 30_000, async () => {
       const s = await localApi(da.socket, "GET", "/localapi/v0/status");
@@ -113,12 +115,15 @@ describe("Lattice SSH in network namespaces (OpenSSH client → latticed --ssh)"
     await waitFor("Lattice SSH answers on B's tailnet :22", 30_000, async () => (await inNs(a.ns, ["ssh-keyscan", "-T", "3", "-t", "ed25519", ipB])).stdout.includes("ssh-ed25519"));
   }, 180_000);
 
-  it("ssh root@B id -u → 0; exit codes propagate (exit 7, 127 for an unknown command)", async () => {
+  it("ssh root@B id -u → 0 (IPv4 and IPv6, SSH_CONNECTION shows port 22); exit codes propagate (exit 7, 127 for an unknown command)", async () => {
     requireRoot();
     const r = await ssh(`root@${ipB}`, "id", "-u");
     expect(r.stderr).toBe("");
     expect(r).toMatchObject({ code: 0, stdout: "0\n" });
     expect((await ssh(`root@${ipB}`, "exit 7")).code).toBe(7);
+    // IPv6: the diversion rewrites TCP over IPv6 too.
+    expect(ip6B).toMatch(/^fd7a:/);
+    expect(await ssh(`root@${ip6B}`, "echo", "$SSH_CONNECTION")).toMatchObject({ code: 0, stdout: expect.stringMatching(/^fd7a:\S+ \d+ fd7a:\S+ 22\n$/) });
     expect((await ssh(`root@${ipB}`, "no-such-command-lattice")).code).toBe(127);
     // B's log: the session's identity is A's node (the true source address, not a local one).
     expect(w.log("b").split("\n").some((l) => l.includes('"msg":"ssh connection"') && l.includes("laptop"))).toBe(true);
@@ -231,6 +236,45 @@ describe("Lattice SSH in network namespaces (OpenSSH client → latticed --ssh)"
     const seven = await inNs(a.ns, [process.execPath, path.join(REPO, "cli/bin/lattice.js"), "--socket", da.socket, "ssh", "root@server", "exit 7"]);
     expect(seven.code).toBe(7);
   }, 60_000);
+
+  it("Kamal's SSH stack (SSHKit Netssh as root, keepalive, password attempt), with and without the ed25519 gem: execute, capture, test, upload! of 20 MiB, 30 concurrent connection starts, pooled reuse", async () => {
+    requireRoot();
+    const src = path.join(w.dir, "kamal.bin");
+    fs.writeFileSync(src, randomBytes(20 << 20));
+    const remote = path.join(w.dir, "kamal-up.bin");
+    for (const noEd25519 of [false, true]) {
+      fs.rmSync(remote, { force: true });
+      const r = await inNs(a.ns, ["ruby", path.join(REPO, "test/latticed/kamal-sshkit.rb"), ipB, src, remote], { timeoutMs: 180_000, env: noEd25519 ? { LATTICE_NO_ED25519: "1" } : {} });
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      // With the ed25519 gem net-ssh picks ed25519; without it, ECDSA or RSA (rsa-sha2-*).
+      expect(r.stdout).toMatch(noEd25519 ? /^ok (ecdsa-sha2-nistp256|rsa-sha2-512|rsa-sha2-256)\n$/ : /^ok ssh-ed25519\n$/);
+      console.log(`kamal-sshkit (ed25519 gem ${noEd25519 ? "hidden" : "present"}): ${r.stdout.trim()}`);
+      expect(sha256(remote)).toBe(sha256(src));
+    }
+  }, 240_000);
+
+  it("Ansible with its default OpenSSH connection (ControlPersist, sftp): ping, copy, shell as root", async () => {
+    requireRoot();
+    const home = path.join(w.dir, "ansible");
+    fs.mkdirSync(home, { recursive: true, mode: 0o700 });
+    const inv = path.join(home, "inventory");
+    fs.writeFileSync(inv, `server ansible_host=${ipB} ansible_user=root ansible_python_interpreter=/usr/bin/python3\n`);
+    const env = { ANSIBLE_HOME: home, ANSIBLE_LOCAL_TEMP: path.join(home, "tmp"), ANSIBLE_HOST_KEY_CHECKING: "False", ANSIBLE_SSH_CONTROL_PATH_DIR: path.join(home, "cp"), ANSIBLE_NOCOLOR: "1", ANSIBLE_CONFIG: path.join(home, "none.cfg") };
+    const ansible = (...args: string[]) => inNs(a.ns, ["ansible", "all", "-i", inv, ...args], { env, timeoutMs: 120_000 });
+    const ping = await ansible("-m", "ping");
+    expect(ping.code, ping.stdout + ping.stderr).toBe(0);
+    expect(ping.stdout).toMatch(/"ping": "pong"/);
+    const src = path.join(home, "payload.txt");
+    fs.writeFileSync(src, `lattice ${w.id}\n`);
+    const dest = path.join(w.dir, "ansible-copied.txt");
+    const copy = await ansible("-m", "copy", "-a", `src=${src} dest=${dest} mode=0600`);
+    expect(copy.code, copy.stdout + copy.stderr).toBe(0);
+    expect(fs.readFileSync(dest, "utf8")).toBe(`lattice ${w.id}\n`);
+    const shell = await ansible("-m", "shell", "-a", "id -u; hostname");
+    expect(shell.code, shell.stdout + shell.stderr).toBe(0);
+    expect(shell.stdout).toMatch(/CHANGED \| rc=0 >>\n0\n/);
+  }, 300_000);
 
   it("revocation: removing root from the rule closes a running `sleep` exec about 1 s after B gets the policy; root is then denied with the reason", async () => {
     requireRoot();

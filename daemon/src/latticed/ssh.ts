@@ -27,6 +27,14 @@ import type { SshDivert } from "./divert.js";
 import { LatticedError } from "./errors.js";
 import type { Netmap } from "./netmap.js";
 
+/**
+ * Concurrent unauthenticated connections per peer address. Deployment tools open many at
+ * once (Kamal/SSHKit starts one per thread, 30 and more; sshd's MaxStartups begins
+ * dropping at 10 but retries make that work for OpenSSH, not for net-ssh): 64, still far
+ * below the server's 1024 total so one flooding peer cannot lock the others out.
+ */
+export const MAX_UNAUTHENTICATED_PER_PEER = 64;
+
 /** Largest SSHAction body accepted from the check endpoint. */
 const MAX_ACTION_BYTES = 64 * 1024;
 
@@ -161,7 +169,7 @@ export class SshService {
     if (!this.#server) {
       this.hostKeys();
       if (!this.#keys) return;
-      this.#server = new SshServer({ backend: this.backend, hostKeys: this.#keys, log: ({ msg, ...rec }) => this.d.log.info(rec, typeof msg === "string" ? msg : "ssh") });
+      this.#server = new SshServer({ backend: this.backend, hostKeys: this.#keys, maxUnauthenticatedPerSource: MAX_UNAUTHENTICATED_PER_PEER, log: ({ msg, ...rec }) => this.d.log.info(rec, typeof msg === "string" ? msg : "ssh") });
     }
     const want = new Set(addrs.map(stripPrefix));
     await this.#closeListeners([...this.#listeners.keys()].filter((a) => !want.has(a)));
