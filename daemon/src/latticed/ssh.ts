@@ -219,7 +219,11 @@ export class SshService {
       s.destroy();
       return;
     }
-    this.#server?.handleConnection(s, { address: remote, port: rport }, { address: ip, port: 22 });
+    if (!this.#server) {
+      s.destroy(); // stopping
+      return;
+    }
+    this.#server.handleConnection(s, { address: remote, port: rport }, { address: ip, port: 22 });
   }
 
   async #closeListeners(ips: string[]): Promise<void> {
