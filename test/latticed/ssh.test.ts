@@ -276,6 +276,44 @@ describe("Lattice SSH in network namespaces (OpenSSH client → latticed --ssh)"
     expect(shell.stdout).toMatch(/CHANGED \| rc=0 >>\n0\n/);
   }, 300_000);
 
+  it("check mode through latticed: the banner shows the approval URL (fetched over B's Noise channel), approving on the control's page continues the same session; within checkPeriod no new check", async () => {
+    requireRoot();
+    fs.writeFileSync(
+      policyFile,
+      JSON.stringify({
+        tagOwners: { "tag:server": ["alice@"] },
+        acls: [{ action: "accept", src: ["alice@"], dst: ["tag:server:22"] }],
+        ssh: [
+          { action: "check", src: ["alice@"], dst: ["tag:server"], users: [user] },
+          { action: "accept", src: ["alice@"], dst: ["tag:server"], users: ["root", "autogroup:nonroot"] },
+        ],
+      }),
+    );
+    ctl.admin("policy", "set", policyFile);
+    // Policy changes reach B within ~0.3 s here (see the revocation figure); 3 s of margin.
+    await new Promise((r) => setTimeout(r, 3_000));
+    const p = spawn("ip", ["netns", "exec", a.ns, "ssh", "-o", "LogLevel=INFO", ...BASE_OPTS, `${user}@${ipB}`, "id", "-un"], { stdio: ["ignore", "pipe", "pipe"] });
+    w.procs.push(p);
+    let out = "";
+    let err = "";
+    p.stdout.on("data", (d) => (out += d));
+    p.stderr.on("data", (d) => (err += d));
+    const done = new Promise<number | null>((r) => p.on("close", (c) => r(c)));
+    const url = await waitFor("the check banner with the URL", 20_000, () => /visit: (\S+)/.exec(err)?.[1]);
+    expect(url).toMatch(new RegExp(`^${ctl.url}/ssh/check/\\S+$`));
+    const approve = await inNs(w.ns("ctl"), [process.execPath, path.join(REPO, "test/latticed/approve-check.mjs"), url, "alice", "correct-horse-battery", "approve"]);
+    expect(approve.code, approve.stderr).toBe(0);
+    expect(approve.stdout).toMatch(new RegExp(`wants to SSH as ${user} to server`));
+    expect(await done).toBe(0);
+    expect(out).toBe(`${user}\n`);
+    expect(err).toContain("# Lattice SSH requires an additional check.");
+    const again = await sshInfo(`${user}@${ipB}`, "id", "-un");
+    expect(again).toMatchObject({ code: 0, stdout: `${user}\n` });
+    expect(again.stderr).not.toContain("additional check");
+    fs.writeFileSync(policyFile, policy(["root", "autogroup:nonroot"]));
+    ctl.admin("policy", "set", policyFile);
+  }, 90_000);
+
   it("revocation: removing root from the rule closes a running `sleep` exec about 1 s after B gets the policy; root is then denied with the reason", async () => {
     requireRoot();
     const t0 = Date.now();
