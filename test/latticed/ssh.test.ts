@@ -209,6 +209,24 @@ describe("Lattice SSH in network namespaces (OpenSSH client → latticed --ssh)"
     expect((await ssh(`root@${ipB}`, "echo", "still-here")).stdout).toBe("still-here\n");
   }, 60_000);
 
+  it("a spoofed source (A sends from a tailnet address that is not its own) never reaches the SSH server", async () => {
+    requireRoot();
+    const spoof = "100.64.0.250";
+    run("ip", ["-n", a.ns, "addr", "add", `${spoof}/32`, "dev", "lattice0"]);
+    try {
+      const notAllowed = async () => Number(/latticed_wireguard_drops_total\{reason="sourceNotAllowed"\} (\d+)/.exec((await localApi(db.socket, "GET", "/localapi/v0/metrics")).body as string)?.[1] ?? "NaN");
+      const before = await notAllowed();
+      const r = await inNs(a.ns, ["ssh", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=4", ...BASE_OPTS, "-b", spoof, `root@${ipB}`, "id", "-u"]);
+      expect(r.code).toBe(255);
+      expect(r.stdout).toBe("");
+      // B's WireGuard device dropped the SYNs: the source is not in A's AllowedIPs.
+      expect(await notAllowed()).toBeGreaterThan(before);
+      expect(w.log("b")).not.toContain(spoof);
+    } finally {
+      run("ip", ["-n", a.ns, "addr", "del", `${spoof}/32`, "dev", "lattice0"]);
+    }
+  }, 60_000);
+
   it("the host sshd still answers on B's LAN address with its own host key; with RunSSH off, tailnet :22 reaches it too", async () => {
     requireRoot();
     const lan = await inNs(a.ns, ["ssh-keyscan", "-T", "5", "-t", "ed25519", b.lanIp]);
