@@ -332,10 +332,18 @@ describe("Lattice SSH in network namespaces (OpenSSH client → latticed --ssh)"
     ctl.admin("policy", "set", policyFile);
   }, 90_000);
 
-  it("revocation: removing root from the rule closes a running `sleep` exec about 1 s after B gets the policy; root is then denied with the reason", async () => {
+  it("revocation: removing root from the rule closes a running `sleep` exec and an interactive PTY session about 1 s after B gets the policy; root is then denied with the reason", async () => {
     requireRoot();
     const t0 = Date.now();
     const sleeper = inNs(a.ns, ["ssh", ...SSH_OPTS, `root@${ipB}`, "sleep", "60"], { timeoutMs: 90_000 });
+    // An interactive PTY session too (stdin kept open, a login shell waiting on B).
+    const tty = spawn("ip", ["netns", "exec", a.ns, "ssh", "-tt", ...SSH_OPTS, `root@${ipB}`], { stdio: ["pipe", "pipe", "pipe"] });
+    w.procs.push(tty);
+    let ttyOut = "";
+    tty.stdout.on("data", (d) => (ttyOut += d));
+    const ttyDone = new Promise<number | null>((r) => tty.on("close", (c) => r(c)));
+    tty.stdin.write("echo tty-$((6*7))\n");
+    await waitFor("interactive shell answers", 20_000, () => ttyOut.includes("tty-42"));
     await waitFor("sleep running on B", 20_000, async () => (await inNs(b.ns, ["pgrep", "-x", "sleep"])).code === 0);
     const before = fs.statSync(w.logs.get("b")!).size;
     fs.writeFileSync(policyFile, policy(["autogroup:nonroot"]));
@@ -343,6 +351,8 @@ describe("Lattice SSH in network namespaces (OpenSSH client → latticed --ssh)"
     ctl.admin("policy", "set", policyFile);
     const r = await sleeper;
     const tEnd = Date.now();
+    expect(await ttyDone).not.toBe(0);
+    expect(ttyOut).toContain("Access revoked.");
     const tail = fs.readFileSync(w.logs.get("b")!, "utf8").slice(before);
     expect(tail).toContain("ssh connection revoked");
     expect(r.code).not.toBe(0);
