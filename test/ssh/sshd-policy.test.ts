@@ -146,7 +146,10 @@ describe("live sessions follow the policy", () => {
     const sess = start("ssh", [...sshOpts(s.port), "root@127.0.0.1", "echo started; sleep 30"], { timeoutMs: 30_000 });
     let out = "";
     sess.proc.stdout!.on("data", (d) => (out += d));
-    while (!out.includes("started")) await new Promise((r) => setTimeout(r, 50));
+    let ended = false;
+    void sess.done.then(() => (ended = true));
+    while (!out.includes("started") && !ended) await new Promise((r) => setTimeout(r, 50));
+    if (!out.includes("started")) throw new Error(`session never started: ${JSON.stringify(await sess.done)}`);
     s.backend.whois = () => {
       throw new Error("netmap being swapped");
     };
