@@ -33,6 +33,7 @@ export default defineConfig({
           testTimeout: 900_000,
           hookTimeout: 300_000,
           fileParallelism: false,
+          setupFiles: ["test/setup/stale-shell-locks.ts"],
         },
       },
     ],
