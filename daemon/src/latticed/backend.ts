@@ -257,7 +257,7 @@ export class LocalBackend {
       if (!nm) return;
       this.#netmap = nm;
     }
-    let ch = { self: true, peers: true, filter: true, derpMap: true, ssh: true };
+    let ch = { self: true, peers: true, filter: true, derpMap: true, ssh: true, dns: true };
     if (!full) {
       if (!this.#netmap) return;
       ch = this.#netmap.apply(resp, wall);
@@ -274,7 +274,7 @@ export class LocalBackend {
     this.#authURL = "";
     const wasRunning = this.#state === "Running";
     this.#setState("Running");
-    const relevant = ch.self || ch.peers || ch.filter || ch.derpMap;
+    const relevant = ch.self || ch.peers || ch.filter || ch.derpMap || ch.dns;
     if (relevant || !wasRunning) this.#configureEngine();
     if (ch.peers || ch.ssh || ch.self) this.d.ssh?.policyChanged();
     if (ch.self) this.#armExpiry();

@@ -13,6 +13,11 @@
  * inbound (fail closed). The port-22 diversion (divert.ts) runs after `runIn` and
  * before `runOut`, so the filter always sees port 22.
  *
+ * MagicDNS: the outbound hook first hands packets to {@link MagicDnsEdge}; DNS queries to
+ * 100.100.100.100 / fd7a:115c:a1e0::53 are answered back into the TUN and never reach a
+ * peer (the edge counts them in `filteredOut`; MagicDNS has its own counters, dnsStats).
+ * The zone is rebuilt on every configure.
+ *
  * MTU: 1280, as Tailscale (the IPv6 minimum: safe over any path incl. DERP and nested
  * tunnels), not lattice-wg's 1420.
  */
@@ -25,6 +30,7 @@ import { WgEdge, type EdgeDevice } from "../wg/edge.js";
 import type { Logger as WgLogger } from "../wg/log.js";
 import { LatticedError } from "./errors.js";
 import { buildEchoRequest, parseEchoReply } from "./icmp.js";
+import { MagicDnsEdge, type MagicDnsStats, type Upstream } from "./magicdns.js";
 import type { MagicConn, MagicPeer } from "./magic.js";
 import { SshDivert } from "./divert.js";
 import type { Netmap } from "./netmap.js";
@@ -51,6 +57,8 @@ export interface EngineDeps {
   random: (n: number) => Uint8Array;
   log: WgLogger;
   onFatal: (e: Error) => void;
+  /** Where MagicDNS forwards non-tailnet queries (null/absent: SERVFAIL). */
+  dnsUpstream?: Upstream | null;
 }
 
 function allowedIp(text: string): AllowedIp | null {
@@ -74,9 +82,11 @@ export class Engine {
   #selfAddrs: string[] = [];
   /** Port-22 diversion to the embedded SSH server (off until latticed's SSH service turns it on). */
   readonly divert: SshDivert;
+  readonly #dns: MagicDnsEdge;
 
   constructor(private readonly d: EngineDeps) {
     this.divert = new SshDivert(d.now);
+    this.#dns = new MagicDnsEdge({ deliver: (p) => this.#edge.deliver([p]), upstream: d.dnsUpstream ?? null });
     this.#edge = new WgEdge({
       device: d.device,
       tun: d.tun,
@@ -104,6 +114,11 @@ export class Engine {
     return this.#edge.stats;
   }
 
+  /** MagicDNS counters. */
+  get dnsStats(): Readonly<MagicDnsStats> {
+    return this.#dns.stats;
+  }
+
   /** Filter counters by reason, or null before the first netmap. */
   filterCounters(): ReturnType<Filter["counters"]> | null {
     return this.#filter?.counters() ?? null;
@@ -127,6 +142,8 @@ export class Engine {
   }
 
   #outbound(p: Uint8Array): boolean {
+    // MagicDNS (100.100.100.100:53, [fd7a:115c:a1e0::53]:53) is answered here, not sent to a peer.
+    if (this.#dns.intercept(p)) return false;
     // Replies of the SSH server leave as port 22 (before the filter records the flow).
     this.divert.outbound(p);
     const f = this.#filter;
@@ -168,6 +185,7 @@ export class Engine {
     }
     if (update.privateKey !== undefined || update.peers.length > 0) this.#edge.apply(update);
     this.#selfAddrs = [...nm.self.Addresses];
+    this.#dns.setNetmap(nm);
     this.#filter = Filter.fromRules(nm.packetFilter, nm.self.Addresses, this.#filter ? { shareStateWith: this.#filter } : {});
     if (this.#filter.errors.length > 0) this.d.log.info(`packet filter: ${this.#filter.errors.length} rule entries skipped: ${this.#filter.errors.map((e) => e.message).join("; ")}`);
     await this.d.tunConfig.setAddresses(nm.self.Addresses);
@@ -233,6 +251,7 @@ export class Engine {
 
   /** Closes the edge (magicsock, TUN: the kernel removes the interface with its addresses and routes). */
   close(): void {
+    this.#dns.close();
     this.#edge.close();
   }
 }

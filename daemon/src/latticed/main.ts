@@ -22,6 +22,7 @@ import { LocalApiServer, peerUidFrom } from "./localapi.js";
 import { createLogger, wgLogger } from "./log.js";
 import type { MagicConn } from "./magic.js";
 import { MagicSock } from "@lattice/magicsock";
+import { DgramUpstream, readUpstreams } from "./magicdns.js";
 import { renderMetrics } from "./metrics.js";
 import { SshService } from "./ssh.js";
 import { STATE_FILES, StateDir } from "./state.js";
@@ -85,7 +86,10 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
   let finish: (code: number) => void = () => {};
   const done = new Promise<number>((r) => (finish = r));
   let stopping = false;
+  const upstreams = readUpstreams();
+  log.info({ upstreams }, "MagicDNS forwards to the host's resolv.conf nameservers");
   const engine = new Engine({
+    dnsUpstream: new DgramUpstream(upstreams),
     tun,
     device,
     magic,
@@ -156,6 +160,7 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
           txBytes: tx,
           peers: counters.size,
           magicsock: magic.stats(),
+          dns: { ...engine.dnsStats },
           localapi: api!.stats,
           ssh: { divert: { ...engine.divert.stats }, server: ssh.server ? { ...ssh.server.stats } : null },
         });

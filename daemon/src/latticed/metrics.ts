@@ -13,6 +13,8 @@ export interface MetricsInput {
   txBytes: number;
   peers: number;
   magicsock: Record<string, number>;
+  /** MagicDNS counters (queries, answered, forwarded, drops); absent = not shown. */
+  dns?: Record<string, number>;
   localapi: { requests: number; errors: Record<string, number>; rejectedConnections: number };
   /** The port-22 diversion's and the SSH server's counters (absent: no SSH service). */
   ssh?: { divert: Record<string, number>; server: Record<string, number> | null };
@@ -52,6 +54,7 @@ export function renderMetrics(m: MetricsInput): string {
   ]);
   family("latticed_peers", "gauge", "Peers configured in the WireGuard device.", [[{}, m.peers]]);
   family("latticed_magicsock_events_total", "counter", "magicsock counters (DERP, disco, drops).", Object.entries(m.magicsock).map(([k, v]) => [{ event: snake(k) }, v]));
+  if (m.dns) family("latticed_magicdns_events_total", "counter", "MagicDNS (100.100.100.100) queries, answers, forwards and drops.", Object.entries(m.dns).map(([k, v]) => [{ event: snake(k) }, v]));
   family("latticed_localapi_requests_total", "counter", "LocalAPI requests.", [[{}, m.localapi.requests]]);
   family("latticed_localapi_errors_total", "counter", "LocalAPI error answers by code.", Object.entries(m.localapi.errors).map(([k, v]) => [{ code: k }, v]));
   family("latticed_localapi_rejected_connections_total", "counter", "LocalAPI connections refused over the connection limit.", [[{}, m.localapi.rejectedConnections]]);

@@ -29,6 +29,8 @@ export interface NetmapChange {
   derpMap: boolean;
   /** The message carried an SSHPolicy. */
   ssh: boolean;
+  /** DNSConfig or the tailnet Domain was sent (MagicDNS zone rebuilt). */
+  dns: boolean;
 }
 
 /** The serialisable form (state file netmap.json). */
@@ -97,7 +99,7 @@ export class Netmap {
 
   /** Applies a full or delta MapResponse (see the file comment). */
   apply(resp: MapResponse, wallNow: number): NetmapChange {
-    const ch: NetmapChange = { self: false, peers: false, filter: false, derpMap: false, ssh: false };
+    const ch: NetmapChange = { self: false, peers: false, filter: false, derpMap: false, ssh: false, dns: false };
     if (resp.Node) {
       this.self = resp.Node;
       ch.self = true;
@@ -114,8 +116,14 @@ export class Netmap {
       this.sshPolicy = resp.SSHPolicy;
       ch.ssh = true;
     }
-    if (resp.DNSConfig) this.dnsConfig = resp.DNSConfig;
-    if (typeof resp.Domain === "string") this.domain = resp.Domain;
+    if (resp.DNSConfig) {
+      this.dnsConfig = resp.DNSConfig;
+      ch.dns = true;
+    }
+    if (typeof resp.Domain === "string") {
+      ch.dns ||= resp.Domain !== this.domain;
+      this.domain = resp.Domain;
+    }
     for (const u of resp.UserProfiles ?? []) this.userProfiles.set(u.ID, u);
     if (resp.Peers) {
       this.peers.clear();

@@ -298,6 +298,22 @@ export class WgEdge {
     this.#sendToDevice([...packets]);
   }
 
+  /**
+   * Packets for the host that did not come from a peer (latticed's MagicDNS replies):
+   * written to the TUN as they are (not through the inbound filter); refused ones counted
+   * in `tunDropped`. Never throws.
+   */
+  deliver(packets: readonly Uint8Array[]): void {
+    if (this.#closed || packets.length === 0) return;
+    let written = 0;
+    try {
+      written = this.d.tun.write(packets);
+    } catch {
+      written = 0;
+    }
+    this.stats.tunDropped += packets.length - written;
+  }
+
   /** Removes the packets `pass` refuses from `list` in place (a throwing hook refuses). */
   #keep(list: Uint8Array[], pass: (p: Uint8Array) => boolean, dir: "in" | "out"): void {
     let k = 0;

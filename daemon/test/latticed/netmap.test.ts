@@ -55,7 +55,7 @@ describe("Netmap", () => {
 
   it("a keep-alive changes nothing; a delta PacketFilter replaces the filter", () => {
     const nm = Netmap.fromFull(full, 0)!;
-    expect(nm.apply({ KeepAlive: true }, 0)).toEqual({ self: false, peers: false, filter: false, derpMap: false, ssh: false });
+    expect(nm.apply({ KeepAlive: true }, 0)).toEqual({ self: false, peers: false, filter: false, derpMap: false, ssh: false, dns: false });
     const rules = [{ SrcIPs: ["*"], DstPorts: [{ IP: "*", Ports: { First: 22, Last: 22 } }] }];
     expect(nm.apply({ PacketFilter: rules }, 0).filter).toBe(true);
     expect(nm.packetFilter).toEqual(rules);

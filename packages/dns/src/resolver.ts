@@ -242,3 +242,20 @@ function ipText(b: Uint8Array): string {
   for (let i = 0; i < 16; i += 2) parts.push(((b[i]! << 8) | b[i + 1]!).toString(16));
   return parts.join(":");
 }
+
+/**
+ * Fits an upstream `reply` into `max` bytes: unchanged when it fits; else the header and
+ * question with TC set and the records dropped (the client retries over TCP, RFC 7766);
+ * null when the reply cannot be decoded (the caller answers SERVFAIL).
+ */
+export function fitReply(reply: Uint8Array, max: number): Uint8Array | null {
+  if (reply.length <= max) return reply;
+  try {
+    const p = dnsPacket.decode(Buffer.from(reply.buffer, reply.byteOffset, reply.length));
+    const opt = (p.additionals ?? []).filter((a) => a.type === "OPT");
+    const out = dnsPacket.encode({ type: "response", id: p.id ?? 0, flags: (p.flags ?? 0) | dnsPacket.TRUNCATED_RESPONSE, questions: p.questions ?? [], answers: [], authorities: [], additionals: opt });
+    return out.length <= max ? new Uint8Array(out.buffer, out.byteOffset, out.length) : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,238 @@
+/**
+ * MagicDNS on the TUN (Tailscale's quad-100): UDP datagrams the host sends to
+ * 100.100.100.100:53 or [fd7a:115c:a1e0::53]:53 are taken out of the outbound TUN path
+ * before the WireGuard device ({@link MagicDnsEdge.intercept}), answered by the
+ * @lattice/dns {@link Resolver}, and the reply (IP+UDP, from the resolver address:53 to
+ * the querier) is written back into the TUN. Both addresses lie inside the tailnet routes
+ * on the TUN (100.64.0.0/10, fd7a:115c:a1e0::/48), so no extra route is needed.
+ *
+ * Queries the resolver does not own are forwarded unchanged to the host's upstream
+ * resolvers ({@link DgramUpstream}: /etc/resolv.conf nameservers read at start, the
+ * MagicDNS addresses themselves left out), one server after the other within 10 s;
+ * no reply → SERVFAIL. At most {@link MAX_PENDING} forwards are in flight; more are
+ * dropped and counted. Replies larger than fit the TUN MTU are truncated (TC).
+ *
+ * TCP DNS to 100.100.100.100 is not served (the SYN goes nowhere; clients fall back or
+ * time out). MagicDNS names are served when the netmap's DNSConfig has `Proxied` (the
+ * admin's MagicDNS switch) or carries no DNSConfig; forwarding works either way.
+ */
+import dgram from "node:dgram";
+import { readFileSync } from "node:fs";
+import { MAX_UDP_PAYLOAD, Resolver, Zone, fitReply, servfail } from "@lattice/dns";
+import { parseIp } from "@lattice/netaddr";
+import type { Netmap } from "./netmap.js";
+import { buildUdp, parseUdp } from "./udp-packet.js";
+
+/** 100.100.100.100. */
+export const QUAD100_V4 = new Uint8Array([100, 100, 100, 100]);
+/** fd7a:115c:a1e0::53. */
+export const QUAD100_V6 = new Uint8Array([0xfd, 0x7a, 0x11, 0x5c, 0xa1, 0xe0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x53]);
+/** Forwards in flight at most; further queries to forward are dropped (counted). */
+export const MAX_PENDING = 256;
+/** Total time for a forwarded query, ms (Tailscale's forwarder: 10 s). */
+export const FORWARD_TIMEOUT_MS = 10_000;
+
+/** Sends one query to the upstream resolvers; resolves the reply, or null (timeout, error). Never rejects. */
+export interface Upstream {
+  query(msg: Uint8Array, timeoutMs: number): Promise<Uint8Array | null>;
+}
+
+/** MagicDNS counters. */
+export interface MagicDnsStats {
+  queries: number;
+  answered: number;
+  forwarded: number;
+  forwardFailed: number;
+  dropped: number;
+  droppedPendingFull: number;
+  droppedMalformed: number;
+}
+
+/** The zone of a netmap: self and every peer by its Name (see the file comment for `Proxied`). */
+export function zoneOf(nm: Netmap): Zone {
+  const enabled = nm.dnsConfig === null || nm.dnsConfig.Proxied === true;
+  if (!enabled) return Zone.build({ domain: "", hosts: [] });
+  const hosts = [nm.self, ...nm.peers.values()].map((n) => ({ name: n.Name ?? "", addresses: n.Addresses ?? [] }));
+  return Zone.build({ domain: nm.domain, hosts });
+}
+
+function same(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Dependencies of {@link MagicDnsEdge}. */
+export interface MagicDnsDeps {
+  /** Writes a packet into the TUN (towards the host). */
+  deliver: (packet: Uint8Array) => void;
+  /** Where non-tailnet queries go; null = none (SERVFAIL). */
+  upstream: Upstream | null;
+  maxPending?: number;
+  timeoutMs?: number;
+}
+
+/** The TUN side of MagicDNS (see the file comment). */
+export class MagicDnsEdge {
+  readonly resolver = new Resolver(Zone.build({ domain: "", hosts: [] }));
+  readonly stats: MagicDnsStats = { queries: 0, answered: 0, forwarded: 0, forwardFailed: 0, dropped: 0, droppedPendingFull: 0, droppedMalformed: 0 };
+  #pending = 0;
+  #closed = false;
+
+  constructor(private readonly d: MagicDnsDeps) {}
+
+  /** Rebuilds the zone from a netmap (every netmap apply). */
+  setNetmap(nm: Netmap): void {
+    this.resolver.setZone(zoneOf(nm));
+  }
+
+  /** Forwards in flight. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  /**
+   * True when `p` (an IP packet read from the TUN) is addressed to the MagicDNS resolver
+   * and was consumed (answered, forwarded or dropped); false for everything else. Never throws.
+   */
+  intercept(p: Uint8Array): boolean {
+    const ver = p.length > 0 ? p[0]! >> 4 : 0;
+    if (ver === 4) {
+      if (p.length < 20 || p[16] !== 100 || p[17] !== 100 || p[18] !== 100 || p[19] !== 100) return false;
+    } else if (ver === 6) {
+      if (p.length < 40 || !same(p.subarray(24, 40), QUAD100_V6)) return false;
+    } else {
+      return false;
+    }
+    const u = parseUdp(p);
+    if (!u || u.dstPort !== 53) return false;
+    this.stats.queries++;
+    // Copies: the TUN read buffer is reused after this call.
+    const querier = { src: u.dst.slice(), dst: u.src.slice(), port: u.srcPort };
+    const d = this.resolver.handle(u.payload);
+    if (d.kind === "answer") {
+      this.stats.answered++;
+      this.#reply(querier, d.response);
+    } else if (d.kind === "drop") {
+      this.stats.dropped++;
+      this.stats.droppedMalformed++;
+    } else {
+      this.#forward(querier, u.payload.slice());
+    }
+    return true;
+  }
+
+  #forward(querier: { src: Uint8Array; dst: Uint8Array; port: number }, query: Uint8Array): void {
+    const up = this.d.upstream;
+    if (up === null) {
+      this.stats.forwardFailed++;
+      const sf = servfail(query);
+      if (sf) this.#reply(querier, sf);
+      return;
+    }
+    if (this.#pending >= (this.d.maxPending ?? MAX_PENDING)) {
+      this.stats.dropped++;
+      this.stats.droppedPendingFull++;
+      return;
+    }
+    this.#pending++;
+    this.stats.forwarded++;
+    void up.query(query, this.d.timeoutMs ?? FORWARD_TIMEOUT_MS).then((reply) => {
+      this.#pending--;
+      const fitted = reply ? fitReply(reply, MAX_UDP_PAYLOAD) : null;
+      if (!fitted) this.stats.forwardFailed++;
+      const out = fitted ?? servfail(query);
+      if (out) this.#reply(querier, out);
+    });
+  }
+
+  #reply(q: { src: Uint8Array; dst: Uint8Array; port: number }, payload: Uint8Array): void {
+    if (this.#closed) return;
+    this.d.deliver(buildUdp(q.src, q.dst, 53, q.port, payload));
+  }
+
+  /** Stops delivering replies (forwards still in flight are discarded). */
+  close(): void {
+    this.#closed = true;
+  }
+}
+
+/**
+ * The nameservers of a resolv.conf text (`nameserver ADDR` lines, in order; the MagicDNS
+ * addresses left out so quad-100 never forwards to itself; invalid addresses skipped).
+ */
+export function parseResolvConf(text: string): string[] {
+  const out: string[] = [];
+  for (const line of text.split("\n")) {
+    const m = /^\s*nameserver\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const ip = parseIp(m[1]!, true);
+    if (!ip) continue;
+    if (same(ip.bytes, QUAD100_V4) || same(ip.bytes, QUAD100_V6)) continue;
+    out.push(m[1]!);
+  }
+  return out;
+}
+
+/** The host's upstream nameservers from `path` (default /etc/resolv.conf); [] when unreadable. */
+export function readUpstreams(path = "/etc/resolv.conf"): string[] {
+  try {
+    return parseResolvConf(readFileSync(path, "utf8"));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Forwards over UDP (node:dgram) to `servers` (IP text, port 53 unless `port` is given):
+ * a fresh connected socket per query (a random source port from the kernel), the reply
+ * accepted only from that server with the query's ID and the QR bit; servers tried in
+ * order, each for an equal share of the timeout.
+ */
+export class DgramUpstream implements Upstream {
+  constructor(
+    readonly servers: readonly string[],
+    private readonly port = 53,
+  ) {}
+
+  async query(msg: Uint8Array, timeoutMs: number): Promise<Uint8Array | null> {
+    if (this.servers.length === 0 || msg.length < 12) return null;
+    const share = Math.max(1, Math.floor(timeoutMs / this.servers.length));
+    for (const s of this.servers) {
+      const r = await this.#one(s, msg, share);
+      if (r) return r;
+    }
+    return null;
+  }
+
+  #one(server: string, msg: Uint8Array, timeoutMs: number): Promise<Uint8Array | null> {
+    return new Promise((resolve) => {
+      const v6 = server.includes(":");
+      const sock = dgram.createSocket({ type: v6 ? "udp6" : "udp4" });
+      let done = false;
+      const finish = (r: Uint8Array | null): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        try {
+          sock.close();
+        } catch {
+          // already closed
+        }
+        resolve(r);
+      };
+      const timer = setTimeout(() => finish(null), timeoutMs);
+      sock.on("error", () => finish(null));
+      sock.on("message", (m) => {
+        // A connected socket only receives from the server; still check ID and QR.
+        if (m.length >= 12 && m[0] === msg[0] && m[1] === msg[1] && (m[2]! & 0x80) !== 0) finish(new Uint8Array(m));
+      });
+      sock.connect(this.port, server, () => {
+        if (done) return;
+        sock.send(msg, (err) => {
+          if (err) finish(null);
+        });
+      });
+    });
+  }
+}

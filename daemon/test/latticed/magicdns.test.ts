@@ -1,0 +1,194 @@
+import dgram from "node:dgram";
+import dnsPacket from "dns-packet";
+import type { DecodedPacket, Question } from "dns-packet";
+import fc from "fast-check";
+import { afterEach, describe, expect, it } from "vitest";
+import { DgramUpstream, MagicDnsEdge, QUAD100_V4, QUAD100_V6, parseResolvConf, type Upstream } from "../../src/latticed/magicdns.js";
+import { Netmap } from "../../src/latticed/netmap.js";
+import { buildUdp, parseUdp } from "../../src/latticed/udp-packet.js";
+import type { MapResponse, Node } from "@lattice/types";
+
+const CLIENT_V4 = new Uint8Array([100, 64, 0, 1]);
+const CLIENT_V6 = new Uint8Array([0xfd, 0x7a, 0x11, 0x5c, 0xa1, 0xe0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+
+function node(id: number, name: string, v4: string, v6: string): Node {
+  return { ID: id, StableID: `n${id}`, Name: name, User: 1, Key: `nodekey:${id.toString(16).padStart(64, "0")}`, Addresses: [`${v4}/32`, `${v6}/128`], AllowedIPs: [] } as Node;
+}
+
+function netmap(betaName = "beta.tail.example."): Netmap {
+  const resp = {
+    Node: node(1, "alpha.tail.example.", "100.64.0.1", "fd7a:115c:a1e0::1"),
+    Peers: [node(2, betaName, "100.64.0.2", "fd7a:115c:a1e0::2")],
+    Domain: "tail.example",
+    DNSConfig: { Proxied: true },
+  } as unknown as MapResponse;
+  return Netmap.fromFull(resp, 0)!;
+}
+
+/** A UDP checksum over the pseudo-header + datagram that must fold to 0xffff. */
+function udpChecksumOk(p: Uint8Array): boolean {
+  const v4 = p[0]! >> 4 === 4;
+  const hl = v4 ? 20 : 40;
+  const src = v4 ? p.subarray(12, 16) : p.subarray(8, 24);
+  const dst = v4 ? p.subarray(16, 20) : p.subarray(24, 40);
+  const ulen = (p[hl + 4]! << 8) | p[hl + 5]!;
+  let acc = 17 + ulen;
+  const add = (b: Uint8Array) => {
+    for (let i = 0; i < b.length; i += 2) acc += (b[i]! << 8) | (b[i + 1] ?? 0);
+  };
+  add(src);
+  add(dst);
+  add(p.subarray(hl, hl + ulen));
+  while (acc > 0xffff) acc = (acc & 0xffff) + (acc >>> 16);
+  if (!v4) return acc === 0xffff;
+  let h = 0;
+  for (let i = 0; i < 20; i += 2) h += (p[i]! << 8) | p[i + 1]!;
+  while (h > 0xffff) h = (h & 0xffff) + (h >>> 16);
+  return acc === 0xffff && h === 0xffff;
+}
+
+function queryPacket(q: Question, v6 = false, id = 0x4242): Uint8Array {
+  const msg = dnsPacket.encode({ type: "query", id, flags: dnsPacket.RECURSION_DESIRED, questions: [q] });
+  return v6 ? buildUdp(CLIENT_V6, QUAD100_V6, 40000, 53, msg) : buildUdp(CLIENT_V4, QUAD100_V4, 40000, 53, msg);
+}
+
+function edge(upstream: Upstream | null = null, maxPending?: number): { e: MagicDnsEdge; out: Uint8Array[] } {
+  const out: Uint8Array[] = [];
+  const e = new MagicDnsEdge({ deliver: (p) => out.push(p), upstream, ...(maxPending !== undefined ? { maxPending } : {}), timeoutMs: 200 });
+  e.setNetmap(netmap());
+  return { e, out };
+}
+
+function replyOf(p: Uint8Array): { msg: DecodedPacket & { rcode: string }; u: NonNullable<ReturnType<typeof parseUdp>> } {
+  const u = parseUdp(p)!;
+  expect(u).not.toBeNull();
+  return { msg: dnsPacket.decode(Buffer.from(u.payload)) as DecodedPacket & { rcode: string }, u };
+}
+
+const closers: Array<() => void> = [];
+afterEach(() => {
+  for (const c of closers.splice(0)) c();
+});
+
+describe("MagicDNS on the TUN", () => {
+  it("answers an A query to 100.100.100.100:53 with a checksummed IPv4/UDP reply to the querier", () => {
+    const { e, out } = edge();
+    expect(e.intercept(queryPacket({ type: "A", name: "beta" }))).toBe(true);
+    expect(out).toHaveLength(1);
+    const { msg, u } = replyOf(out[0]!);
+    expect([...u.src]).toEqual([...QUAD100_V4]);
+    expect([...u.dst]).toEqual([...CLIENT_V4]);
+    expect(u.srcPort).toBe(53);
+    expect(u.dstPort).toBe(40000);
+    expect(udpChecksumOk(out[0]!)).toBe(true);
+    expect(msg.id).toBe(0x4242);
+    expect(msg.answers?.map((a) => a.data)).toEqual(["100.64.0.2"]);
+  });
+
+  it("answers over IPv6 at fd7a:115c:a1e0::53 with a valid UDP checksum", () => {
+    const { e, out } = edge();
+    expect(e.intercept(queryPacket({ type: "AAAA", name: "beta.tail.example" }, true))).toBe(true);
+    const { msg, u } = replyOf(out[0]!);
+    expect([...u.src]).toEqual([...QUAD100_V6]);
+    expect(udpChecksumOk(out[0]!)).toBe(true);
+    expect(msg.answers?.map((a) => a.data)).toEqual(["fd7a:115c:a1e0::2"]);
+  });
+
+  it("a new netmap (rename) changes the answer at once", () => {
+    const { e, out } = edge();
+    e.setNetmap(netmap("bravo.tail.example."));
+    e.intercept(queryPacket({ type: "A", name: "beta.tail.example" }));
+    e.intercept(queryPacket({ type: "A", name: "bravo" }));
+    expect(replyOf(out[0]!).msg.rcode).toBe("NXDOMAIN");
+    expect(replyOf(out[1]!).msg.answers?.[0]?.data).toBe("100.64.0.2");
+  });
+
+  it("MagicDNS off (Proxied false): tailnet names are forwarded, not answered", async () => {
+    const seen: Uint8Array[] = [];
+    const { e, out } = edge({ query: async (m) => (seen.push(m), null) });
+    const resp = { Node: node(1, "alpha.tail.example.", "100.64.0.1", "fd7a:115c:a1e0::1"), Domain: "tail.example", DNSConfig: { Proxied: false } } as unknown as MapResponse;
+    e.setNetmap(Netmap.fromFull(resp, 0)!);
+    e.intercept(queryPacket({ type: "A", name: "alpha.tail.example" }));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(seen).toHaveLength(1);
+    expect(replyOf(out[0]!).msg.rcode).toBe("SERVFAIL");
+  });
+
+  it("leaves other packets alone: other destinations, other ports, non-UDP", () => {
+    const { e, out } = edge();
+    const msg = dnsPacket.encode({ type: "query", id: 1, questions: [{ type: "A", name: "beta" }] });
+    expect(e.intercept(buildUdp(CLIENT_V4, new Uint8Array([100, 64, 0, 2]), 1, 53, msg))).toBe(false);
+    expect(e.intercept(buildUdp(CLIENT_V4, QUAD100_V4, 1, 5353, msg))).toBe(false);
+    const tcp = queryPacket({ type: "A", name: "beta" });
+    tcp[9] = 6;
+    expect(e.intercept(tcp)).toBe(false);
+    expect(out).toHaveLength(0);
+  });
+
+  it("forwards other names through the upstream and wraps the reply back to the querier", async () => {
+    const srv = dgram.createSocket("udp4");
+    closers.push(() => srv.close());
+    srv.on("message", (m, rinfo) => {
+      const q = dnsPacket.decode(m);
+      srv.send(dnsPacket.encode({ type: "response", id: q.id, flags: dnsPacket.RECURSION_AVAILABLE, questions: q.questions, answers: [{ type: "A", name: "example.com", ttl: 5, data: "192.0.2.7" }] }), rinfo.port, rinfo.address);
+    });
+    await new Promise<void>((r) => srv.bind(0, "127.0.0.1", r));
+    const { e, out } = edge(new DgramUpstream(["127.0.0.1"], srv.address().port));
+    expect(e.intercept(queryPacket({ type: "A", name: "example.com" }))).toBe(true);
+    await expect.poll(() => out.length).toBe(1);
+    const { msg } = replyOf(out[0]!);
+    expect(msg.id).toBe(0x4242);
+    expect(msg.answers?.[0]?.data).toBe("192.0.2.7");
+    expect(e.stats.forwarded).toBe(1);
+    expect(e.pending).toBe(0);
+  });
+
+  it("hostile upstream: replies with a wrong ID are ignored; silence → SERVFAIL after the timeout", async () => {
+    const srv = dgram.createSocket("udp4");
+    closers.push(() => srv.close());
+    srv.on("message", (m, rinfo) => {
+      const q = dnsPacket.decode(m);
+      srv.send(dnsPacket.encode({ type: "response", id: (q.id! + 1) & 0xffff, questions: q.questions, answers: [{ type: "A", name: "example.com", data: "203.0.113.66" }] }), rinfo.port, rinfo.address);
+    });
+    await new Promise<void>((r) => srv.bind(0, "127.0.0.1", r));
+    const { e, out } = edge(new DgramUpstream(["127.0.0.1"], srv.address().port));
+    e.intercept(queryPacket({ type: "A", name: "example.com" }));
+    await expect.poll(() => out.length, { timeout: 2_000 }).toBe(1);
+    expect(replyOf(out[0]!).msg.rcode).toBe("SERVFAIL");
+    expect(e.stats.forwardFailed).toBe(1);
+  });
+
+  it("bounds forwards in flight: over the limit queries are dropped and counted", () => {
+    const never: Upstream = { query: () => new Promise(() => {}) };
+    const { e, out } = edge(never, 4);
+    for (let i = 0; i < 10; i++) expect(e.intercept(queryPacket({ type: "A", name: "example.com" }, false, i))).toBe(true);
+    expect(e.pending).toBe(4);
+    expect(e.stats.droppedPendingFull).toBe(6);
+    expect(out).toHaveLength(0);
+  });
+
+  it("no upstream: SERVFAIL at once", () => {
+    const { e, out } = edge(null);
+    e.intercept(queryPacket({ type: "A", name: "example.com" }));
+    expect(replyOf(out[0]!).msg.rcode).toBe("SERVFAIL");
+  });
+
+  it("fuzz: random payloads and mangled IP headers to quad-100 never throw", () => {
+    const { e } = edge();
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.boolean(), fc.nat(60), fc.integer({ min: 0, max: 255 }), (payload, v6, at, v) => {
+        const p = v6 ? buildUdp(CLIENT_V6, QUAD100_V6, 1234, 53, payload) : buildUdp(CLIENT_V4, QUAD100_V4, 1234, 53, payload);
+        if (at !== 16 && at !== 17 && at !== 18 && at !== 19) p[at % p.length] = v;
+        e.intercept(p);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+describe("resolv.conf", () => {
+  it("takes nameserver lines in order, skipping MagicDNS itself and junk", () => {
+    const text = "# generated\nsearch x\nnameserver 10.0.0.2\nnameserver 100.100.100.100\nnameserver fd7a:115c:a1e0::53\nnameserver nope\n  nameserver 2001:db8::1\n";
+    expect(parseResolvConf(text)).toEqual(["10.0.0.2", "2001:db8::1"]);
+  });
+});
