@@ -1,0 +1,115 @@
+// MagicDNS end to end: two real latticed nodes (alpha, beta) and lattice-control in network
+// namespaces; `dig` in alpha's namespace asks 100.100.100.100 (through lattice0, answered
+// by alpha's latticed) for beta by short name, FQDN, PTR, an unknown name, a name only the
+// upstream knows (a tiny UDP DNS server in the control namespace, made alpha's upstream
+// through /etc/netns/<ns>/resolv.conf, which `ip netns exec` mounts over /etc/resolv.conf),
+// and again after beta is renamed on the server. A flood of garbage to quad-100 is dropped
+// and counted while answers keep coming. Needs root, iproute2 and dig (bind9-dnsutils).
+import fs from "node:fs";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { World, localApi, requireRoot, run, waitFor } from "./harness.js";
+
+/** A UDP DNS server answering every A question with 192.0.2.53 (TTL 5); Node, no deps. */
+const UPSTREAM_JS = `
+const dgram = require("node:dgram");
+const s = dgram.createSocket("udp4");
+s.on("message", (m, r) => {
+  if (m.length < 12) return;
+  let o = 12;
+  while (o < m.length && m[o] !== 0) o += m[o] + 1;
+  o += 5;
+  if (o > m.length) return;
+  const head = Buffer.from(m.subarray(0, o));
+  head[2] |= 0x80; head[3] = 0x80;
+  head.writeUInt16BE(1, 6); head.writeUInt16BE(0, 8); head.writeUInt16BE(0, 10);
+  const ans = Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 192, 0, 2, 53]);
+  s.send(Buffer.concat([head, ans]), r.port, r.address);
+});
+s.bind(53, "10.77.0.1", () => console.log("upstream ready"));
+`;
+
+describe("MagicDNS (100.100.100.100) in network namespaces", () => {
+  const w = new World();
+  let netnsEtc = "";
+  afterAll(async () => {
+    await w.cleanup();
+    if (netnsEtc) fs.rmSync(netnsEtc, { recursive: true, force: true });
+  });
+
+  it("dig @100.100.100.100: short name, FQDN, AAAA over fd7a:115c:a1e0::53, PTR, NXDOMAIN, forwarding, rename within 1 s, garbage flood", async () => {
+    requireRoot();
+    w.lan();
+    const ctl = await w.control();
+    ctl.admin("users", "create", "alice", "--password", "correct-horse-battery");
+    const key = ctl.admin("keys", "create", "--user", "alice", "--reusable", "--preapproved");
+    const a = w.nodeNs("a");
+    const b = w.nodeNs("b");
+    // alpha's upstream resolver: the control namespace's 10.77.0.1:53.
+    netnsEtc = path.join("/etc/netns", a.ns);
+    fs.mkdirSync(netnsEtc, { recursive: true });
+    fs.writeFileSync(path.join(netnsEtc, "resolv.conf"), "nameserver 100.100.100.100\nnameserver 10.77.0.1\n");
+    const upJs = path.join(w.dir, "upstream.cjs");
+    fs.writeFileSync(upJs, UPSTREAM_JS);
+    w.spawn("upstream", w.ns("ctl"), [process.execPath, upJs]);
+    await waitFor("upstream DNS", 10_000, () => w.log("upstream").includes("upstream ready"));
+    const da = w.latticed("a", a.ns);
+    const db = w.latticed("b", b.ns);
+    for (const d of [da, db]) await waitFor("LocalAPI up", 20_000, () => localApi(d.socket, "GET", "/localapi/v0/status").catch(() => null));
+    for (const [d, host] of [[da, "alpha"], [db, "beta"]] as const) {
+      const up = await localApi(d.socket, "POST", "/localapi/v0/up", { ControlURL: ctl.url, AuthKey: key, Hostname: host });
+      expect(up.status, JSON.stringify(up.body)).toBe(200);
+    }
+    const running = (sock: string) =>
+      waitFor("Running with one peer", 30_000, async () => {
+        const s = (await localApi(sock, "GET", "/localapi/v0/status")).body;
+        return s.BackendState === "Running" && Object.keys(s.Peer ?? {}).length === 1 ? s : null;
+      });
+    const sa = await running(da.socket);
+    const sb = await running(db.socket);
+    const ipB = sb.TailscaleIPs.find((x: string) => x.includes(".")) as string;
+    const ip6B = sb.TailscaleIPs.find((x: string) => x.includes(":")) as string;
+    const domain = sa.MagicDNSSuffix as string;
+    expect(domain).toMatch(/\w/);
+    expect(sb.Self.DNSName).toBe(`beta.${domain}.`);
+
+    const dig = (...args: string[]) => run("ip", ["netns", "exec", a.ns, "dig", "+time=3", "+tries=1", ...args]);
+    const short = (...args: string[]) => dig("+short", ...args).trim();
+    expect(short("@100.100.100.100", "beta")).toBe(ipB);
+    expect(short("@100.100.100.100", `beta.${domain}`)).toBe(ipB);
+    expect(short("@100.100.100.100", "BETA." + domain.toUpperCase() + ".")).toBe(ipB);
+    expect(short("@fd7a:115c:a1e0::53", `beta.${domain}`, "AAAA")).toBe(ip6B);
+    expect(short("@100.100.100.100", "-x", ipB)).toBe(`beta.${domain}.`);
+    const nx = dig("@100.100.100.100", `nosuch.${domain}`);
+    expect(nx).toMatch(/status: NXDOMAIN/);
+    expect(nx).toMatch(/flags: qr aa rd ra/);
+    expect(nx).toMatch(new RegExp(`AUTHORITY SECTION:\\n${domain.replace(/\./g, "\\.")}\\.\\s+10\\s+IN\\s+SOA`));
+    // EDNS0 kept (dig sends an OPT record by default).
+    expect(dig("@100.100.100.100", "beta")).toMatch(/OPT PSEUDOSECTION:\n; EDNS: version: 0/);
+    // Not a tailnet name: forwarded to the upstream in resolv.conf (100.100.100.100 skipped).
+    expect(short("@100.100.100.100", "www.example.com")).toBe("192.0.2.53");
+
+    // A flood of garbage to quad-100 from A: dropped or FORMERR'd, and the resolver still answers.
+    const flood = `const s=require("node:dgram").createSocket("udp4");let n=0;const go=()=>{for(let i=0;i<50;i++){const b=require("node:crypto").randomBytes(1+Math.floor(Math.random()*400));s.send(b,53,"100.100.100.100");}if(++n<40)setImmediate(go);else setTimeout(()=>s.close(),200)};go();`;
+    run("ip", ["netns", "exec", a.ns, process.execPath, "-e", flood]);
+    expect(short("@100.100.100.100", "beta")).toBe(ipB);
+    const metrics = (await localApi(da.socket, "GET", "/localapi/v0/metrics")).body as string;
+    const queries = Number(/latticed_magicdns_events_total\{event="queries"\} (\d+)/.exec(metrics)?.[1]);
+    // 2000 sent; the kernel may drop some on the TUN queue before latticed reads them.
+    expect(queries).toBeGreaterThanOrEqual(200);
+    const malformed = Number(/latticed_magicdns_events_total\{event="dropped_malformed"\} (\d+)/.exec(metrics)?.[1]);
+    expect(malformed).toBeGreaterThan(0);
+    const alive = await localApi(da.socket, "GET", "/localapi/v0/status");
+    expect(alive.body.BackendState).toBe("Running");
+
+    // Rename beta on the server: alpha's answers follow within 1 s.
+    ctl.admin("nodes", "rename", "beta", "bravo");
+    const t0 = Date.now();
+    await waitFor("bravo resolves", 1_000, () => short("@100.100.100.100", `bravo.${domain}`) === ipB);
+    const ms = Date.now() - t0;
+    console.log(`MagicDNS: rename visible after ${ms} ms`);
+    expect(dig("@100.100.100.100", `beta.${domain}`)).toMatch(/status: NXDOMAIN/);
+    expect(short("@100.100.100.100", "bravo")).toBe(ipB);
+    expect(short("@100.100.100.100", "-x", ipB)).toBe(`bravo.${domain}.`);
+  }, 180_000);
+});
