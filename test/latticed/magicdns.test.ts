@@ -32,9 +32,11 @@ s.bind(53, "10.77.0.1", () => console.log("upstream ready"));
 describe("MagicDNS (100.100.100.100) in network namespaces", () => {
   const w = new World();
   let netnsEtc = "";
+  const hadNetnsDir = fs.existsSync("/etc/netns");
   afterAll(async () => {
     await w.cleanup();
     if (netnsEtc) fs.rmSync(netnsEtc, { recursive: true, force: true });
+    if (!hadNetnsDir) fs.rmSync("/etc/netns", { recursive: true, force: true });
   });
 
   it("dig @100.100.100.100: short name, FQDN, AAAA over fd7a:115c:a1e0::53, PTR, NXDOMAIN, forwarding, rename within 1 s, garbage flood", async () => {
