@@ -144,11 +144,16 @@ export class World {
     await gone;
   }
 
-  /** A latticed in `ns`; returns its socket path. */
-  latticed(name: string, ns: string, extra: string[] = []): { socket: string; proc: ChildProcess } {
+  /**
+   * A latticed in `ns`; returns its socket path and its resolv.conf: a file of this world
+   * (`dir/NAME-resolv.conf`, absent unless the test writes it), never the host's
+   * /etc/resolv.conf (`--accept-dns` is on by default).
+   */
+  latticed(name: string, ns: string, extra: string[] = []): { socket: string; proc: ChildProcess; resolvConf: string } {
     const socket = path.join(this.dir, `${name}.sock`);
-    const proc = this.spawn(name, ns, [process.execPath, path.join(REPO, "daemon/bin/latticed.js"), "--state", path.join(this.dir, `${name}-state`), "--socket", socket, "--verbose", "1", ...extra]);
-    return { socket, proc };
+    const resolvConf = path.join(this.dir, `${name}-resolv.conf`);
+    const proc = this.spawn(name, ns, [process.execPath, path.join(REPO, "daemon/bin/latticed.js"), "--state", path.join(this.dir, `${name}-state`), "--socket", socket, "--verbose", "1", "--resolv-conf", resolvConf, ...extra]);
+    return { socket, proc, resolvConf };
   }
 
   /** Kills every process started (by pid), deletes the namespaces and the directory. */

@@ -25,6 +25,7 @@ import { parseIp, formatIp } from "@lattice/netaddr";
 import type { Logger } from "pino";
 import { ControlLoop, backoffMs, type ControlDialer, type RefusalAction } from "./control-loop.js";
 import type { Engine } from "./engine.js";
+import type { HostDns, HostDnsConfig } from "./resolvconf.js";
 import { LatticedError } from "./errors.js";
 import type { MagicConn, NetcheckReport } from "./magic.js";
 import { Netmap } from "./netmap.js";
@@ -94,6 +95,8 @@ export interface BackendDeps {
   tun: boolean;
   /** The embedded SSH server (RunSSH); absent: RunSSH is stored but nothing listens. */
   ssh?: SshHook;
+  /** Host resolver configuration for `--accept-dns` (CorpDNS); absent = the host is never touched. */
+  hostDns?: HostDns;
 }
 
 function keyHex(k: Uint8Array): string {
@@ -303,7 +306,10 @@ export class LocalBackend {
     if (!nm || !key) return;
     this.#engineChain = this.#engineChain
       .then(() => (this.#state === "Running" ? this.d.engine.configure(nm, key) : undefined))
-      .catch((e: Error) => this.d.log.error({ err: e.message }, "configuring the data path failed"));
+      .catch((e: Error) => this.d.log.error({ err: e.message }, "configuring the data path failed"))
+      .then(() => {
+        if (this.#state === "Running" && !this.#closed) this.d.hostDns?.set(this.#hostDnsConfig(nm));
+      });
     this.#syncSsh();
   }
 
@@ -317,6 +323,27 @@ export class LocalBackend {
         return ssh.apply(on, on ? (this.#netmap?.self.Addresses ?? []) : []);
       })
       .catch((e: Error) => this.d.log.error({ err: e.message }, "starting/stopping the SSH server failed"));
+  }
+
+  /**
+   * What `--accept-dns` puts in the host resolver: 100.100.100.100 and the search domains
+   * (tailnet domain first, then DNSConfig.Domains); null (restore) when CorpDNS is off or
+   * the server has MagicDNS off.
+   */
+  #hostDnsConfig(nm: Netmap): HostDnsConfig | null {
+    if (!this.#prefs.CorpDNS || nm.dnsConfig?.Proxied === false) return null;
+    const search: string[] = [];
+    for (const d of [nm.domain, ...(nm.dnsConfig?.Domains ?? [])]) {
+      const c = d.replace(/\.$/, "").toLowerCase();
+      if (c !== "" && /^[a-z0-9.-]{1,253}$/.test(c) && !search.includes(c)) search.push(c);
+    }
+    return { nameservers: ["100.100.100.100"], search };
+  }
+
+  /** Peers out of the engine and the host resolver restored (down, expiry, logout). */
+  #clearPeers(): void {
+    this.d.engine.clearPeers();
+    this.d.hostDns?.set(null);
   }
 
   #armExpiry(): void {
@@ -340,7 +367,7 @@ export class LocalBackend {
     this.d.log.warn({ why }, "node key expired: dropping all peers");
     this.#keyExpired = true;
     this.#netmap?.peers.clear();
-    this.d.engine.clearPeers();
+    this.#clearPeers();
     this.d.ssh?.policyChanged();
     this.#syncSsh();
     void this.#control?.stop();
@@ -354,7 +381,7 @@ export class LocalBackend {
     this.#loginHealth = health;
     this.#netmap = null;
     this.#authURL = "";
-    this.d.engine.clearPeers();
+    this.#clearPeers();
     this.d.ssh?.policyChanged();
     void this.#control?.stop();
     this.d.state.writeJson(PERSIST_FILE, { LoggedIn: false });
@@ -398,7 +425,7 @@ export class LocalBackend {
       this.d.state.writeJson(PERSIST_FILE, { LoggedIn: false });
       this.#netmap = null;
       this.d.state.remove(STATE_FILES.netmap);
-      this.d.engine.clearPeers();
+      this.#clearPeers();
     }
     this.#authURL = "";
     this.#loginHealth = null;
@@ -468,6 +495,7 @@ export class LocalBackend {
       if (patch.Hostname !== undefined || patch.AdvertiseTags !== undefined || (patch.RunSSH !== undefined && patch.RunSSH !== before.RunSSH)) this.#control?.sendUpdate();
       if (patch.RunSSH !== undefined && patch.RunSSH !== before.RunSSH) this.#syncSsh();
     }
+    if (patch.CorpDNS !== undefined && patch.CorpDNS !== before.CorpDNS && this.#state === "Running") this.#configureEngine();
     return this.prefs();
   }
 
@@ -479,6 +507,7 @@ export class LocalBackend {
     const urlChanged = next.ControlURL !== this.#prefs.ControlURL;
     const sshChanged = next.RunSSH !== this.#prefs.RunSSH;
     const hostChanged = sshChanged || next.Hostname !== this.#prefs.Hostname || next.AdvertiseTags.join() !== this.#prefs.AdvertiseTags.join();
+    const dnsChanged = next.CorpDNS !== this.#prefs.CorpDNS;
     this.#prefs = next;
     this.#savePrefs();
     const needLogin = !this.#loggedIn || this.#nodeKey === null || this.#keyExpired || req.ForceReauth === true || urlChanged;
@@ -503,6 +532,7 @@ export class LocalBackend {
       this.#ensureControl().start();
       if (hostChanged) this.#control?.sendUpdate();
       if (sshChanged) this.#syncSsh();
+      if (dnsChanged && this.#state === "Running") this.#configureEngine();
     }
     return { BackendState: this.#state, AuthURL: this.#authURL };
   }
@@ -517,7 +547,7 @@ export class LocalBackend {
     }
     this.#loginGen++;
     await this.#control?.stop();
-    this.d.engine.clearPeers();
+    this.#clearPeers();
     if (this.#loggedIn) this.#setState("Stopped");
     this.#syncSsh();
   }
@@ -687,6 +717,7 @@ export class LocalBackend {
     await this.#control?.stop();
     await this.#engineChain;
     await this.d.ssh?.close().catch(() => undefined);
+    this.d.hostDns?.set(null);
   }
 
   /**

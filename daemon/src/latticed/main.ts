@@ -25,6 +25,7 @@ import { MagicSock } from "@lattice/magicsock";
 import { DgramUpstream, readUpstreams } from "./magicdns.js";
 import { renderMetrics } from "./metrics.js";
 import { SshService } from "./ssh.js";
+import { DirectResolvConf } from "./resolvconf.js";
 import { STATE_FILES, StateDir } from "./state.js";
 import type { Logger } from "pino";
 import { TunConfig, runIp } from "./tun-config.js";
@@ -86,7 +87,10 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
   let finish: (code: number) => void = () => {};
   const done = new Promise<number>((r) => (finish = r));
   let stopping = false;
-  const upstreams = readUpstreams();
+  // --accept-dns: a backup left by a crash is restored first, so upstreams are the host's own.
+  const hostDns = new DirectResolvConf(o.resolvConf, (m) => log.warn({}, `accept-dns: ${m}`));
+  hostDns.recover();
+  const upstreams = readUpstreams(hostDns.originalPath());
   log.info({ upstreams }, "MagicDNS forwards to the host's resolv.conf nameservers");
   const engine = new Engine({
     dnsUpstream: new DgramUpstream(upstreams),
@@ -134,6 +138,7 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
     rnd: () => randomInt(0, 1 << 30) / (1 << 30),
     hostname: () => os.hostname(),
     tun: true,
+    hostDns,
   });
   let api: LocalApiServer | null = null;
   try {

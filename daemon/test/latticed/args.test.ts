@@ -10,14 +10,14 @@ function parse(...argv: string[]) {
 
 describe("latticed command line", () => {
   it("defaults: /var/lib/lattice, /var/run/lattice/latticed.sock, 41641, lattice0, verbose 0, no operator", () => {
-    expect(parse().r).toEqual({ kind: "run", opts: { state: "/var/lib/lattice", socket: "/var/run/lattice/latticed.sock", port: 41641, tun: "lattice0", verbose: 0, operator: null } });
+    expect(parse().r).toEqual({ kind: "run", opts: { state: "/var/lib/lattice", socket: "/var/run/lattice/latticed.sock", port: 41641, tun: "lattice0", verbose: 0, operator: null, resolvConf: "/etc/resolv.conf" } });
     expect(DEFAULTS.port).toBe(41641);
   });
 
   it("takes every flag", () => {
     expect(parse("--state", "/s", "--socket", "/r/x.sock", "--port", "0", "--tun", "lt1", "--verbose", "2", "--operator", "alice").r).toEqual({
       kind: "run",
-      opts: { state: "/s", socket: "/r/x.sock", port: 0, tun: "lt1", verbose: 2, operator: "alice" },
+      opts: { state: "/s", socket: "/r/x.sock", port: 0, tun: "lt1", verbose: 2, operator: "alice", resolvConf: "/etc/resolv.conf" },
     });
   });
 
@@ -27,6 +27,7 @@ describe("latticed command line", () => {
       [["--verbose", "x"], /--verbose: 0, 1 or 2 \(got "x"\)/],
       [["--tun", "a/b"], /--tun: interface name "a\/b"/],
       [["--operator", "bad user"], /--operator: a user name or uid/],
+      [["--resolv-conf", "etc/resolv.conf"], /--resolv-conf: an absolute path/],
       [["--nope"], /unknown option/],
       [["extra"], /unexpected argument "extra"/],
     ] as const) {
