@@ -50,7 +50,11 @@ describe("item 9: README \"Two machines in five minutes\"", () => {
     const machine = async (name: string, ns: string): Promise<void> => {
       const holder = lab.spawn(`machine-${name}`, ns, [
         "unshare", "--mount", "--uts", "--propagation", "private", "bash", "-c",
-        `mount -t tmpfs -o mode=0755 lattice-var-lib /var/lib && mount -t tmpfs -o mode=0755 lattice-run /run && hostname ${name} && echo ready && exec sleep infinity`,
+        // Each machine has its own /etc (a copy, bind-mounted; resolv.conf a regular file):
+        // latticed's --accept-dns rewrites /etc/resolv.conf and keeps a backup beside it,
+        // and the host's must never be touched.
+        `d=${lab.dir}/etc-${name} && mkdir -p "$d" && cp -a /etc/. "$d/" && rm -f "$d/resolv.conf" && cat /etc/resolv.conf > "$d/resolv.conf" && mount --bind "$d" /etc && ` +
+          `mount -t tmpfs -o mode=0755 lattice-var-lib /var/lib && mount -t tmpfs -o mode=0755 lattice-run /run && hostname ${name} && echo ready && exec sleep infinity`,
       ]);
       await holder.waitForLog(/ready/, 10_000);
       machines.set(name, holder);

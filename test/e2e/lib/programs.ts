@@ -276,7 +276,8 @@ export async function startNode(lab: Lab, o: NodeOptions): Promise<LatticeNode> 
   const stateDir = join(lab.dir, `${o.name}-state`);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const socket = join(lab.dir, `${o.name}.sock`);
-  const argv = [...programArgv("daemon", "latticed"), "--state", stateDir, "--socket", socket];
+  // --accept-dns is on by default: the node's resolv.conf is a file of the lab, never the host's.
+  const argv = [...programArgv("daemon", "latticed"), "--state", stateDir, "--socket", socket, "--resolv-conf", join(lab.dir, `${o.name}-resolv.conf`)];
   if (o.port !== undefined) argv.push("--port", String(o.port));
   if (o.verbose !== undefined) argv.push("--verbose", String(o.verbose));
   const cli = programArgv("cli", "lattice");
