@@ -6,10 +6,15 @@
  * the querier) is written back into the TUN. Both addresses lie inside the tailnet routes
  * on the TUN (100.64.0.0/10, fd7a:115c:a1e0::/48), so no extra route is needed.
  *
- * Queries the resolver does not own are forwarded unchanged to the host's upstream
- * resolvers ({@link DgramUpstream}: /etc/resolv.conf nameservers read at start, the
- * MagicDNS addresses themselves left out), one server after the other within 10 s;
- * no reply → SERVFAIL. At most {@link MAX_PENDING} forwards are in flight; more are
+ * Queries the resolver does not own are forwarded unchanged (Tailscale's forwarder, UDP
+ * only): a name under a split-DNS route (DNSConfig.Routes, most specific suffix wins) to
+ * that route's resolvers; anything else to DNSConfig.Resolvers when the admin set some,
+ * else to the host's upstream resolvers ({@link DgramUpstream}: resolv.conf nameservers
+ * read at start, the MagicDNS addresses themselves left out). Servers are tried one after
+ * the other within 10 s; no reply → SERVFAIL. Resolvers on tailnet or routed addresses are
+ * reached through the tunnel like any host traffic. DoH/DoT resolver addresses (https://,
+ * tls://) are skipped, and a route with no resolvers is not answered locally (forwarded
+ * as if absent). At most {@link MAX_PENDING} forwards are in flight; more are
  * dropped and counted. Replies larger than fit the TUN MTU are truncated (TC).
  *
  * TCP DNS to 100.100.100.100 is not served (the SYN goes nowhere; clients fall back or
@@ -62,12 +67,55 @@ function same(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/** A split-DNS route: names equal to or under `suffix` (canonical, no dot) go to `servers`. */
+export interface DnsRoute {
+  suffix: string;
+  servers: ResolverAddr[];
+}
+
+/** A plain-DNS resolver address. */
+export interface ResolverAddr {
+  host: string;
+  port: number;
+}
+
+/**
+ * A DNSResolver `Addr` as a UDP address: "IP", "IP:port", "[IPv6]:port", "IPv6"; null for
+ * DoH/DoT URLs and anything that isn't an IP address.
+ */
+export function parseResolverAddr(addr: string): ResolverAddr | null {
+  let host = addr;
+  let port = 53;
+  const m6 = /^\[([^\]]+)\]:(\d{1,5})$/.exec(addr);
+  const m4 = /^([0-9.]+):(\d{1,5})$/.exec(addr);
+  if (m6) [host, port] = [m6[1]!, Number(m6[2])];
+  else if (m4) [host, port] = [m4[1]!, Number(m4[2])];
+  if (port < 1 || port > 65535 || parseIp(host) === null) return null;
+  return { host, port };
+}
+
+/** Split-DNS routes and admin default resolvers of a netmap's DNSConfig. */
+export function routesOf(nm: Netmap): { routes: DnsRoute[]; defaults: ResolverAddr[] } {
+  const addrs = (rs: readonly { Addr?: string }[] | undefined): ResolverAddr[] =>
+    (rs ?? []).map((r) => (typeof r?.Addr === "string" ? parseResolverAddr(r.Addr) : null)).filter((a): a is ResolverAddr => a !== null);
+  const routes: DnsRoute[] = [];
+  for (const [suffix, rs] of Object.entries(nm.dnsConfig?.Routes ?? {})) {
+    const servers = addrs(Array.isArray(rs) ? rs : []);
+    const c = suffix.toLowerCase().replace(/\.$/, "");
+    if (servers.length > 0 && c !== "") routes.push({ suffix: c, servers });
+  }
+  routes.sort((a, b) => b.suffix.length - a.suffix.length);
+  return { routes, defaults: addrs(nm.dnsConfig?.Resolvers) };
+}
+
 /** Dependencies of {@link MagicDnsEdge}. */
 export interface MagicDnsDeps {
   /** Writes a packet into the TUN (towards the host). */
   deliver: (packet: Uint8Array) => void;
-  /** Where non-tailnet queries go; null = none (SERVFAIL). */
+  /** Where non-tailnet queries go without a route or admin resolvers (the host's nameservers); null = none (SERVFAIL). */
   upstream: Upstream | null;
+  /** An upstream for configured resolvers (split-DNS routes, DNSConfig.Resolvers); default {@link DgramUpstream}. */
+  upstreamFor?: (servers: readonly ResolverAddr[]) => Upstream;
   maxPending?: number;
   timeoutMs?: number;
 }
@@ -78,12 +126,26 @@ export class MagicDnsEdge {
   readonly stats: MagicDnsStats = { queries: 0, answered: 0, forwarded: 0, forwardFailed: 0, dropped: 0, droppedPendingFull: 0, droppedMalformed: 0 };
   #pending = 0;
   #closed = false;
+  #routes: Array<{ suffix: string; up: Upstream }> = [];
+  #default: Upstream | null = null;
 
-  constructor(private readonly d: MagicDnsDeps) {}
+  constructor(private readonly d: MagicDnsDeps) {
+    this.#default = d.upstream;
+  }
 
-  /** Rebuilds the zone from a netmap (every netmap apply). */
+  /** Rebuilds the zone and the forwarding routes from a netmap (every netmap apply). */
   setNetmap(nm: Netmap): void {
     this.resolver.setZone(zoneOf(nm));
+    const make = this.d.upstreamFor ?? ((servers: readonly ResolverAddr[]) => new DgramUpstream(servers));
+    const { routes, defaults } = routesOf(nm);
+    this.#routes = routes.map((r) => ({ suffix: r.suffix, up: make(r.servers) }));
+    this.#default = defaults.length > 0 ? make(defaults) : this.d.upstream;
+  }
+
+  /** The upstream for canonical name `name`: the most specific route, else the default. */
+  #upstreamFor(name: string): Upstream | null {
+    for (const r of this.#routes) if (name === r.suffix || name.endsWith("." + r.suffix)) return r.up;
+    return this.#default;
   }
 
   /** Forwards in flight. */
@@ -117,13 +179,12 @@ export class MagicDnsEdge {
       this.stats.dropped++;
       this.stats.droppedMalformed++;
     } else {
-      this.#forward(querier, u.payload.slice());
+      this.#forward(querier, u.payload.slice(), this.#upstreamFor(d.name));
     }
     return true;
   }
 
-  #forward(querier: { src: Uint8Array; dst: Uint8Array; port: number }, query: Uint8Array): void {
-    const up = this.d.upstream;
+  #forward(querier: { src: Uint8Array; dst: Uint8Array; port: number }, query: Uint8Array, up: Upstream | null): void {
     if (up === null) {
       this.stats.forwardFailed++;
       const sf = servfail(query);
@@ -190,22 +251,24 @@ export function readUpstreams(path = "/etc/resolv.conf"): string[] {
  * order, each for an equal share of the timeout.
  */
 export class DgramUpstream implements Upstream {
-  constructor(
-    readonly servers: readonly string[],
-    private readonly port = 53,
-  ) {}
+  readonly servers: readonly ResolverAddr[];
+
+  /** `servers`: IP text (port `port`, default 53) or resolver addresses. */
+  constructor(servers: readonly (string | ResolverAddr)[], port = 53) {
+    this.servers = servers.map((s) => (typeof s === "string" ? { host: s, port } : s));
+  }
 
   async query(msg: Uint8Array, timeoutMs: number): Promise<Uint8Array | null> {
     if (this.servers.length === 0 || msg.length < 12) return null;
     const share = Math.max(1, Math.floor(timeoutMs / this.servers.length));
     for (const s of this.servers) {
-      const r = await this.#one(s, msg, share);
+      const r = await this.#one(s.host, s.port, msg, share);
       if (r) return r;
     }
     return null;
   }
 
-  #one(server: string, msg: Uint8Array, timeoutMs: number): Promise<Uint8Array | null> {
+  #one(server: string, port: number, msg: Uint8Array, timeoutMs: number): Promise<Uint8Array | null> {
     return new Promise((resolve) => {
       const v6 = server.includes(":");
       const sock = dgram.createSocket({ type: v6 ? "udp6" : "udp4" });
@@ -227,7 +290,7 @@ export class DgramUpstream implements Upstream {
         // A connected socket only receives from the server; still check ID and QR.
         if (m.length >= 12 && m[0] === msg[0] && m[1] === msg[1] && (m[2]! & 0x80) !== 0) finish(new Uint8Array(m));
       });
-      sock.connect(this.port, server, () => {
+      sock.connect(port, server, () => {
         if (done) return;
         sock.send(msg, (err) => {
           if (err) finish(null);

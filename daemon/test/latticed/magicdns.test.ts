@@ -3,7 +3,7 @@ import dnsPacket from "dns-packet";
 import type { DecodedPacket, Question } from "dns-packet";
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
-import { DgramUpstream, MagicDnsEdge, QUAD100_V4, QUAD100_V6, parseResolvConf, type Upstream } from "../../src/latticed/magicdns.js";
+import { DgramUpstream, MagicDnsEdge, QUAD100_V4, QUAD100_V6, parseResolvConf, parseResolverAddr, type ResolverAddr, type Upstream } from "../../src/latticed/magicdns.js";
 import { Netmap } from "../../src/latticed/netmap.js";
 import { buildUdp, parseUdp } from "../../src/latticed/udp-packet.js";
 import type { MapResponse, Node } from "@lattice/types";
@@ -183,6 +183,44 @@ describe("MagicDNS on the TUN", () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe("split DNS and admin resolvers", () => {
+  function withDns(dns: object): Netmap {
+    const resp = { Node: node(1, "alpha.tail.example.", "100.64.0.1", "fd7a:115c:a1e0::1"), Domain: "tail.example", DNSConfig: { Proxied: true, ...dns } } as unknown as MapResponse;
+    return Netmap.fromFull(resp, 0)!;
+  }
+  /** An edge whose upstreams record which server set got each query. */
+  function recording(dns: object): { e: MagicDnsEdge; asked: string[] } {
+    const asked: string[] = [];
+    const tag = (servers: readonly ResolverAddr[]): Upstream => ({ query: async () => (asked.push(servers.map((s) => `${s.host}:${s.port}`).join(",")), null) });
+    const e = new MagicDnsEdge({ deliver: () => {}, upstream: { query: async () => (asked.push("os"), null) }, upstreamFor: tag });
+    e.setNetmap(withDns(dns));
+    return { e, asked };
+  }
+
+  it("a name under a route goes to that route's resolvers (most specific wins); others to the OS upstream", async () => {
+    const { e, asked } = recording({ Routes: { "corp.example": [{ Addr: "100.64.0.9" }], "eng.corp.example.": [{ Addr: "[fd7a:115c:a1e0::9]:5353" }], "empty.example": [] } });
+    for (const n of ["db.corp.example", "CORP.example", "x.eng.corp.example", "example.com", "notcorp.example", "a.empty.example"]) e.intercept(queryPacket({ type: "A", name: n }));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(asked).toEqual(["100.64.0.9:53", "100.64.0.9:53", "fd7a:115c:a1e0::9:5353", "os", "os", "os"]);
+  });
+
+  it("DNSConfig.Resolvers replace the OS upstream; tailnet names still answered locally", async () => {
+    const { e, asked } = recording({ Resolvers: [{ Addr: "192.0.2.1:5300" }, { Addr: "https://dns.example/dns-query" }] });
+    e.intercept(queryPacket({ type: "A", name: "example.com" }));
+    e.intercept(queryPacket({ type: "A", name: "alpha" }));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(asked).toEqual(["192.0.2.1:5300"]);
+  });
+
+  it("parses resolver addresses; DoH/DoT and names are refused", () => {
+    expect(parseResolverAddr("1.1.1.1")).toEqual({ host: "1.1.1.1", port: 53 });
+    expect(parseResolverAddr("1.1.1.1:5353")).toEqual({ host: "1.1.1.1", port: 5353 });
+    expect(parseResolverAddr("[2001:db8::1]:53")).toEqual({ host: "2001:db8::1", port: 53 });
+    expect(parseResolverAddr("2001:db8::1")).toEqual({ host: "2001:db8::1", port: 53 });
+    for (const bad of ["https://dns.google/dns-query", "tls://1.1.1.1", "dns.example", "1.1.1.1:0", "1.1.1.1:99999", ""]) expect(parseResolverAddr(bad)).toBeNull();
   });
 });
 

@@ -9,7 +9,8 @@
  *   `magicdns.localhost-tailscale-daemon.` (as Tailscale).
  * - An unknown name under the tailnet domain: NXDOMAIN with the zone's SOA in the
  *   authority section (negative TTL {@link NEGATIVE_TTL} s, RFC 2308).
- * - Everything else: `forward` (the edge sends the query unchanged to an upstream).
+ * - Everything else: `forward` with the canonical query name (the edge picks the upstream,
+ *   e.g. by split-DNS route, and sends the query unchanged).
  * - EDNS0 (RFC 6891): a query with an OPT record gets an OPT record back (our UDP size
  *   {@link MAX_UDP_PAYLOAD}); EDNS version > 0 → BADVERS. Answers larger than the
  *   client's size (512 without EDNS) are truncated (TC, RFC 1035 §4.2.1).
@@ -43,7 +44,7 @@ export type DropReason = "short" | "not_query" | "too_big";
 /** What to do with a query. */
 export type Decision =
   | { kind: "answer"; response: Uint8Array; rcode: number }
-  | { kind: "forward" }
+  | { kind: "forward"; name: string }
   | { kind: "drop"; reason: DropReason };
 
 const QUAD100 = new Uint8Array([100, 100, 100, 100]);
@@ -201,7 +202,7 @@ export class Resolver {
     const revApex = reverseApex(name);
     const isQuad100Ptr = name === "100.100.100.100.in-addr.arpa";
     const local = zone.lookupName(name);
-    if (!local && !revApex && !isQuad100Ptr && !zone.inDomain(name)) return { kind: "forward" };
+    if (!local && !revApex && !isQuad100Ptr && !zone.inDomain(name)) return { kind: "forward", name };
     if (klass !== "IN" && klass !== "ANY") return reply(q, RCODE.REFUSED, [], [], false);
     if (isQuad100Ptr || revApex) return this.#ptr(q, question, name, revApex ?? "100.100.100.100.in-addr.arpa");
     if (!local) return reply(q, RCODE.NXDOMAIN, [], [soa(zone.domain + ".")], true);

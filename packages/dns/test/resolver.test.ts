@@ -67,10 +67,10 @@ describe("MagicDNS resolver: tailnet names", () => {
   });
 
   it("forwards names outside the tailnet domain and unknown single labels", () => {
-    expect(r.handle(query({ type: "A", name: "example.com" }))).toEqual({ kind: "forward" });
-    expect(r.handle(query({ type: "A", name: "gamma" }))).toEqual({ kind: "forward" });
-    expect(r.handle(query({ type: "PTR", name: "1.0.0.10.in-addr.arpa" }))).toEqual({ kind: "forward" });
-    expect(r.handle(query({ type: "PTR", name: "1.0.0.100.in-addr.arpa" }))).toEqual({ kind: "forward" });
+    expect(r.handle(query({ type: "A", name: "Example.COM." }))).toEqual({ kind: "forward", name: "example.com" });
+    expect(r.handle(query({ type: "A", name: "gamma" }))).toEqual({ kind: "forward", name: "gamma" });
+    expect(r.handle(query({ type: "PTR", name: "1.0.0.10.in-addr.arpa" }))).toEqual({ kind: "forward", name: "1.0.0.10.in-addr.arpa" });
+    expect(r.handle(query({ type: "PTR", name: "1.0.0.100.in-addr.arpa" }))).toEqual({ kind: "forward", name: "1.0.0.100.in-addr.arpa" });
   });
 
   it("setZone changes the answers (a rename)", () => {
