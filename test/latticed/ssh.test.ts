@@ -294,6 +294,90 @@ describe("Lattice SSH in network namespaces (OpenSSH client → latticed --ssh)"
     expect(shell.stdout).toMatch(/CHANGED \| rc=0 >>\n0\n/);
   }, 300_000);
 
+  it("OpenSSH through latticed: ssh -tt sees a window-size change, sftp -b, rsync -e ssh, ssh -N -R carries data, ssh -A lists A's agent key on B, three sessions over one ControlMaster connection", async () => {
+    requireRoot();
+    const t0 = Date.now();
+    // As the non-root user (shell /bin/sh, fresh home): root's ~/.bashrc on a shared test
+    // machine may block (bash sources it for every SSH command), which would test the machine.
+    const to = `${user}@${ipB}`;
+    const home = run("getent", ["passwd", user]).split(":")[5]!;
+    // -tt from a real terminal on A, resized mid-session (24x80 → 40x132).
+    const tty = await inNs(a.ns, ["/usr/bin/python3", path.join(REPO, "test/latticed/pty-resize.py"), "ssh", "-tt", ...SSH_OPTS, to, "echo SIZE1=$(stty size)=; read x; echo SIZE2=$(stty size)="], { timeoutMs: 60_000 });
+    expect(tty.stderr).toBe("");
+    expect(tty.stdout).toBe("24 80|40 132|0\n");
+    // sftp -b: put, get, ls, rm in one batch.
+    const src = path.join(w.dir, "sftp-src.bin");
+    fs.writeFileSync(src, randomBytes(3 << 20));
+    const remote = path.join(home, "sftp-remote.bin");
+    const back = path.join(w.dir, "sftp-back.bin");
+    const batch = path.join(w.dir, "sftp.batch");
+    fs.writeFileSync(batch, [`put ${src} ${remote}`, `get ${remote} ${back}`, `ls -l ${remote}`, `rm ${remote}`, ""].join("\n"));
+    const sftp = await inNs(a.ns, ["sftp", ...SSH_OPTS, "-b", batch, to]);
+    expect(sftp.code, sftp.stderr).toBe(0);
+    expect(sha256(back)).toBe(sha256(src));
+    expect(fs.existsSync(remote)).toBe(false);
+    // rsync -e ssh: a small tree up, then an incremental run transfers nothing.
+    const tree = path.join(w.dir, "rsync-src");
+    fs.mkdirSync(path.join(tree, "sub"), { recursive: true });
+    for (let i = 0; i < 20; i++) fs.writeFileSync(path.join(tree, i % 2 ? "sub" : "", `f${i}`), randomBytes(10_000 + i));
+    const dest = path.join(home, "rsync-dest");
+    const rsh = ["ssh", ...SSH_OPTS].join(" ");
+    const rs = await inNs(a.ns, ["rsync", "-a", "--stats", "-e", rsh, `${tree}/`, `${to}:${dest}/`]);
+    expect(rs.code, rs.stderr).toBe(0);
+    expect(rs.stdout).toMatch(/Number of regular files transferred: 20/);
+    for (let i = 0; i < 20; i++) {
+      const f = path.join(i % 2 ? "sub" : "", `f${i}`);
+      expect(sha256(path.join(dest, f))).toBe(sha256(path.join(tree, f)));
+    }
+    const rs2 = await inNs(a.ns, ["rsync", "-a", "--stats", "-e", rsh, `${tree}/`, `${to}:${dest}/`]);
+    expect(rs2.code, rs2.stderr).toBe(0);
+    expect(rs2.stdout).toMatch(/Number of regular files transferred: 0/);
+    // ssh -N -R: a service on A's loopback reached from B's loopback through the reverse forward.
+    const echoPort = 20_000 + Math.floor(Math.random() * 10_000);
+    const echo = w.spawn("echo-a", a.ns, ["ncat", "-l", "127.0.0.1", String(echoPort), "-k", "-c", "cat"]);
+    await waitFor("echo service on A", 10_000, async () => (await inNs(a.ns, ["ss", "-Hltn", `sport = :${echoPort}`])).stdout.includes("127.0.0.1"));
+    const rport = 30_000 + Math.floor(Math.random() * 10_000);
+    const fwd = w.spawn("ssh-R", a.ns, ["ssh", ...SSH_OPTS, "-N", "-o", "ExitOnForwardFailure=yes", "-R", `127.0.0.1:${rport}:127.0.0.1:${echoPort}`, to]);
+    await waitFor("remote forward listening on B", 20_000, async () => (await inNs(b.ns, ["ss", "-Hltn", `sport = :${rport}`])).stdout.includes("127.0.0.1"));
+    const token = randomBytes(12).toString("hex");
+    const client = `const s=require("net").connect(${rport},"127.0.0.1",()=>s.write("${token}\\n"));let b="";s.on("data",d=>{b+=d;if(b.includes("\\n")){process.stdout.write(b);process.exit(0)}});s.on("error",e=>{console.error(e.message);process.exit(1)});setTimeout(()=>process.exit(2),5000)`;
+    const viaR = await inNs(b.ns, [process.execPath, "-e", client]);
+    expect(viaR).toMatchObject({ code: 0, stdout: `${token}\n` });
+    await World.stop(fwd);
+    await World.stop(echo);
+    // ssh -A: an agent on A holding a key; `ssh-add -l` on B lists it through the forwarded agent.
+    const agentSock = path.join(w.dir, "agent.sock");
+    w.spawn("ssh-agent", a.ns, ["ssh-agent", "-D", "-a", agentSock]);
+    await waitFor("ssh-agent socket", 10_000, () => fs.existsSync(agentSock));
+    const key = path.join(w.dir, "agent_key");
+    run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `agent-${w.id}`, "-f", key]);
+    const agentEnv = { SSH_AUTH_SOCK: agentSock };
+    expect((await inNs(a.ns, ["ssh-add", key], { env: agentEnv })).code).toBe(0);
+    const fp = run("ssh-keygen", ["-l", "-f", `${key}.pub`]).split(" ")[1]!;
+    const listed = await inNs(a.ns, ["ssh", "-A", ...SSH_OPTS, to, "ssh-add", "-l"], { env: agentEnv });
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toContain(fp);
+    expect(listed.stdout).toContain(`agent-${w.id}`);
+    // Without -A there is no agent on B.
+    expect((await inNs(a.ns, ["ssh", ...SSH_OPTS, to, "ssh-add", "-l"], { env: agentEnv })).code).toBe(2);
+    // ControlMaster: one master, three concurrent sessions multiplexed over its connection
+    // (all three see the master's source port in SSH_CONNECTION).
+    const cp = path.join(w.dir, "cm.sock");
+    const master = w.spawn("ssh-master", a.ns, ["ssh", ...SSH_OPTS, "-M", "-S", cp, "-N", to]);
+    await waitFor("ControlMaster socket", 20_000, () => fs.existsSync(cp));
+    const muxed = await Promise.all([1, 2, 3].map((i) => inNs(a.ns, ["ssh", ...SSH_OPTS, "-S", cp, "-o", "ControlMaster=no", to, `sleep 1; echo ${i} $SSH_CONNECTION`])));
+    const conns = muxed.map((r, i) => {
+      expect(r.code, r.stderr).toBe(0);
+      const m = new RegExp(`^${i + 1} (\\S+ \\d+) \\S+ 22\n$`).exec(r.stdout);
+      expect(m, r.stdout).not.toBeNull();
+      return m![1];
+    });
+    expect(new Set(conns).size).toBe(1);
+    expect((await inNs(a.ns, ["ssh", "-S", cp, "-O", "check", to])).code).toBe(0);
+    await World.stop(master);
+    console.log(`OpenSSH extras (pty resize, sftp -b, rsync, -R, -A, ControlMaster): ${Date.now() - t0} ms`);
+  }, 180_000);
+
   it("check mode through latticed: the banner shows the approval URL (fetched over B's Noise channel), approving on the control's page continues the same session; within checkPeriod no new check", async () => {
     requireRoot();
     fs.writeFileSync(
