@@ -255,22 +255,22 @@ describe("Lattice SSH in network namespaces (OpenSSH client → latticed --ssh)"
     expect(seven.code).toBe(7);
   }, 60_000);
 
-  it("Kamal's SSH stack (SSHKit Netssh as root, keepalive, password attempt), with and without the ed25519 gem: execute, capture, test, upload! of 20 MiB, 30 concurrent connection starts, pooled reuse", async () => {
+  it("Kamal's SSH stack (SSHKit Netssh as root, keepalive, password attempt), with and without the ed25519 gem: execute, capture, test, upload! of 20 MiB, 30 concurrent connection starts, pooled reuse (once after 60 s idle), a remote port forward (net-ssh forward.remote)", async () => {
     requireRoot();
     const src = path.join(w.dir, "kamal.bin");
     fs.writeFileSync(src, randomBytes(20 << 20));
     const remote = path.join(w.dir, "kamal-up.bin");
     for (const noEd25519 of [false, true]) {
       fs.rmSync(remote, { force: true });
-      const r = await inNs(a.ns, ["ruby", path.join(REPO, "test/latticed/kamal-sshkit.rb"), ipB, src, remote], { timeoutMs: 180_000, env: noEd25519 ? { LATTICE_NO_ED25519: "1" } : {} });
+      const r = await inNs(a.ns, ["ruby", path.join(REPO, "test/latticed/kamal-sshkit.rb"), ipB, src, remote], { timeoutMs: 180_000, env: noEd25519 ? { LATTICE_NO_ED25519: "1" } : { LATTICE_IDLE_S: "60" } });
       expect(r.stderr).toBe("");
       expect(r.code).toBe(0);
       // With the ed25519 gem net-ssh picks ed25519; without it, ECDSA or RSA (rsa-sha2-*).
       expect(r.stdout).toMatch(noEd25519 ? /^ok (ecdsa-sha2-nistp256|rsa-sha2-512|rsa-sha2-256)\n$/ : /^ok ssh-ed25519\n$/);
-      console.log(`kamal-sshkit (ed25519 gem ${noEd25519 ? "hidden" : "present"}): ${r.stdout.trim()}`);
+      console.log(`kamal-sshkit (ed25519 gem ${noEd25519 ? "hidden" : "present"}${noEd25519 ? "" : ", 60 s idle"}): ${r.stdout.trim()}`);
       expect(sha256(remote)).toBe(sha256(src));
     }
-  }, 240_000);
+  }, 300_000);
 
   it("Ansible with its default OpenSSH connection (ControlPersist, sftp): ping, copy, shell as root", async () => {
     requireRoot();

@@ -30,6 +30,13 @@ import { DisconnectReason, sendAuthBanner, sendDisconnect } from "./ssh2-interna
 import { lookupUser, type LocalUser } from "./users.js";
 import { SYSTEM_UTMP, type UtmpPaths } from "./utmp.js";
 
+/**
+ * Idle time before the kernel's TCP keepalive probes start on a client connection (ms);
+ * a peer gone without a FIN/RST is then found by the probes (the client's kernel answers
+ * them even while the SSH client is not reading).
+ */
+export const TCP_KEEPALIVE_IDLE_MS = 15_000;
+
 /** What the SSH server needs from the node daemon. */
 export interface SshBackend {
   /** The peer owning `srcIp` by cryptokey routing (its node and user; user null when tagged). */
@@ -154,7 +161,13 @@ export class SshServer {
     this.log = opts.log ?? ((rec) => process.stderr.write(JSON.stringify({ time: new Date().toISOString(), ...rec }) + "\n"));
     this.now = opts.now ?? (() => new Date());
     this.ssh = new ssh2.Server(
-      { hostKeys: opts.hostKeys.map((k) => k.privateKey), ident: "Lattice", keepaliveInterval: 15_000, keepaliveCountMax: 3 },
+      // No SSH-level client-alive pings (OpenSSH's ClientAliveInterval defaults to 0): a
+      // client that is idle without reading — net-ssh's pooled connections in SSHKit/Kamal
+      // sit for minutes between deploy steps — never answers them and would be dropped.
+      // Dead peers are found by TCP keepalive instead (handleConnection), which the
+      // client's kernel answers. (ssh2 falls back to its own 15 s × 3 for 0 or non-finite
+      // values, so "off" is the largest interval a timer takes, ~24.8 days.)
+      { hostKeys: opts.hostKeys.map((k) => k.privateKey), ident: "Lattice", keepaliveInterval: 2 ** 31 - 1 },
       (client) => this.onClient(client),
     );
     this.ssh.on("error", () => this.stats.protocolErrors++);
@@ -189,6 +202,7 @@ export class SshServer {
   handleConnection(socket: Socket | Duplex, remote?: SockAddr, local?: SockAddr): void {
     const s = socket as Socket;
     s.on("error", () => undefined);
+    if (typeof s.setKeepAlive === "function") s.setKeepAlive(true, TCP_KEEPALIVE_IDLE_MS);
     const rem = remote ?? { address: s.remoteAddress ?? "", port: s.remotePort ?? 0 };
     const src = canonicalIp(rem.address);
     const fromSrc = this.unauthBySource.get(src) ?? 0;
