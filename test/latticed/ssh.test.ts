@@ -378,6 +378,17 @@ describe("Lattice SSH in network namespaces (OpenSSH client → latticed --ssh)"
     console.log(`OpenSSH extras (pty resize, sftp -b, rsync, -R, -A, ControlMaster): ${Date.now() - t0} ms`);
   }, 180_000);
 
+  it("paramiko and asyncssh (the system python3's) each run a command through latticed, once with a password attempt and once with a key", async () => {
+    requireRoot();
+    const key = path.join(w.dir, "py_key");
+    run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key]);
+    // As the non-root user: root's ~/.bashrc on a shared test machine may block.
+    const r = await inNs(a.ns, ["/usr/bin/python3", path.join(REPO, "test/latticed/py-clients.py"), ipB, user, key]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(["paramiko password", "paramiko key", "asyncssh password", "asyncssh key"].map((m) => `${m}: ${user} rc=3\n`).join(""));
+  }, 60_000);
+
   it("check mode through latticed: the banner shows the approval URL (fetched over B's Noise channel), approving on the control's page continues the same session; within checkPeriod no new check", async () => {
     requireRoot();
     fs.writeFileSync(
