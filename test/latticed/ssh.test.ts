@@ -389,6 +389,48 @@ describe("Lattice SSH in network namespaces (OpenSSH client → latticed --ssh)"
     expect(r.stdout).toBe(["paramiko password", "paramiko key", "asyncssh password", "asyncssh key"].map((m) => `${m}: ${user} rc=3\n`).join(""));
   }, 60_000);
 
+  it("thousands of half-open connections from another node (1000 SYN-only, 1000 that never send a banner) while A still gets sessions; truncated and oversized SSH packets are dropped", async () => {
+    requireRoot();
+    const t0 = Date.now();
+    // A third node of alice's, the flooder.
+    const c = w.nodeNs("c");
+    const dc = w.latticed("c", c.ns);
+    await waitFor("LocalAPI up (C)", 20_000, () => localApi(dc.socket, "GET", "/localapi/v0/status").catch(() => null));
+    const keyC = ctl.admin("keys", "create", "--user", "alice", "--preapproved");
+    expect((await localApi(dc.socket, "POST", "/localapi/v0/up", { ControlURL: ctl.url, AuthKey: keyC, Hostname: "flooder" })).status).toBe(200);
+    await waitFor("C reaches B's SSH", 30_000, async () => (await inNs(c.ns, ["ssh-keyscan", "-T", "3", "-t", "ed25519", ipB])).stdout.includes("ssh-ed25519"));
+    // SYN-only: C's kernel never sees B's SYN-ACKs, so B holds 1000 half-open handshakes.
+    run("ip", ["netns", "exec", c.ns, "iptables", "-I", "INPUT", "-p", "tcp", "-s", ipB, "--sport", "22", "--tcp-flags", "SYN,ACK", "SYN,ACK", "-j", "DROP"]);
+    const syn = spawn("ip", ["netns", "exec", c.ns, "sh", "-c", `ulimit -n 8192; exec ${process.execPath} ${path.join(REPO, "test/latticed/half-open.mjs")} ${ipB} 22 1000`], { stdio: ["pipe", "pipe", "pipe"] });
+    w.procs.push(syn);
+    await new Promise((r) => setTimeout(r, 2_000));
+    run("ip", ["netns", "exec", c.ns, "iptables", "-D", "INPUT", "-p", "tcp", "-s", ipB, "--sport", "22", "--tcp-flags", "SYN,ACK", "SYN,ACK", "-j", "DROP"]);
+    // Connected but silent: the server holds at most 64 unauthenticated per peer, refuses the rest.
+    const silent = spawn("ip", ["netns", "exec", c.ns, "sh", "-c", `ulimit -n 8192; exec ${process.execPath} ${path.join(REPO, "test/latticed/half-open.mjs")} ${ipB} 22 1000`], { stdio: ["pipe", "pipe", "pipe"] });
+    w.procs.push(silent);
+    let silentOut = "";
+    silent.stdout.on("data", (d) => (silentOut += d));
+    await waitFor("silent connections settled", 30_000, () => /open \d+/.test(silentOut));
+    // Meanwhile A: sessions work, several in a row.
+    for (let i = 0; i < 3; i++) expect(await ssh(`${user}@${ipB}`, "echo", `ok${i}`)).toMatchObject({ code: 0, stdout: `ok${i}\n` });
+    const counter = async (ev: string) => Number(new RegExp(`latticed_ssh_server_events_total\\{event="${ev}"\\} (\\d+)`).exec(String((await localApi(db.socket, "GET", "/localapi/v0/metrics")).body))?.[1] ?? "0");
+    expect(await counter("refused_over_limit")).toBeGreaterThan(900);
+    const errorsBefore = await counter("protocol_errors");
+    // Truncated and oversized packets after a valid identification line.
+    const bad = (hex: string) => inNs(a.ns, ["sh", "-c", `{ printf 'SSH-2.0-x\\r\\n'; printf '${hex}'; sleep 1; } | ncat -w 3 ${ipB} 22 | head -c 200 | wc -c`]);
+    await bad("\\000\\000\\004\\000\\012\\024abc"); // length 1024, 5 bytes then EOF
+    await bad("\\177\\377\\377\\377\\000\\024abcdef"); // length 2^31-1
+    await bad("\\000\\000\\000\\000"); // length 0
+    expect(await ssh(`${user}@${ipB}`, "echo", "after-bad")).toMatchObject({ code: 0, stdout: "after-bad\n" });
+    // The oversized and zero lengths are protocol errors (the truncated one ends at EOF).
+    expect(await counter("protocol_errors")).toBeGreaterThanOrEqual(errorsBefore + 2);
+    const metrics = String((await localApi(db.socket, "GET", "/localapi/v0/metrics")).body);
+    console.log(`half-open: silent ${silentOut.trim()}; ${Date.now() - t0} ms; ssh metrics: ${metrics.split("\n").filter((l) => l.startsWith("latticed_ssh") && !l.includes(" 0")).join("; ")}`);
+    syn.stdin.end();
+    silent.stdin.end();
+    await World.stop(dc.proc);
+  }, 120_000);
+
   it("check mode through latticed: the banner shows the approval URL (fetched over B's Noise channel), approving on the control's page continues the same session; within checkPeriod no new check", async () => {
     requireRoot();
     fs.writeFileSync(
