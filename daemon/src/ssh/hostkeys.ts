@@ -63,14 +63,22 @@ function tryRead(path: string): { privateKey: string; publicKey: string } | null
   return pub ? { privateKey: text, publicKey: pub } : null;
 }
 
-function generate(type: HostKeyType): string {
-  const pair =
-    type === "ed25519"
-      ? utils.generateKeyPairSync("ed25519")
-      : type === "ecdsa"
-        ? utils.generateKeyPairSync("ecdsa", { bits: 256 })
-        : utils.generateKeyPairSync("rsa", { bits: 2048 });
-  return pair.private;
+/**
+ * A new private key in OpenSSH format. ssh2's generateKeyPairSync("ed25519") writes a key
+ * its own parser rejects ("Malformed OpenSSH private key") about 2 times in 1000, so each
+ * key is parsed back and regenerated until it does (10 tries).
+ */
+export function generateHostKey(type: HostKeyType): string {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const pair =
+      type === "ed25519"
+        ? utils.generateKeyPairSync("ed25519")
+        : type === "ecdsa"
+          ? utils.generateKeyPairSync("ecdsa", { bits: 256 })
+          : utils.generateKeyPairSync("rsa", { bits: 2048 });
+    if (publicOf(pair.private) !== null) return pair.private;
+  }
+  throw new HostKeyError(`ssh2 generated 10 ${type} keys it cannot parse`);
 }
 
 /**
@@ -93,7 +101,7 @@ export function loadHostKeys(opts: HostKeyOptions): HostKey[] {
     if (!k) {
       try {
         mkdirSync(own, { recursive: true, mode: 0o700 });
-        const priv = generate(type);
+        const priv = generateHostKey(type);
         const tmp = `${path}.tmp-${process.pid}`;
         writeFileSync(tmp, priv, { mode: 0o600 });
         renameSync(tmp, path);

@@ -6,7 +6,8 @@ import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { loadHostKeys, publicHostKeys } from "../../src/ssh/hostkeys.js";
+import { generateHostKey, loadHostKeys, publicHostKeys } from "../../src/ssh/hostkeys.js";
+import { utils } from "ssh2";
 import { SshServer, type SshBackend } from "../../src/ssh/server.js";
 
 const dirs: string[] = [];
@@ -28,6 +29,13 @@ const nullBackend: SshBackend = {
 };
 
 describe("SSH host keys", () => {
+  it("every generated ed25519 key parses (ssh2 writes an unparseable one about 2 in 1000: regenerated)", () => {
+    for (let i = 0; i < 3000; i++) {
+      const k = utils.parseKey(generateHostKey("ed25519"));
+      expect(k instanceof Error ? k.message : "ok").toBe("ok");
+    }
+  });
+
   it("generates ed25519, ecdsa P-256 and RSA-2048 once under <state>/ssh (0600) and reuses them", () => {
     const state = tmp("lattice-hk-state-");
     const sys = tmp("lattice-hk-sys-");
