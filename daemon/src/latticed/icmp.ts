@@ -5,17 +5,7 @@
  * has no TSMP yet; the answer measures the same: the peer's WireGuard + IP stack).
  * Pure: bytes in, bytes out.
  */
-
-function sum16(b: Uint8Array, off: number, len: number, acc: number): number {
-  for (let i = 0; i + 1 < len; i += 2) acc += (b[off + i]! << 8) | b[off + i + 1]!;
-  if (len & 1) acc += b[off + len - 1]! << 8;
-  return acc;
-}
-
-function fold(acc: number): number {
-  while (acc > 0xffff) acc = (acc & 0xffff) + (acc >>> 16);
-  return ~acc & 0xffff;
-}
+import { fold, sum16 } from "./checksum.js";
 
 /**
  * An ICMP(v6) echo request from `src` to `dst` (both 4 or both 16 bytes) with identifier

@@ -5,6 +5,7 @@
  * Pure: bytes in, bytes out; anything odd (fragments, IPv4 options are fine, IPv6
  * extension headers are not followed) → null.
  */
+import { fold, sum16 } from "./checksum.js";
 
 /** A parsed UDP datagram; `payload` is a view into the packet. */
 export interface UdpDatagram {
@@ -14,17 +15,6 @@ export interface UdpDatagram {
   srcPort: number;
   dstPort: number;
   payload: Uint8Array;
-}
-
-function sum16(b: Uint8Array, off: number, len: number, acc: number): number {
-  for (let i = 0; i + 1 < len; i += 2) acc += (b[off + i]! << 8) | b[off + i + 1]!;
-  if (len & 1) acc += b[off + len - 1]! << 8;
-  return acc;
-}
-
-function fold(acc: number): number {
-  while (acc > 0xffff) acc = (acc & 0xffff) + (acc >>> 16);
-  return ~acc & 0xffff;
 }
 
 /**
