@@ -5,8 +5,8 @@
  * /etc/resolv.conf).
  * Bad flags or values: a message naming the flag and value, exit 2.
  */
-import { Command, CommanderError } from "commander";
-import { checkIfname, type ArgsIo } from "../wg/args.js";
+import { Command } from "commander";
+import { checkIfname, parseCommand, type ArgsIo } from "../wg/args.js";
 
 /** latticed's version (IPNVersion, /version). */
 export const LATTICED_VERSION = "0.1.0";
@@ -63,14 +63,6 @@ export function parseLatticedArgs(argv: readonly string[], io: ArgsIo): Latticed
       if (o.operator !== undefined && !/^[a-z_][a-z0-9_.-]{0,31}\$?$|^\d+$/i.test(o.operator)) return fail(`--operator: a user name or uid (got ${JSON.stringify(o.operator)})`);
       result = { kind: "run", opts: { state: o.state, socket: o.socket, port: Number(o.port), tun: o.tun, verbose: Number(o.verbose), operator: o.operator ?? null, resolvConf: o.resolvConf } };
     });
-  try {
-    program.parse(argv as string[], { from: "user" });
-  } catch (e) {
-    if (e instanceof CommanderError) {
-      const ok = e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help";
-      return { kind: "exit", code: ok ? 0 : 2 };
-    }
-    throw e;
-  }
-  return result ?? { kind: "exit", code: 2 };
+  const code = parseCommand(program, argv);
+  return code !== null ? { kind: "exit", code } : (result ?? { kind: "exit", code: 2 });
 }

@@ -63,14 +63,24 @@ export function parseArgs(argv: readonly string[], io: ArgsIo, env: NodeJS.Proce
       }
       result = { kind: "run", ifname, foreground: opts.foreground === true || env.WG_PROCESS_FOREGROUND === "1" };
     });
+  const code = parseCommand(program, argv);
+  return code !== null ? { kind: "exit", code } : (result ?? { kind: "exit", code: 2 });
+}
+
+/**
+ * Runs commander on `argv` (user arguments) with exitOverride set. Returns null when the
+ * action ran, else the exit code: 0 for --help/--version, 2 for a usage error (commander
+ * has printed its message). Other errors are rethrown.
+ */
+export function parseCommand(program: Command, argv: readonly string[]): number | null {
   try {
     program.parse(argv as string[], { from: "user" });
+    return null;
   } catch (e) {
     if (e instanceof CommanderError) {
       const ok = e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help";
-      return { kind: "exit", code: ok ? 0 : 2 };
+      return ok ? 0 : 2;
     }
     throw e;
   }
-  return result ?? { kind: "exit", code: 2 };
 }
