@@ -18,16 +18,19 @@ export class AdminError extends Error {
   }
 }
 
-/** Sends one request to the admin API; resolves with the parsed JSON reply. */
-export function adminRequest(socketPath: string, method: string, path: string, body?: unknown): Promise<any> {
+/**
+ * Sends one request to the admin API; resolves with the parsed JSON reply. `body` is sent
+ * as JSON, or as it is when `contentType` is given (it must then be a string).
+ */
+export function adminRequest(socketPath: string, method: string, path: string, body?: unknown, contentType?: string): Promise<any> {
   return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const data = body === undefined ? undefined : Buffer.from(contentType ? String(body) : JSON.stringify(body));
     const req = http.request(
       {
         socketPath,
         method,
         path: `/api/v1${path}`,
-        headers: data ? { "content-type": "application/json", "content-length": data.length } : {},
+        headers: data ? { "content-type": contentType ?? "application/json", "content-length": data.length } : {},
       },
       (res) => {
         const chunks: Buffer[] = [];

@@ -13,6 +13,7 @@ import { NodeService } from "./services/nodes.js";
 import { RegistrationService } from "./services/registrations.js";
 import { ApiKeyService } from "./services/apikeys.js";
 import { SettingsService } from "./services/settings.js";
+import { DnsService } from "./services/dns.js";
 import { SessionService } from "./services/sessions.js";
 import { AuditService, type AuditEntry } from "./services/audit.js";
 import { SshCheckService, type SshCheckLimits } from "./services/ssh-checks.js";
@@ -29,6 +30,8 @@ export interface Control {
   registrations: RegistrationService;
   apiKeys: ApiKeyService;
   settings: SettingsService;
+  /** The tailnet's DNS settings (issue 10). */
+  dns: DnsService;
   sessions: SessionService;
   audit: AuditService;
   /** SSH check mode (HoldAndDelegate) checks and approvals. */
@@ -121,6 +124,7 @@ async function buildControl(o: CreateControlOptions, db: Db): Promise<Control> {
     registrations,
     apiKeys: new ApiKeyService(ctx),
     settings,
+    dns: new DnsService(ctx),
     sessions: new SessionService(ctx, secret),
     audit: new AuditService(ctx, o.onAudit),
     sshChecks,

@@ -382,11 +382,16 @@ export function buildProgram(): Command {
     });
   nodes
     .command("routes <node>")
-    .description("the node's advertised and approved routes")
+    .description("the node's advertised and approved routes; --approve adds approvals first (as approve-routes)")
+    .option("--approve <routes>", "approve these advertised routes (comma-separated prefixes; 0.0.0.0/0 or ::/0 approves the exit node pair), added to those already approved")
     .option("--json", "print JSON")
     .action(async (ref: string, o, cmd: Command) => {
-      const r = await adminRequest(socketOf(cmd), "GET", `/nodes/${encodeURIComponent(ref)}`);
-      const n = r.node;
+      let n;
+      if (o.approve !== undefined) {
+        const list = String(o.approve).split(",").map((r) => r.trim()).filter(Boolean);
+        if (list.length === 0) throw new ExitError(`invalid value ${JSON.stringify(o.approve)} for --approve: no routes given (e.g. --approve 10.0.0.0/24,0.0.0.0/0)`);
+        n = (await adminRequest(socketOf(cmd), "POST", `/nodes/${encodeURIComponent(ref)}/routes`, { routes: list, mode: "add" })).node;
+      } else n = (await adminRequest(socketOf(cmd), "GET", `/nodes/${encodeURIComponent(ref)}`)).node;
       if (o.json) return print(JSON.stringify({ name: n.name, advertisedRoutes: n.advertisedRoutes, approvedRoutes: n.approvedRoutes }, null, 2));
       const rows = routeStates(n).map((x) => [x.route === "exit" ? "exit node (0.0.0.0/0, ::/0)" : x.route, x.state]);
       print(rows.length === 0 ? `${n.name}: no routes advertised or approved` : table([["ROUTE", "STATE"], ...rows]));
@@ -420,6 +425,23 @@ export function buildProgram(): Command {
       const { compileFiles } = await import("@lattice/policy");
       const out = compileFiles(readText(o.policy, "policy file"), readText(o.topology, "topology file"), o.node);
       print(out);
+    });
+
+  // DNS settings (coordination/README.md, "DNS")
+  const dns = program.command("dns").description("the tailnet's DNS settings: MagicDNS, tailnet domain, nameservers, split DNS, search paths");
+  dns
+    .command("get")
+    .description("print the DNS settings (JSON, the format `dns set` reads)")
+    .option("--json", "print JSON (the default; kept for symmetry with the other commands)")
+    .action(async (_o, cmd: Command) => {
+      print(JSON.stringify(await adminRequest(socketOf(cmd), "GET", "/dns"), null, 2));
+    });
+  dns
+    .command("set <file>")
+    .description("replace the DNS settings with a JSON/huJSON file (- = standard input); nodes get them within a second")
+    .action(async (file: string, _o, cmd: Command) => {
+      const r = await adminRequest(socketOf(cmd), "PUT", "/dns", readText(file, "DNS settings file"), "application/hujson");
+      print(dnsSummary(r));
     });
 
   // API keys for the REST API
@@ -489,6 +511,13 @@ export function buildProgram(): Command {
       print(table([["WHEN", "WHO", "ACTION", "TARGET", "FROM"], ...entries.map((e) => [`${e.at} (${relTime(Date.parse(e.at), now)})`, e.actor, e.action, e.target || "-", e.source])]));
     });
   return program;
+}
+
+/** The one line `dns set` prints, e.g. `DNS settings updated: domain corp.lattice, MagicDNS on, 2 nameservers (override local DNS), 1 split DNS domain, 0 search paths`. */
+function dnsSummary(d: any): string {
+  const n = (k: number, what: string) => `${k} ${what}${k === 1 ? "" : "s"}`;
+  const ns = d.nameservers.length === 0 ? n(0, "nameserver") : `${n(d.nameservers.length, "nameserver")} (${d.preferences.overrideLocalDNS ? "override local DNS" : "fallback only: overrideLocalDNS is off"})`;
+  return `DNS settings updated: domain ${d.tailnetDomain}, MagicDNS ${d.preferences.magicDNS ? "on" : "off"}, ${ns}, ${n(Object.keys(d.splitDNS).length, "split DNS domain")}, ${n(d.searchPaths.length, "search path")}`;
 }
 
 /** An ISO timestamp with its relative time: `2026-01-31T12:00:00.000Z (in 6 d)`. */

@@ -11,7 +11,7 @@ import { parseDuration } from "../duration.js";
 import { readBody, readJson, sendJson } from "./json.js";
 import { decodePathParam } from "./decode.js";
 import { SOCKET_PRINCIPAL, type ApiPrincipal } from "../services/apikeys.js";
-import { policyDiff, type AuditActor } from "../services/audit.js";
+import { policyDiff, textDiff, type AuditActor } from "../services/audit.js";
 import { requestUrl } from "./decode.js";
 import { OPENAPI } from "./openapi.js";
 
@@ -75,6 +75,23 @@ async function policyText(req: IncomingMessage): Promise<string> {
   if (isHujson(req.headers["content-type"])) return (await readBody(req)).toString("utf8");
   return (await readJson(req, PolicyBody)).policy;
 }
+
+/**
+ * The DNS document of a PUT body: raw JSON/huJSON text with `Content-Type:
+ * application/hujson`, else a JSON document (an empty body is refused, never read as `{}`).
+ */
+async function dnsBody(req: IncomingMessage): Promise<{ value: unknown; text: boolean }> {
+  const text = (await readBody(req)).toString("utf8");
+  if (isHujson(req.headers["content-type"])) return { value: text, text: true };
+  if (text.trim() === "") throw new ValidationError("body: empty; send the DNS settings document (see GET /api/v1/dns)", "bad_json");
+  try {
+    return { value: JSON.parse(text), text: false };
+  } catch (e) {
+    throw new ValidationError(`body is not valid JSON: ${(e as Error).message}`, "bad_json");
+  }
+}
+
+const pretty = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
 
 interface Route {
   method: string;
@@ -205,6 +222,13 @@ export function createApiHandler(
         return { body: { ok: true } };
       },
     },
+    { method: "GET", pattern: /^\/dns$/, handler: async () => ({ body: await c.dns.get() }) },
+    { method: "PUT", pattern: /^\/dns$/, handler: async (req) => {
+      const b = await dnsBody(req);
+      const r = await c.dns.set(b.value, b.text);
+      const details = { tailnetDomain: r.dns.tailnetDomain, ...(r.domainChanged ? { domainFrom: r.previous.tailnetDomain } : {}), diff: textDiff("dns", pretty(r.previous), pretty(r.dns)) };
+      return { body: r.dns, audit: { action: "dns.set", target: r.dns.tailnetDomain, details } };
+    } },
     {
       method: "GET",
       pattern: /^\/audit$/,

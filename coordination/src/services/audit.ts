@@ -44,8 +44,13 @@ export const MAX_AUDIT_PAGE = 500;
 
 /** A unified diff of two policy texts (`policy (old)` → `policy (new)`), "" when equal. */
 export function policyDiff(oldText: string, newText: string): string {
+  return textDiff("policy", oldText, newText);
+}
+
+/** A unified diff of two texts (`<what> (old)` → `<what> (new)`), "" when equal. */
+export function textDiff(what: string, oldText: string, newText: string): string {
   if (oldText === newText) return "";
-  return createTwoFilesPatch("policy (old)", "policy (new)", oldText, newText, undefined, undefined, { context: 3 })
+  return createTwoFilesPatch(`${what} (old)`, `${what} (new)`, oldText, newText, undefined, undefined, { context: 3 })
     .split("\n")
     .filter((l) => !l.startsWith("====="))
     .join("\n");

@@ -10,6 +10,7 @@ import type { DERPMap, DNSConfig, NodeID } from "@lattice/types";
 import type { NodeRow, UserRow } from "../db/schema.js";
 import { PolicyCompileError } from "../errors.js";
 import type { NetmapState } from "../mapper/types.js";
+import { DEFAULT_DNS_SETTINGS, toDNSConfig, type DnsSettings } from "./dns-settings.js";
 import { buildState, FAIL_CLOSED, type NodeCache, type ViewCache } from "./netmap-state.js";
 import { changedNodes, idsOf } from "./policy-diff.js";
 import { topologyFrom } from "./topology.js";
@@ -22,8 +23,6 @@ export interface NetmapBuilderOptions {
   /** Public URL of the server (SSH check-mode URLs). */
   serverUrl: string;
   derpMap?: DERPMap | undefined;
-  /** Extra DNS settings merged into the generated MagicDNS config. */
-  dnsConfig?: DNSConfig | undefined;
   /**
    * Compile node joins/changes incrementally (the policy's IncrementalCompiler): only
    * what depends on the changed nodes is recomputed and diffed. Default true; false
@@ -103,17 +102,22 @@ export class NetmapBuilder {
     return this.#compiled;
   }
 
+  #dnsConfig: { settings: DnsSettings; domain: string; config: DNSConfig } | null = null;
+
   /**
    * A snapshot of `rows` with the current compilation; unchanged nodes and policy views
-   * are the previous snapshot's objects.
+   * are the previous snapshot's objects. `dns` (default: {@link DEFAULT_DNS_SETTINGS}) becomes
+   * the DNSConfig (dns-settings.ts `toDNSConfig`), the same object while `dns` and `domain` are.
    */
-  snapshot(s: { version: number; domain: string; users: readonly UserRow[]; rows: readonly NodeRow[]; now: number }): NetmapState {
+  snapshot(s: { version: number; domain: string; dns?: DnsSettings; users: readonly UserRow[]; rows: readonly NodeRow[]; now: number }): NetmapState {
+    const dns = s.dns ?? DEFAULT_DNS_SETTINGS;
+    if (this.#dnsConfig?.settings !== dns || this.#dnsConfig.domain !== s.domain) this.#dnsConfig = { settings: dns, domain: s.domain, config: toDNSConfig(dns, s.domain) };
     return buildState(
       {
         version: s.version,
         domain: s.domain,
         derpMap: this.opts.derpMap ?? { Regions: {} },
-        dnsConfig: { Resolvers: [], Domains: [s.domain], Proxied: true, ...(this.opts.dnsConfig ?? {}) },
+        dnsConfig: this.#dnsConfig.config,
         users: s.users,
         rows: s.rows,
         now: s.now,

@@ -28,7 +28,8 @@ import { TAGGED_DEVICES_USER_ID } from "./netmap-state.js";
 import { isExpired, type NodeService, type RegistrationInput } from "./nodes.js";
 import type { PolicyService } from "./policy.js";
 import type { RegistrationService } from "./registrations.js";
-import type { SettingsService } from "./settings.js";
+import type { DnsService } from "./dns.js";
+import type { DnsSettings } from "./dns-settings.js";
 import type { SshCheckService } from "./ssh-checks.js";
 import type { UserService } from "./users.js";
 import { parseJson } from "./context.js";
@@ -44,7 +45,7 @@ export interface NodeBackendDeps {
   users: Pick<UserService, "rows">;
   policies: Pick<PolicyService, "current" | "health" | "reportCompile">;
   registrations: Pick<RegistrationService, "idFromUrl" | "wait" | "start">;
-  settings: Pick<SettingsService, "tailnetDomain">;
+  dns: Pick<DnsService, "current">;
   sshChecks: Pick<SshCheckService, "action" | "wait">;
 }
 
@@ -79,6 +80,7 @@ export class ControlNodeBackend implements NodeBackend {
   #rows = new Map<NodeID, NodeRow>();
   #users: UserRow[] = [];
   #domain = "";
+  #dns!: DnsSettings;
   readonly #builder: NetmapBuilder;
   readonly #listeners = new Set<(c: VersionedChange) => void>();
   readonly #streams = new Map<NodeID, number>();
@@ -97,7 +99,7 @@ export class ControlNodeBackend implements NodeBackend {
     const rows = await c.nodes.rows();
     b.#rows = new Map(rows.map((r) => [r.id, r]));
     b.#users = await c.users.rows();
-    b.#domain = await c.settings.tailnetDomain();
+    ({ domain: b.#domain, settings: b.#dns } = await c.dns.current());
     await b.#recompile();
     b.#rebuild();
     b.#unsubscribe = c.bus.subscribe((ch) => {
@@ -135,7 +137,7 @@ export class ControlNodeBackend implements NodeBackend {
 
   #rebuild(): void {
     this.#version++;
-    this.#state = this.#builder.snapshot({ version: this.#version, domain: this.#domain, users: this.#users, rows: [...this.#rows.values()], now: this.c.ctx.now() });
+    this.#state = this.#builder.snapshot({ version: this.#version, domain: this.#domain, dns: this.#dns, users: this.#users, rows: [...this.#rows.values()], now: this.c.ctx.now() });
   }
 
   /**
@@ -145,6 +147,15 @@ export class ControlNodeBackend implements NodeBackend {
    */
   async #applyBatch(batch: Change[]): Promise<void> {
     const ch = mergeChanges(batch);
+    let renamed = false;
+    if (ch.dnsChanged) {
+      // New DNS settings. A new tailnet domain renames every node (Node.Name): every node
+      // is published as changed (below; its row need not be reloaded), so each stream gets
+      // its self node and the peers it shows again.
+      const prev = this.#domain;
+      ({ domain: this.#domain, settings: this.#dns } = await this.c.dns.current());
+      renamed = this.#domain !== prev;
+    }
     const removed = new Set(ch.nodesRemoved ?? []);
     const reload = new Set<NodeID>([...(ch.nodesAdded ?? []), ...(ch.nodesChanged ?? []), ...(ch.endpointsChanged ?? []), ...(ch.online?.keys() ?? [])]);
     for (const id of removed) reload.delete(id);
@@ -174,6 +185,7 @@ export class ControlNodeBackend implements NodeBackend {
     const present = (id: NodeID) => this.#rows.has(id);
     const out = mergeChanges([
       { ...ch, nodesAdded: [...added].filter(present), nodesRemoved: [...removed], disconnect: [...disconnect], policyChanged: policyChangedFor === null },
+      renamed ? { nodesChanged: [...this.#rows.keys()] } : {},
     ]);
     const version = this.#version;
     const stamped: VersionedChange = {
