@@ -7,11 +7,10 @@
  */
 import { checkAgainstDomain, dnsDocument, parseDnsDocument, parseDnsText, storedDnsSettings, type DnsDocument, type DnsInput, type DnsSettings } from "./dns-settings.js";
 import type { ServiceContext } from "./context.js";
+import { TAILNET_DOMAIN_KEY } from "./settings.js";
 
 /** Settings key of the stored {@link DnsSettings}. */
 export const DNS_CONFIG_KEY = "dns_config";
-/** Settings key of the tailnet domain (absent: the server's `tailnetDomain` option). */
-export const TAILNET_DOMAIN_KEY = "tailnet_domain";
 
 /** What a {@link DnsService.set} changed. */
 export interface DnsChangeResult {

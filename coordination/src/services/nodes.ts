@@ -15,6 +15,7 @@ import { sanitizeHostname, uniqueName, validateGivenName } from "./names.js";
 import { checkTagOwnership, normalizeTags } from "./tags.js";
 import { peerHostinfo } from "../mapper/peer-hostinfo.js";
 import { roleOf } from "./users.js";
+import { TAILNET_DOMAIN_KEY } from "./settings.js";
 import type { AuthKeyService } from "./authkeys.js";
 import type { PolicyHealth, PolicyService } from "./policy.js";
 
@@ -193,7 +194,7 @@ export class NodeService {
   async get(ref: string): Promise<NodeRow> {
     let short = ref;
     if (ref.includes(".")) {
-      const domain = (await this.ctx.db.kysely.selectFrom("settings").select("value").where("key", "=", "tailnet_domain").executeTakeFirst())?.value ?? this.ctx.options.tailnetDomain;
+      const domain = (await this.ctx.db.kysely.selectFrom("settings").select("value").where("key", "=", TAILNET_DOMAIN_KEY).executeTakeFirst())?.value ?? this.ctx.options.tailnetDomain;
       const bare = ref.replace(/\.$/, "").toLowerCase();
       if (bare.endsWith(`.${domain.toLowerCase()}`)) short = bare.slice(0, -(domain.length + 1));
     }

@@ -1,6 +1,9 @@
 /** Key/value settings persisted in the database (tailnet domain, cookie secret). */
 import type { ServiceContext } from "./context.js";
 
+/** Settings key of the tailnet domain (absent: the server's `tailnetDomain` option); written by `dns set` (dns.ts). */
+export const TAILNET_DOMAIN_KEY = "tailnet_domain";
+
 /** Settings access. */
 export class SettingsService {
   constructor(private readonly ctx: ServiceContext) {}
@@ -30,6 +33,6 @@ export class SettingsService {
 
   /** The tailnet's MagicDNS domain. */
   async tailnetDomain(): Promise<string> {
-    return (await this.get("tailnet_domain")) ?? this.ctx.options.tailnetDomain;
+    return (await this.get(TAILNET_DOMAIN_KEY)) ?? this.ctx.options.tailnetDomain;
   }
 }
