@@ -34,9 +34,10 @@
  * e.g. `splitDNS["corp.example"][1].address: "10.0.0.x" is not an IP address`.
  */
 import { isIP } from "node:net";
-import { createScanner, parseTree, printParseErrorCode, type Node, type ParseError } from "jsonc-parser";
+import { parseTree, printParseErrorCode, type Node, type ParseError } from "jsonc-parser";
 import type { DNSConfig, DNSResolver } from "@lattice/types";
 import { ValidationError } from "../errors.js";
+import { lineColumn, tooDeepAt } from "../json-depth.js";
 
 /** One resolver: an IP address, optionally also used while the node uses an exit node. */
 export interface DnsResolverSetting {
@@ -271,12 +272,13 @@ export function parseDnsDocument(doc: unknown): DnsInput {
  * @throws {ValidationError} code `bad_json` naming line:column of a syntax error, or `dns_invalid`.
  */
 export function parseDnsText(text: string): DnsInput {
-  tooDeep(text);
+  const deep = tooDeepAt(text, MAX_DEPTH);
+  if (deep) throw new ValidationError(`DNS settings are nested deeper than ${MAX_DEPTH} levels at ${at(deep)}`, "bad_json");
   const errors: ParseError[] = [];
   const tree = parseTree(text, errors, { allowTrailingComma: true, disallowComments: false, allowEmptyContent: false });
   if (errors.length > 0 || tree === undefined) {
     const e = errors[0] ?? { error: 1, offset: 0, length: 0 };
-    throw new ValidationError(`DNS settings are not valid JSON/huJSON: ${printParseErrorCode(e.error)} at ${lineColumn(text, e.offset)}`, "bad_json");
+    throw new ValidationError(`DNS settings are not valid JSON/huJSON: ${printParseErrorCode(e.error)} at ${at(lineColumn(text, e.offset))}`, "bad_json");
   }
   return parseDnsDocument(valueOf(tree));
 }
@@ -284,27 +286,7 @@ export function parseDnsText(text: string): DnsInput {
 /** Deepest nesting of arrays/objects a document may have (a valid one has 4). */
 const MAX_DEPTH = 16;
 
-const lineColumn = (text: string, offset: number): string => {
-  const before = text.slice(0, offset);
-  return `${before.split("\n").length}:${offset - before.lastIndexOf("\n")}`;
-};
-
-/**
- * Refuses text nested deeper than {@link MAX_DEPTH} before it is parsed: the parser
- * recurses per level, and hostile input (`[[[[…`) would otherwise exhaust the stack.
- * The scanner is iterative.
- */
-function tooDeep(text: string): void {
-  // jsonc-parser's SyntaxKind values (a const enum, not importable under verbatimModuleSyntax).
-  const SyntaxKind = { OpenBraceToken: 1, CloseBraceToken: 2, OpenBracketToken: 3, CloseBracketToken: 4, EOF: 17 } as const;
-  const sc = createScanner(text, false);
-  let depth = 0;
-  for (let t = sc.scan(); t !== SyntaxKind.EOF; t = sc.scan()) {
-    if (t === SyntaxKind.OpenBraceToken || t === SyntaxKind.OpenBracketToken) {
-      if (++depth > MAX_DEPTH) throw new ValidationError(`DNS settings are nested deeper than ${MAX_DEPTH} levels at ${lineColumn(text, sc.getTokenOffset())}`, "bad_json");
-    } else if (t === SyntaxKind.CloseBraceToken || t === SyntaxKind.CloseBracketToken) depth--;
-  }
-}
+const at = (p: { line: number; column: number }) => `${p.line}:${p.column}`;
 
 /**
  * The value of a jsonc-parser tree, objects built with own properties only (jsonc-parser's

@@ -7,6 +7,7 @@ import { applyAutoApprovers, IncrementalCompiler, parsePolicy, PolicyError, user
 import { approvePendingRoutes } from "./route-approval.js";
 import { loadTopology } from "./topology.js";
 import { PolicyRejectedError } from "../errors.js";
+import { tooDeepAt } from "../json-depth.js";
 import type { ServiceContext } from "./context.js";
 
 /** The policy used while none was ever set: Tailscale's default, allow everything. */
@@ -26,8 +27,16 @@ export interface PolicyVersion {
   updatedAt: string | null;
 }
 
-/** Parses a policy text, converting parser errors into a 400 naming line:column. */
+/** Deepest nesting of arrays/objects a policy may have (a policy needs ~6; app capabilities carry user JSON). */
+export const MAX_POLICY_DEPTH = 64;
+
+/**
+ * Parses a policy text, converting parser errors into a 400 naming line:column. Text nested
+ * deeper than {@link MAX_POLICY_DEPTH} is refused before parsing (json-depth.ts).
+ */
 export function parseOrReject(text: string): Policy {
+  const deep = tooDeepAt(text, MAX_POLICY_DEPTH);
+  if (deep) throw new PolicyRejectedError(`invalid policy: nested deeper than ${MAX_POLICY_DEPTH} levels at ${deep.line}:${deep.column}`, deep.line, deep.column);
   try {
     return parsePolicy(text);
   } catch (e) {
