@@ -57,6 +57,8 @@ export class NetmapBuilder {
   #compiler: unknown = null;
   readonly #nodes: NodeCache = new Map();
   readonly #views: ViewCache = {};
+  /** The DNSConfig of the last snapshot and what it was made from. */
+  #dnsConfig: { settings: DnsSettings; domain: string; config: DNSConfig } | null = null;
 
   constructor(private readonly opts: NetmapBuilderOptions) {}
 
@@ -101,8 +103,6 @@ export class NetmapBuilder {
   get compiled(): CompiledPolicy {
     return this.#compiled;
   }
-
-  #dnsConfig: { settings: DnsSettings; domain: string; config: DNSConfig } | null = null;
 
   /**
    * A snapshot of `rows` with the current compilation; unchanged nodes and policy views
