@@ -12,8 +12,9 @@
  * - Everything else: `forward` with the canonical query name (the edge picks the upstream,
  *   e.g. by split-DNS route, and sends the query unchanged).
  * - EDNS0 (RFC 6891): a query with an OPT record gets an OPT record back (our UDP size
- *   {@link MAX_UDP_PAYLOAD}); EDNS version > 0 → BADVERS. Answers larger than the
- *   client's size (512 without EDNS) are truncated (TC, RFC 1035 §4.2.1).
+ *   {@link MAX_UDP_PAYLOAD}); EDNS version > 0 → BADVERS. Over UDP, answers larger than
+ *   the client's size (512 without EDNS) are truncated (TC, RFC 1035 §4.2.1); over TCP
+ *   (`handle(q, "tcp")`) the limit is 65 535 bytes (RFC 7766).
  * - Hostile input is never thrown: shorter than a header, a response, or larger than
  *   {@link MAX_QUERY} → `drop`; undecodable, not exactly one question → FORMERR; an opcode
  *   other than QUERY → NOTIMP; a class other than IN → REFUSED.
@@ -83,9 +84,12 @@ function optOf(q: DecodedPacket): { udpPayloadSize: number; ednsVersion: number;
   return o ?? null;
 }
 
-function encodeReply(q: DecodedPacket, rcode: number, answers: Answer[], authorities: Answer[], aa: boolean): Uint8Array {
+/** How a query arrived: UDP answers are fitted to the client's size, TCP ones to 65 535 bytes. */
+export type Transport = "udp" | "tcp";
+
+function encodeReply(q: DecodedPacket, rcode: number, answers: Answer[], authorities: Answer[], aa: boolean, transport: Transport = "udp"): Uint8Array {
   const opt = optOf(q);
-  const max = opt ? Math.max(512, Math.min(opt.udpPayloadSize, MAX_UDP_PAYLOAD)) : 512;
+  const max = transport === "tcp" ? 65535 : opt ? Math.max(512, Math.min(opt.udpPayloadSize, MAX_UDP_PAYLOAD)) : 512;
   const additionals: Answer[] = [];
   if (opt) {
     additionals.push({
@@ -165,8 +169,11 @@ export class Resolver {
     return this.#zone;
   }
 
-  /** Decides what to do with one DNS query message (UDP payload). Never throws. */
-  handle(query: Uint8Array): Decision {
+  /**
+   * Decides what to do with one DNS query message (a UDP payload, or a TCP message without
+   * its length prefix with `transport` "tcp"). Never throws.
+   */
+  handle(query: Uint8Array, transport: Transport = "udp"): Decision {
     if (query.length < 12) return { kind: "drop", reason: "short" };
     if (query.length > MAX_QUERY) return { kind: "drop", reason: "too_big" };
     if ((query[2]! & 0x80) !== 0) return { kind: "drop", reason: "not_query" };
@@ -179,14 +186,14 @@ export class Resolver {
       return answer(headerOnlyReply(query, RCODE.FORMERR), RCODE.FORMERR);
     }
     try {
-      return this.#decide(q, query);
+      return this.#decide(q, query, transport);
     } catch {
       // A decoded message dns-packet cannot re-encode (e.g. a label it mis-escapes).
       return answer(headerOnlyReply(query, RCODE.FORMERR), RCODE.FORMERR);
     }
   }
 
-  #decide(q: DecodedPacket, raw: Uint8Array): Decision {
+  #decide(q: DecodedPacket, raw: Uint8Array, t: Transport): Decision {
     const questions = q.questions ?? [];
     if (questions.length !== 1 || (q.answers?.length ?? 0) > 0 || (q.authorities?.length ?? 0) > 0) {
       return answer(headerOnlyReply(raw, RCODE.FORMERR), RCODE.FORMERR);
@@ -194,7 +201,7 @@ export class Resolver {
     const opts = (q.additionals ?? []).filter((a) => a.type === "OPT");
     if (opts.length > 1) return answer(headerOnlyReply(raw, RCODE.FORMERR), RCODE.FORMERR);
     const opt = optOf(q);
-    if (opt && opt.ednsVersion > 0) return reply(q, RCODE.BADVERS, [], [], false);
+    if (opt && opt.ednsVersion > 0) return reply(q, t, RCODE.BADVERS, [], [], false);
     const question = questions[0]!;
     const name = canonName(question.name);
     const klass = question.class ?? "IN";
@@ -203,24 +210,24 @@ export class Resolver {
     const isQuad100Ptr = name === "100.100.100.100.in-addr.arpa";
     const local = zone.lookupName(name);
     if (!local && !revApex && !isQuad100Ptr && !zone.inDomain(name)) return { kind: "forward", name };
-    if (klass !== "IN" && klass !== "ANY") return reply(q, RCODE.REFUSED, [], [], false);
-    if (isQuad100Ptr || revApex) return this.#ptr(q, question, name, revApex ?? "100.100.100.100.in-addr.arpa");
-    if (!local) return reply(q, RCODE.NXDOMAIN, [], [soa(zone.domain + ".")], true);
+    if (klass !== "IN" && klass !== "ANY") return reply(q, t, RCODE.REFUSED, [], [], false);
+    if (isQuad100Ptr || revApex) return this.#ptr(q, t, question, name, revApex ?? "100.100.100.100.in-addr.arpa");
+    if (!local) return reply(q, t, RCODE.NXDOMAIN, [], [soa(zone.domain + ".")], true);
     const answers: Answer[] = [];
     if (question.type === "A") for (const a of local.v4) answers.push(rr(question, "A", ipText(a)));
     if (question.type === "AAAA") for (const a of local.v6) answers.push(rr(question, "AAAA", ipText(a)));
     const apex = zone.domain !== "" ? zone.domain + "." : local.fqdn;
-    return reply(q, RCODE.NOERROR, answers, answers.length === 0 ? [soa(apex)] : [], true);
+    return reply(q, t, RCODE.NOERROR, answers, answers.length === 0 ? [soa(apex)] : [], true);
   }
 
-  #ptr(q: DecodedPacket, question: Question, name: string, apex: string): Decision {
+  #ptr(q: DecodedPacket, t: Transport, question: Question, name: string, apex: string): Decision {
     const addr = reverseAddr(name);
     const zoneSoa = [soa(apex + ".")];
-    if (!addr) return reply(q, name === apex ? RCODE.NOERROR : RCODE.NXDOMAIN, [], zoneSoa, true);
+    if (!addr) return reply(q, t, name === apex ? RCODE.NOERROR : RCODE.NXDOMAIN, [], zoneSoa, true);
     const target = addr.length === 4 && addr.every((b, i) => b === QUAD100[i]) ? QUAD100_PTR : this.#zone.lookupAddr(addr)?.fqdn;
-    if (!target) return reply(q, RCODE.NXDOMAIN, [], zoneSoa, true);
-    if (question.type !== "PTR" && question.type !== ("ANY" as Question["type"])) return reply(q, RCODE.NOERROR, [], zoneSoa, true);
-    return reply(q, RCODE.NOERROR, [rr(question, "PTR", target)], [], true);
+    if (!target) return reply(q, t, RCODE.NXDOMAIN, [], zoneSoa, true);
+    if (question.type !== "PTR" && question.type !== ("ANY" as Question["type"])) return reply(q, t, RCODE.NOERROR, [], zoneSoa, true);
+    return reply(q, t, RCODE.NOERROR, [rr(question, "PTR", target)], [], true);
   }
 }
 
@@ -228,8 +235,8 @@ function answer(response: Uint8Array, rcode: number): Decision {
   return { kind: "answer", response, rcode };
 }
 
-function reply(q: DecodedPacket, rcode: number, answers: Answer[], authorities: Answer[], aa: boolean): Decision {
-  return answer(encodeReply(q, rcode, answers, authorities, aa), rcode);
+function reply(q: DecodedPacket, t: Transport, rcode: number, answers: Answer[], authorities: Answer[], aa: boolean): Decision {
+  return answer(encodeReply(q, rcode, answers, authorities, aa, t), rcode);
 }
 
 function rr(question: Question, type: "A" | "AAAA" | "PTR", data: string): Answer {

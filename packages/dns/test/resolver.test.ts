@@ -211,3 +211,48 @@ describe("MagicDNS resolver: hostile input", () => {
     expect(["answer", "forward"]).toContain(d.kind);
   });
 });
+
+describe("MagicDNS resolver: hostile names (acceptance 4)", () => {
+  const header = (id: number) => [id >> 8, id & 255, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+  const tail = [0, 1, 0, 1]; // QTYPE A, QCLASS IN
+
+  it("a compression pointer loop in the question → FORMERR, never a hang or a throw", () => {
+    // The question name is a pointer to itself (offset 12), and a two-pointer cycle.
+    for (const name of [[0xc0, 12], [0x01, 0x61, 0xc0, 14, 0xc0, 12]]) {
+      const d = r.handle(new Uint8Array([...header(0x4242), ...name, ...tail]));
+      expect(d.kind).toBe("answer");
+      const p = decoded(d);
+      expect(p.id).toBe(0x4242);
+      expect(p.rcode).toBe("FORMERR");
+    }
+  });
+
+  it("a 64-byte label (over RFC 1035's 63) → FORMERR", () => {
+    const d = r.handle(new Uint8Array([...header(7), 64, ...new Array(64).fill(0x61), 0, ...tail]));
+    expect(decoded(d).rcode).toBe("FORMERR");
+  });
+
+  it("a name of 255+ octets on the wire is answered (FORMERR/NXDOMAIN) or forwarded, never thrown", () => {
+    for (const labels of [4, 5, 8]) {
+      const name: number[] = [];
+      for (let i = 0; i < labels; i++) name.push(63, ...new Array(63).fill(0x62));
+      const d = r.handle(new Uint8Array([...header(9), ...name, 0, ...tail]));
+      expect(["answer", "forward"]).toContain(d.kind);
+      if (d.kind === "answer") expect(decoded(d).id).toBe(9);
+    }
+  });
+
+  it("fuzz: random names (labels up to 70 bytes, pointers anywhere) over UDP and TCP never throw", () => {
+    const label = fc.oneof(
+      fc.uint8Array({ minLength: 0, maxLength: 70 }).map((b) => [b.length, ...b]),
+      fc.tuple(fc.integer({ min: 0xc0, max: 0xff }), fc.nat(255)).map(([a, b]) => [a, b]),
+    );
+    fc.assert(
+      fc.property(fc.array(label, { maxLength: 8 }), fc.constantFrom<"udp" | "tcp">("udp", "tcp"), (ls, t) => {
+        const d = r.handle(new Uint8Array([...header(3), ...ls.flat(), 0, ...tail]), t);
+        if (d.kind === "answer") expect(dnsPacket.decode(Buffer.from(d.response)).id).toBe(3);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
