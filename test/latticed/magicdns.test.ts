@@ -81,6 +81,12 @@ describe("MagicDNS (100.100.100.100) in network namespaces", () => {
     expect(short("@100.100.100.100", "BETA." + domain.toUpperCase() + ".")).toBe(ipB);
     expect(short("@fd7a:115c:a1e0::53", `beta.${domain}`, "AAAA")).toBe(ip6B);
     expect(short("@100.100.100.100", "-x", ipB)).toBe(`beta.${domain}.`);
+    // DNS over TCP at both addresses (the kernel listener behind the hairpin).
+    expect(short("+tcp", "@100.100.100.100", "beta")).toBe(ipB);
+    expect(short("+tcp", "@100.100.100.100", `beta.${domain}`)).toBe(ipB);
+    expect(short("+tcp", "@fd7a:115c:a1e0::53", `beta.${domain}`, "AAAA")).toBe(ip6B);
+    // Several queries on one TCP connection (dig +keepopen reuses it).
+    expect(dig("+tcp", "+keepopen", "+short", "@100.100.100.100", "beta", "A", "beta", "AAAA").trim().split("\n")).toEqual([ipB, ip6B]);
     const nx = dig("@100.100.100.100", `nosuch.${domain}`);
     expect(nx).toMatch(/status: NXDOMAIN/);
     expect(nx).toMatch(/flags: qr aa rd ra/);

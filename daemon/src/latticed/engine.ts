@@ -16,7 +16,10 @@
  * MagicDNS: the outbound hook first hands packets to {@link MagicDnsEdge}; DNS queries to
  * 100.100.100.100 / fd7a:115c:a1e0::53 are answered back into the TUN and never reach a
  * peer (the edge counts them in `filteredOut`; MagicDNS has its own counters, dnsStats).
- * The zone is rebuilt on every configure.
+ * The zone is rebuilt on every configure. DNS over TCP at those addresses goes through a
+ * kernel listener and a stateless hairpin in the same hook (magicdns-tcp.ts), started with
+ * the engine; packets from peers with a quad-100 source address are dropped inbound
+ * (counted as `droppedQuad100Source`), so only our own hairpin can reach that listener.
  *
  * MTU: 1280, as Tailscale (the IPv6 minimum: safe over any path incl. DERP and nested
  * tunnels), not lattice-wg's 1420.
@@ -31,6 +34,7 @@ import type { Logger as WgLogger } from "../wg/log.js";
 import { LatticedError } from "./errors.js";
 import { buildEchoRequest, parseEchoReply } from "./icmp.js";
 import { MagicDnsEdge, type MagicDnsStats, type Upstream } from "./magicdns.js";
+import { fromQuad100 } from "./magicdns-tcp.js";
 import type { MagicConn, MagicPeer } from "./magic.js";
 import { SshDivert } from "./divert.js";
 import type { Netmap } from "./netmap.js";
@@ -102,7 +106,16 @@ export class Engine {
   async start(port: number): Promise<void> {
     this.#edge.start(port);
     await this.d.tunConfig.up();
+    await this.#dns.startTcp();
   }
+
+  /** The MagicDNS TCP listener's port (0 = none). */
+  get dnsTcpPort(): number {
+    return this.#dns.tcpPort;
+  }
+
+  /** Inbound packets from peers claiming a quad-100 source (dropped). */
+  droppedQuad100Source = 0;
 
   /** The UDP port bound. */
   get port(): number {
@@ -125,6 +138,10 @@ export class Engine {
   }
 
   #inbound(p: Uint8Array): boolean {
+    if (fromQuad100(p)) {
+      this.droppedQuad100Source++;
+      return false;
+    }
     if (this.#pings.size > 0) {
       const r = parseEchoReply(p);
       if (r) {

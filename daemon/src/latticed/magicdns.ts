@@ -17,16 +17,20 @@
  * as if absent). At most {@link MAX_PENDING} forwards are in flight; more are
  * dropped and counted. Replies larger than fit the TUN MTU are truncated (TC).
  *
- * TCP DNS to 100.100.100.100 is not served (the SYN goes nowhere; clients fall back or
- * time out). MagicDNS names are served when the netmap's DNSConfig has `Proxied` (the
+ * TCP: the same resolver answers DNS over TCP at both addresses through a kernel TCP
+ * listener and a stateless hairpin in the TUN hook (magicdns-tcp.ts); an upstream's UDP
+ * reply with TC set is asked again over TCP (same server, remaining time), so a TCP
+ * client gets the full answer and a UDP client one fitted to 1232 bytes. MagicDNS names are served when the netmap's DNSConfig has `Proxied` (the
  * admin's MagicDNS switch) or carries no DNSConfig; forwarding works either way.
  */
 import dgram from "node:dgram";
 import { readFileSync } from "node:fs";
-import { MAX_UDP_PAYLOAD, Resolver, Zone, fitReply, servfail } from "@lattice/dns";
+import net from "node:net";
+import { MAX_UDP_PAYLOAD, Resolver, TcpFramer, Zone, fitReply, frameMessage, servfail, type Transport } from "@lattice/dns";
 import { parseIp } from "@lattice/netaddr";
 import type { Netmap } from "./netmap.js";
 import { buildUdp, parseUdp } from "./udp-packet.js";
+import { DnsTcpServer, TcpHairpin, type DnsTcpStats } from "./magicdns-tcp.js";
 
 /** 100.100.100.100. */
 export const QUAD100_V4 = new Uint8Array([100, 100, 100, 100]);
@@ -42,8 +46,8 @@ export interface Upstream {
   query(msg: Uint8Array, timeoutMs: number): Promise<Uint8Array | null>;
 }
 
-/** MagicDNS counters. */
-export interface MagicDnsStats {
+/** MagicDNS counters (UDP and, from DnsTcpStats, the TCP side). */
+export interface MagicDnsStats extends DnsTcpStats {
   queries: number;
   answered: number;
   forwarded: number;
@@ -123,7 +127,12 @@ export interface MagicDnsDeps {
 /** The TUN side of MagicDNS (see the file comment). */
 export class MagicDnsEdge {
   readonly resolver = new Resolver(Zone.build({ domain: "", hosts: [] }));
-  readonly stats: MagicDnsStats = { queries: 0, answered: 0, forwarded: 0, forwardFailed: 0, dropped: 0, droppedPendingFull: 0, droppedMalformed: 0 };
+  readonly stats: MagicDnsStats = {
+    queries: 0, answered: 0, forwarded: 0, forwardFailed: 0, dropped: 0, droppedPendingFull: 0, droppedMalformed: 0,
+    hairpinIn: 0, hairpinOut: 0, hairpinNoListener: 0, tcpAccepted: 0, tcpRefusedSource: 0, tcpRefusedFull: 0, tcpIdleClosed: 0, tcpBadFrame: 0, tcpQueries: 0,
+  };
+  readonly #hairpin = new TcpHairpin(this.stats);
+  #tcp: DnsTcpServer | null = null;
   #pending = 0;
   #closed = false;
   #routes: Array<{ suffix: string; up: Upstream }> = [];
@@ -131,6 +140,51 @@ export class MagicDnsEdge {
 
   constructor(private readonly d: MagicDnsDeps) {
     this.#default = d.upstream;
+  }
+
+  /**
+   * Starts the TCP listener behind the hairpin (see magicdns-tcp.ts); until then TCP to
+   * quad-100:53 is dropped. Rejects when neither `::` nor `0.0.0.0` can be bound.
+   */
+  async startTcp(): Promise<void> {
+    if (this.#tcp || this.#closed) return;
+    this.#tcp = await DnsTcpServer.listen({ answer: async (q) => this.answer(q, "tcp"), stats: this.stats });
+    this.#hairpin.port = this.#tcp.port;
+  }
+
+  /** The TCP listener's port (0 = not listening). */
+  get tcpPort(): number {
+    return this.#hairpin.port;
+  }
+
+  /**
+   * The reply to one query message (any transport): a local answer at once, a forward's
+   * reply as a promise, or null when dropped (malformed, too many forwards in flight).
+   * Never throws; the promise never rejects.
+   */
+  answer(query: Uint8Array, transport: Transport): Uint8Array | null | Promise<Uint8Array | null> {
+    this.stats.queries++;
+    const d = this.resolver.handle(query, transport);
+    if (d.kind === "answer") {
+      this.stats.answered++;
+      return d.response;
+    }
+    if (d.kind === "drop") {
+      this.stats.dropped++;
+      this.stats.droppedMalformed++;
+      return null;
+    }
+    const up = this.#upstreamFor(d.name);
+    if (up === null) {
+      this.stats.forwardFailed++;
+      return servfail(query);
+    }
+    if (this.#pending >= (this.d.maxPending ?? MAX_PENDING)) {
+      this.stats.dropped++;
+      this.stats.droppedPendingFull++;
+      return null;
+    }
+    return this.#forward(query, up, transport === "tcp" ? 65535 : MAX_UDP_PAYLOAD);
   }
 
   /** Rebuilds the zone and the forwarding routes from a netmap (every netmap apply). */
@@ -154,57 +208,53 @@ export class MagicDnsEdge {
   }
 
   /**
-   * True when `p` (an IP packet read from the TUN) is addressed to the MagicDNS resolver
-   * and was consumed (answered, forwarded or dropped); false for everything else. Never throws.
+   * True when `p` (an IP packet read from the TUN) is MagicDNS traffic and was consumed:
+   * a UDP query to quad-100:53 (answered, forwarded or dropped), or a TCP segment of the
+   * hairpin (rewritten and written back into the TUN; see magicdns-tcp.ts). False for
+   * everything else. Never throws.
    */
   intercept(p: Uint8Array): boolean {
     const ver = p.length > 0 ? p[0]! >> 4 : 0;
     if (ver === 4) {
       if (p.length < 20 || p[16] !== 100 || p[17] !== 100 || p[18] !== 100 || p[19] !== 100) return false;
+      if (p[9] === 6) return this.#tcpSegment(p);
     } else if (ver === 6) {
       if (p.length < 40 || !same(p.subarray(24, 40), QUAD100_V6)) return false;
+      if (p[6] === 6) return this.#tcpSegment(p);
     } else {
       return false;
     }
     const u = parseUdp(p);
     if (!u || u.dstPort !== 53) return false;
-    this.stats.queries++;
     // Copies: the TUN read buffer is reused after this call.
     const querier = { src: u.dst.slice(), dst: u.src.slice(), port: u.srcPort };
-    const d = this.resolver.handle(u.payload);
-    if (d.kind === "answer") {
-      this.stats.answered++;
-      this.#reply(querier, d.response);
-    } else if (d.kind === "drop") {
-      this.stats.dropped++;
-      this.stats.droppedMalformed++;
-    } else {
-      this.#forward(querier, u.payload.slice(), this.#upstreamFor(d.name));
+    const out = this.answer(u.payload.slice(), "udp");
+    if (out instanceof Promise) {
+      void out.then((r) => {
+        if (r) this.#reply(querier, r);
+      });
+    } else if (out) {
+      this.#reply(querier, out);
     }
     return true;
   }
 
-  #forward(querier: { src: Uint8Array; dst: Uint8Array; port: number }, query: Uint8Array, up: Upstream | null): void {
-    if (up === null) {
-      this.stats.forwardFailed++;
-      const sf = servfail(query);
-      if (sf) this.#reply(querier, sf);
-      return;
-    }
-    if (this.#pending >= (this.d.maxPending ?? MAX_PENDING)) {
-      this.stats.dropped++;
-      this.stats.droppedPendingFull++;
-      return;
-    }
+  #tcpSegment(p: Uint8Array): boolean {
+    const copy = p.slice(); // the TUN read buffer is reused after this call
+    const what = this.#hairpin.outbound(copy);
+    if (what === "pass") return false;
+    if (what === "deliver" && !this.#closed) this.d.deliver(copy);
+    return true;
+  }
+
+  async #forward(query: Uint8Array, up: Upstream, max: number): Promise<Uint8Array | null> {
     this.#pending++;
     this.stats.forwarded++;
-    void up.query(query, this.d.timeoutMs ?? FORWARD_TIMEOUT_MS).then((reply) => {
-      this.#pending--;
-      const fitted = reply ? fitReply(reply, MAX_UDP_PAYLOAD) : null;
-      if (!fitted) this.stats.forwardFailed++;
-      const out = fitted ?? servfail(query);
-      if (out) this.#reply(querier, out);
-    });
+    const reply = await up.query(query, this.d.timeoutMs ?? FORWARD_TIMEOUT_MS);
+    this.#pending--;
+    const fitted = reply ? fitReply(reply, max) : null;
+    if (!fitted) this.stats.forwardFailed++;
+    return fitted ?? servfail(query);
   }
 
   #reply(q: { src: Uint8Array; dst: Uint8Array; port: number }, payload: Uint8Array): void {
@@ -212,9 +262,12 @@ export class MagicDnsEdge {
     this.d.deliver(buildUdp(q.src, q.dst, 53, q.port, payload));
   }
 
-  /** Stops delivering replies (forwards still in flight are discarded). */
+  /** Stops delivering replies (forwards still in flight are discarded) and closes the TCP listener. */
   close(): void {
     this.#closed = true;
+    this.#hairpin.port = 0;
+    this.#tcp?.close();
+    this.#tcp = null;
   }
 }
 
@@ -248,7 +301,11 @@ export function readUpstreams(path = "/etc/resolv.conf"): string[] {
  * Forwards over UDP (node:dgram) to `servers` (IP text, port 53 unless `port` is given):
  * a fresh connected socket per query (a random source port from the kernel), the reply
  * accepted only from that server with the query's ID and the QR bit; servers tried in
- * order, each for an equal share of the timeout.
+ * order, each for an equal share of the timeout. A reply with TC set is asked again over
+ * TCP from the same server within the rest of that share ({@link tcpQuery}); if that
+ * fails the truncated reply stands. Sockets are plain (no bind to an interface, no
+ * SO_MARK): the kernel routes them, so resolvers on tailnet or routed addresses are
+ * reached through lattice0 like any host traffic.
  */
 export class DgramUpstream implements Upstream {
   readonly servers: readonly ResolverAddr[];
@@ -262,7 +319,13 @@ export class DgramUpstream implements Upstream {
     if (this.servers.length === 0 || msg.length < 12) return null;
     const share = Math.max(1, Math.floor(timeoutMs / this.servers.length));
     for (const s of this.servers) {
+      const t0 = Date.now();
       const r = await this.#one(s.host, s.port, msg, share);
+      if (r && (r[2]! & 0x02) !== 0) {
+        const left = share - (Date.now() - t0);
+        const full = left > 0 ? await tcpQuery(s.host, s.port, msg, left) : null;
+        return full ?? r;
+      }
       if (r) return r;
     }
     return null;
@@ -298,4 +361,35 @@ export class DgramUpstream implements Upstream {
       });
     });
   }
+}
+
+/** Largest reply read from an upstream over TCP, bytes (the 16-bit length's limit). */
+const MAX_TCP_REPLY = 65535;
+
+/**
+ * One query over TCP (RFC 7766) to `host`:`port`: resolves the first reply with the
+ * query's ID and QR set, or null (timeout, refused, closed, a broken frame). Never rejects.
+ */
+export function tcpQuery(host: string, port: number, msg: Uint8Array, timeoutMs: number): Promise<Uint8Array | null> {
+  return new Promise((resolve) => {
+    const framer = new TcpFramer(MAX_TCP_REPLY);
+    let done = false;
+    const sock = net.connect({ host, port, noDelay: true });
+    const finish = (r: Uint8Array | null): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(r);
+    };
+    const timer = setTimeout(() => finish(null), timeoutMs);
+    sock.on("error", () => finish(null));
+    sock.on("close", () => finish(null));
+    sock.on("connect", () => sock.write(frameMessage(msg)));
+    sock.on("data", (chunk: Buffer) => {
+      const r = framer.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
+      for (const m of r.messages) if (m.length >= 12 && m[0] === msg[0] && m[1] === msg[1] && (m[2]! & 0x80) !== 0) return finish(m);
+      if (r.error) finish(null);
+    });
+  });
 }

@@ -165,7 +165,7 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
           txBytes: tx,
           peers: counters.size,
           magicsock: magic.stats(),
-          dns: { ...engine.dnsStats },
+          dns: { ...engine.dnsStats, droppedQuad100Source: engine.droppedQuad100Source },
           localapi: api!.stats,
           ssh: { divert: { ...engine.divert.stats }, server: ssh.server ? { ...ssh.server.stats } : null },
         });

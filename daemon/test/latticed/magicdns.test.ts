@@ -114,15 +114,24 @@ describe("MagicDNS on the TUN", () => {
     expect(replyOf(out[0]!).msg.rcode).toBe("SERVFAIL");
   });
 
-  it("leaves other packets alone: other destinations, other ports, non-UDP", () => {
+  it("leaves other packets alone: other destinations, other ports, neither UDP nor TCP", () => {
     const { e, out } = edge();
     const msg = dnsPacket.encode({ type: "query", id: 1, questions: [{ type: "A", name: "beta" }] });
     expect(e.intercept(buildUdp(CLIENT_V4, new Uint8Array([100, 64, 0, 2]), 1, 53, msg))).toBe(false);
     expect(e.intercept(buildUdp(CLIENT_V4, QUAD100_V4, 1, 5353, msg))).toBe(false);
+    const icmp = queryPacket({ type: "A", name: "beta" });
+    icmp[9] = 1;
+    expect(e.intercept(icmp)).toBe(false);
+    expect(out).toHaveLength(0);
+  });
+
+  it("TCP to quad-100:53 before the TCP listener runs: consumed and counted, nothing delivered", () => {
+    const { e, out } = edge();
     const tcp = queryPacket({ type: "A", name: "beta" });
     tcp[9] = 6;
-    expect(e.intercept(tcp)).toBe(false);
+    expect(e.intercept(tcp)).toBe(true);
     expect(out).toHaveLength(0);
+    expect(e.stats.hairpinNoListener).toBe(1);
   });
 
   it("forwards other names through the upstream and wraps the reply back to the querier", async () => {
