@@ -24,6 +24,7 @@ import { runSsh } from "./commands/ssh.js";
 import { runStatus } from "./commands/status.js";
 import { runUp } from "./commands/up.js";
 import { runWhois } from "./commands/whois.js";
+import { runDnsStatus } from "./commands/dns.js";
 import { terminalSafe } from "./format.js";
 import type { PrefsPatch, UpRequest } from "./types.js";
 
@@ -167,6 +168,11 @@ export async function run(argv: readonly string[], rawIo: CliIo): Promise<number
     .argument("<ip[:port]>");
   addBool(whois, "json", "output in JSON format");
   whois.action((addr: string, o: { json?: boolean }, cmd: Command) => start(() => runWhois(ctxOf(cmd), addr, o.json === true)));
+
+  const dns = program.command("dns").description("show the MagicDNS and host resolver configuration");
+  const dnsStatus = dns.command("status").description("show MagicDNS, the host integration mode, resolvers and split DNS routes");
+  addBool(dnsStatus, "json", "output in JSON format");
+  dnsStatus.action((o: { json?: boolean }, cmd: Command) => start(() => runDnsStatus(ctxOf(cmd), o.json === true)));
 
   program.command("nc").description("connect to a port of a node, stdin/stdout")
     .argument("<host>").argument("<port>")

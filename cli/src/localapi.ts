@@ -5,7 +5,7 @@
 import { request } from "node:http";
 import { CliError, DaemonNotRunningError, LocalApiError } from "./errors.js";
 import type {
-  NetcheckReport, PingResult, Prefs, PrefsPatch, Status, UpRequest, UpResponse, VersionResponse, WhoIsResponse,
+  DnsStatus, NetcheckReport, PingResult, Prefs, PrefsPatch, Status, UpRequest, UpResponse, VersionResponse, WhoIsResponse,
 } from "./types.js";
 
 /** The daemon's default socket (latticed's `--socket` default). */
@@ -61,6 +61,9 @@ export class LocalClient {
   async bugreport(note: string): Promise<string> {
     const q = note === "" ? "" : `?${new URLSearchParams({ note })}`;
     return (await this.raw("GET", `/localapi/v0/bugreport${q}`)).toString("utf8");
+  }
+  async dnsStatus(): Promise<DnsStatus> {
+    return this.json<DnsStatus>("GET", "/localapi/v0/dns-status");
   }
   async version(): Promise<VersionResponse> {
     return this.json<VersionResponse>("GET", "/localapi/v0/version");

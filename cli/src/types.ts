@@ -89,6 +89,20 @@ export interface Status {
   Peer?: Record<string, PeerStatus> | null;
   User?: Record<string, UserProfile> | null;
   ClientVersion: null;
+  /** Host resolver integration: "direct" | "resolved" | "resolvconf" | "off" (absent from older daemons). */
+  DNSMode?: string;
+}
+
+/** GET /localapi/v0/dns-status. */
+export interface DnsStatus {
+  MagicDNS: boolean;
+  Domain: string;
+  Mode: string;
+  ResolvConf: string;
+  Resolvers: string[];
+  Routes: Record<string, string[]>;
+  SearchDomains: string[];
+  Nameservers: string[];
 }
 
 export interface PingResult {

@@ -26,6 +26,7 @@ import type { Logger } from "pino";
 import { ControlLoop, backoffMs, type ControlDialer, type RefusalAction } from "./control-loop.js";
 import type { Engine } from "./engine.js";
 import type { HostDns, HostDnsConfig } from "./resolvconf.js";
+import { buildDnsStatus, hostDnsConfigOf, type DnsStatus } from "./dns-status.js";
 import { LatticedError } from "./errors.js";
 import type { MagicConn, NetcheckReport } from "./magic.js";
 import { Netmap } from "./netmap.js";
@@ -97,6 +98,8 @@ export interface BackendDeps {
   ssh?: SshHook;
   /** Host resolver configuration for `--accept-dns` (CorpDNS); absent = the host is never touched. */
   hostDns?: HostDns;
+  /** The host's own nameservers MagicDNS forwards to (for dns-status). */
+  hostUpstreams?: readonly string[];
 }
 
 function keyHex(k: Uint8Array): string {
@@ -113,6 +116,7 @@ export class LocalBackend {
   #discoKey!: Uint8Array;
   #nodeKey: Uint8Array | null = null;
   #netmap: Netmap | null = null;
+  #hostDnsApplied: HostDnsConfig | null = null;
   #control: ControlLoop | null = null;
   #controlHealth: string | null = null;
   #loginHealth: string | null = null;
@@ -308,7 +312,7 @@ export class LocalBackend {
       .then(() => (this.#state === "Running" ? this.d.engine.configure(nm, key) : undefined))
       .catch((e: Error) => this.d.log.error({ err: e.message }, "configuring the data path failed"))
       .then(() => {
-        if (this.#state === "Running" && !this.#closed) this.d.hostDns?.set(this.#hostDnsConfig(nm));
+        if (this.#state === "Running" && !this.#closed) this.#setHostDns(hostDnsConfigOf(nm, this.#prefs.CorpDNS));
       });
     this.#syncSsh();
   }
@@ -325,25 +329,23 @@ export class LocalBackend {
       .catch((e: Error) => this.d.log.error({ err: e.message }, "starting/stopping the SSH server failed"));
   }
 
-  /**
-   * What `--accept-dns` puts in the host resolver: 100.100.100.100 and the search domains
-   * (tailnet domain first, then DNSConfig.Domains); null (restore) when CorpDNS is off or
-   * the server has MagicDNS off.
-   */
-  #hostDnsConfig(nm: Netmap): HostDnsConfig | null {
-    if (!this.#prefs.CorpDNS || nm.dnsConfig?.Proxied === false) return null;
-    const search: string[] = [];
-    for (const d of [nm.domain, ...(nm.dnsConfig?.Domains ?? [])]) {
-      const c = d.replace(/\.$/, "").toLowerCase();
-      if (c !== "" && /^[a-z0-9.-]{1,253}$/.test(c) && !search.includes(c)) search.push(c);
-    }
-    return { nameservers: ["100.100.100.100"], search };
+  /** Applies `cfg` to the host resolver (null = restore) and remembers it for dns-status. */
+  #setHostDns(cfg: HostDnsConfig | null): void {
+    if (!this.d.hostDns) return;
+    this.d.hostDns.set(cfg);
+    this.#hostDnsApplied = cfg;
+  }
+
+  /** GET /dns-status (dns-status.ts). */
+  dnsStatus(): DnsStatus {
+    const h = this.d.hostDns;
+    return buildDnsStatus({ netmap: this.#netmap, host: h ? { mode: h.mode, file: h.file } : null, applied: this.#hostDnsApplied, hostUpstreams: this.d.hostUpstreams ?? [] });
   }
 
   /** Peers out of the engine and the host resolver restored (down, expiry, logout). */
   #clearPeers(): void {
     this.d.engine.clearPeers();
-    this.d.hostDns?.set(null);
+    this.#setHostDns(null);
   }
 
   #armExpiry(): void {
@@ -616,6 +618,7 @@ export class LocalBackend {
       now: this.d.now(),
       wallNow: this.d.wallNow(),
       includePeers,
+      dnsMode: this.dnsStatus().Mode,
     });
   }
 
@@ -717,7 +720,7 @@ export class LocalBackend {
     await this.#control?.stop();
     await this.#engineChain;
     await this.d.ssh?.close().catch(() => undefined);
-    this.d.hostDns?.set(null);
+    this.#setHostDns(null);
   }
 
   /**

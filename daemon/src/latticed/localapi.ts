@@ -37,7 +37,7 @@ export const ALLOWED_HOSTS = ["local-tailscaled.sock", "localhost"] as const;
 export const MAX_PING_TIMEOUT_MS = 30_000;
 
 /** What the server needs of the backend. */
-export type LocalApiBackend = Pick<LocalBackend, "status" | "prefs" | "patchPrefs" | "up" | "down" | "logout" | "ping" | "netcheck" | "whois" | "bugreport">;
+export type LocalApiBackend = Pick<LocalBackend, "status" | "prefs" | "patchPrefs" | "up" | "down" | "logout" | "ping" | "netcheck" | "whois" | "bugreport" | "dnsStatus">;
 
 /** Options of {@link LocalApiServer.listen}. */
 export interface LocalApiOptions {
@@ -174,6 +174,7 @@ export class LocalApiServer {
     const b = this.o.backend;
     return {
       "/localapi/v0/status": { GET: async (_r, u) => ({ json: b.status(u.searchParams.get("peers") !== "false") }) },
+      "/localapi/v0/dns-status": { GET: async () => ({ json: b.dnsStatus() }) },
       "/localapi/v0/prefs": {
         GET: async () => ({ json: b.prefs() }),
         PATCH: async (r) => ({ json: await b.patchPrefs(await readJson(r, null, this.#maxBody)) }),

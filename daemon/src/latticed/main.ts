@@ -25,7 +25,7 @@ import { MagicSock } from "@lattice/magicsock";
 import { DgramUpstream, readUpstreams } from "./magicdns.js";
 import { renderMetrics } from "./metrics.js";
 import { SshService } from "./ssh.js";
-import { DirectResolvConf } from "./resolvconf.js";
+import { createHostDns, execRunner } from "./hostdns.js";
 import { STATE_FILES, StateDir } from "./state.js";
 import type { Logger } from "pino";
 import { TunConfig, runIp } from "./tun-config.js";
@@ -87,11 +87,11 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
   let finish: (code: number) => void = () => {};
   const done = new Promise<number>((r) => (finish = r));
   let stopping = false;
-  // --accept-dns: a backup left by a crash is restored first, so upstreams are the host's own.
-  const hostDns = new DirectResolvConf(o.resolvConf, (m) => log.warn({}, `accept-dns: ${m}`));
-  hostDns.recover();
-  const upstreams = readUpstreams(hostDns.originalPath());
-  log.info({ upstreams }, "MagicDNS forwards to the host's resolv.conf nameservers");
+  // --accept-dns: mode detected from resolv.conf (hostdns.ts); a direct-mode backup left by
+  // a crash is restored first, so upstreams are the host's own.
+  const { dns: hostDns, originalPath } = createHostDns(o.resolvConf, tun.name, execRunner, (m) => log.warn({}, `accept-dns: ${m}`));
+  const upstreams = readUpstreams(originalPath);
+  log.info({ upstreams, mode: hostDns.mode, file: o.resolvConf }, "MagicDNS forwards to the host's resolv.conf nameservers");
   const engine = new Engine({
     dnsUpstream: new DgramUpstream(upstreams),
     tun,
@@ -139,6 +139,7 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
     hostname: () => os.hostname(),
     tun: true,
     hostDns,
+    hostUpstreams: upstreams,
   });
   let api: LocalApiServer | null = null;
   try {

@@ -64,6 +64,8 @@ export interface Status {
   Peer?: Record<string, PeerStatus>;
   User: Record<string, { ID: number; LoginName: string; DisplayName: string }>;
   ClientVersion: null;
+  /** How the host resolver is configured: "direct" | "resolved" | "resolvconf" | "off" (dns-status Mode). */
+  DNSMode: string;
 }
 
 /** Everything {@link buildStatus} reads. */
@@ -85,6 +87,8 @@ export interface StatusInput {
   now: number;
   wallNow: number;
   includePeers: boolean;
+  /** dns-status Mode (default "off"). */
+  dnsMode?: string;
 }
 
 /** "100.64.0.1/32" → "100.64.0.1". */
@@ -171,6 +175,7 @@ export function buildStatus(s: StatusInput): Status {
     CurrentTailnet: nm ? { Name: nm.domain, MagicDNSSuffix: nm.domain, MagicDNSEnabled: nm.dnsConfig?.Proxied === true } : null,
     User: users,
     ClientVersion: null,
+    DNSMode: s.dnsMode ?? "off",
   };
   if (!s.includePeers) return st;
   const peers: Record<string, PeerStatus> = {};

@@ -1,4 +1,6 @@
 import dgram from "node:dgram";
+import net from "node:net";
+import { TcpFramer, frameMessage } from "@lattice/dns";
 import dnsPacket from "dns-packet";
 import type { DecodedPacket, Question } from "dns-packet";
 import fc from "fast-check";
@@ -150,6 +152,41 @@ describe("MagicDNS on the TUN", () => {
     expect(msg.answers?.[0]?.data).toBe("192.0.2.7");
     expect(e.stats.forwarded).toBe(1);
     expect(e.pending).toBe(0);
+  });
+
+  it("an upstream UDP reply with TC is asked again over TCP: a TCP client gets all 80 records, a UDP client a fitted reply", async () => {
+    const records = Array.from({ length: 80 }, (_, i) => ({ type: "A" as const, name: "big.example.com", ttl: 5, data: `192.0.2.${i + 1}` }));
+    const srv = dgram.createSocket("udp4");
+    closers.push(() => srv.close());
+    srv.on("message", (m, rinfo) => {
+      const q = dnsPacket.decode(m);
+      srv.send(dnsPacket.encode({ type: "response", id: q.id, flags: dnsPacket.TRUNCATED_RESPONSE, questions: q.questions }), rinfo.port, rinfo.address);
+    });
+    await new Promise<void>((r) => srv.bind(0, "127.0.0.1", r));
+    const port = srv.address().port;
+    let tcpQueries = 0;
+    const tsrv = net.createServer((c) => {
+      const f = new TcpFramer(65535);
+      c.on("data", (d: Buffer) => {
+        for (const m of f.push(new Uint8Array(d)).messages) {
+          tcpQueries++;
+          const q = dnsPacket.decode(Buffer.from(m));
+          c.write(frameMessage(dnsPacket.encode({ type: "response", id: q.id, questions: q.questions, answers: records })));
+        }
+      });
+    });
+    closers.push(() => tsrv.close());
+    await new Promise<void>((r) => tsrv.listen(port, "127.0.0.1", r));
+    const { e } = edge(new DgramUpstream(["127.0.0.1"], port));
+    const q = dnsPacket.encode({ type: "query", id: 77, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: "A", name: "big.example.com" }] });
+    const viaTcp = await e.answer(q, "tcp");
+    const full = dnsPacket.decode(Buffer.from(viaTcp!));
+    expect(full.answers).toHaveLength(80);
+    expect(full.flag_tc).toBe(false);
+    const viaUdp = await e.answer(q, "udp");
+    expect(viaUdp!.length).toBeLessThanOrEqual(1232);
+    expect(dnsPacket.decode(Buffer.from(viaUdp!)).flag_tc).toBe(true);
+    expect(tcpQueries).toBe(2);
   });
 
   it("hostile upstream: replies with a wrong ID are ignored; silence → SERVFAIL after the timeout", async () => {
