@@ -74,7 +74,8 @@ export function detectHostDnsMode(text: string | null, run: CommandRunner): Host
  */
 export class ResolvedHostDns implements HostDns {
   readonly mode = "resolved";
-  #last: string | null = null;
+  /** JSON of the last applied config; "null" at start: a restore before any apply runs nothing (the TUN link is new). */
+  #last: string | null = "null";
 
   constructor(
     readonly file: string,
@@ -116,7 +117,8 @@ export class ResolvedHostDns implements HostDns {
  */
 export class ResolvconfHostDns implements HostDns {
   readonly mode = "resolvconf";
-  #last: string | null = null;
+  /** As in ResolvedHostDns; a crash's record is dropped by {@link recover} instead. */
+  #last: string | null = "null";
 
   constructor(
     readonly file: string,

@@ -52,6 +52,9 @@ describe("systemd-resolved mode: exact resolvectl calls", () => {
   it("sets DNS, search + routing-only domains and default-route on the TUN; reverts on restore", () => {
     const r = recorder();
     const h = new ResolvedHostDns("/etc/resolv.conf", "lattice0", r.run, () => {});
+    // A restore before anything was applied runs nothing.
+    h.set(null);
+    expect(r.calls).toEqual([]);
     h.set(hostDnsConfigOf(nm({ Proxied: true, Domains: ["corp.example"], Routes: { "internal.example.": [{ Addr: "100.64.0.9" }], "Lab.Example": [{ Addr: "10.1.0.53" }] } }), true));
     expect(r.calls.map((c) => c.argv)).toEqual([
       ["resolvectl", "dns", "lattice0", "100.100.100.100", "fd7a:115c:a1e0::53"],
