@@ -123,6 +123,30 @@ describe("MagicDNS (100.100.100.100) in network namespaces", () => {
     const alive = await localApi(da.socket, "GET", "/localapi/v0/status");
     expect(alive.body.BackendState).toBe("Running");
 
+    // A TCP flood: 100 connections held open at once (over the limit of 64), then 50
+    // pipelined queries on each; every accepted connection gets all its answers, the rest
+    // are closed at accept and counted.
+    const metric = async (ev: string) => Number(new RegExp(`latticed_magicdns_events_total\\{event="${ev}"\\} (\\d+)`).exec((await localApi(da.socket, "GET", "/localapi/v0/metrics")).body as string)?.[1] ?? 0);
+    const acc0 = await metric("tcp_accepted");
+    const ref0 = await metric("tcp_refused_full");
+    const tcpFlood = `const net=require("node:net");let replies=0,closed=0;const N=100;const socks=[];
+const q=(id)=>{const h=Buffer.alloc(12);h.writeUInt16BE(id,0);h[2]=1;h.writeUInt16BE(1,4);const m=Buffer.concat([h,Buffer.from([4,98,101,116,97,0,0,1,0,1])]);const l=Buffer.alloc(2);l.writeUInt16BE(m.length);return Buffer.concat([l,m]);};
+let connected=0;const go=()=>setTimeout(()=>{for(const s of socks){if(s.destroyed)continue;for(let j=0;j<50;j++)s.write(q(j));s.end();}},300);
+for(let i=0;i<N;i++){const s=net.connect(53,"100.100.100.100");socks.push(s);let buf=Buffer.alloc(0);
+s.on("connect",()=>{if(++connected===N)go();});
+s.on("data",(d)=>{buf=Buffer.concat([buf,d]);while(buf.length>=2&&buf.length>=2+buf.readUInt16BE(0)){replies++;buf=buf.subarray(2+buf.readUInt16BE(0));}});
+s.on("error",()=>{});s.on("close",()=>{if(++closed===N)console.log(JSON.stringify({replies}));});}`;
+    const floodOut = run("ip", ["netns", "exec", a.ns, process.execPath, "-e", tcpFlood]);
+    const floodReplies = JSON.parse(floodOut).replies as number;
+    const accepted = (await metric("tcp_accepted")) - acc0;
+    const refused = (await metric("tcp_refused_full")) - ref0;
+    console.log(`MagicDNS TCP flood: ${accepted} connections accepted, ${refused} refused (limit), ${floodReplies} answers`);
+    expect(accepted + refused).toBe(100);
+    expect(refused).toBeGreaterThan(0);
+    expect(floodReplies).toBe(accepted * 50);
+    expect(short("+tcp", "@100.100.100.100", "beta")).toBe(ipB);
+    expect(short("@100.100.100.100", "beta")).toBe(ipB);
+
     // Rename beta on the server: alpha's answers follow within 1 s.
     ctl.admin("nodes", "rename", "beta", "bravo");
     const t0 = Date.now();
