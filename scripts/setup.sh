@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 TEST_APT_PACKAGES=(wireguard-go wireguard-tools iperf3 iputils-ping ncat iproute2 iptables
   openssh-client openssh-server postgresql procps psmisc python3-paramiko util-linux rsync
-  ruby-sshkit ruby-net-ssh ruby-net-scp ansible-core bind9-dnsutils)
+  ruby-sshkit ruby-net-ssh ruby-net-scp ansible-core bind9-dnsutils dnsmasq-base)
 
 if [[ "${1:-}" == "--test-deps" && $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
   missing=()
