@@ -43,7 +43,7 @@ describe("MagicDNS (100.100.100.100) in network namespaces", () => {
     await w.cleanup();
   });
 
-  it("dig @100.100.100.100: short name, FQDN, AAAA over fd7a:115c:a1e0::53, PTR, NXDOMAIN, forwarding, rename within 1 s, garbage flood", async () => {
+  it("acceptance 1+4: names over UDP and TCP, ssh by short name, forwarding, split DNS through the tunnel, UDP/TCP floods and a hostile peer, rename within 1 s, dns-status, accept-dns direct/resolved and byte-for-byte restore", async () => {
     requireRoot();
     w.lan();
     const ctl = await w.control();
@@ -146,6 +146,17 @@ s.on("error",()=>{});s.on("close",()=>{if(++closed===N)console.log(JSON.stringif
     expect(floodReplies).toBe(accepted * 50);
     expect(short("+tcp", "@100.100.100.100", "beta")).toBe(ipB);
     expect(short("@100.100.100.100", "beta")).toBe(ipB);
+
+    // Hostile peer: beta connects straight to alpha's internal TCP DNS port over the tunnel
+    // (its source is beta's address, not quad-100): closed without an answer, counted.
+    const listeners = run("ip", ["netns", "exec", a.ns, "ss", "-Hltn"]).trim().split("\n").filter((l) => l.trim() !== "");
+    expect(listeners).toHaveLength(1); // the hairpin's listener is alpha's only TCP socket
+    const portQ = Number(/:(\d+)\s/.exec(listeners[0]!.split(/\s+/)[3] + " ")?.[1]);
+    expect(portQ).toBeGreaterThan(0);
+    const refusedBefore = await metric("tcp_refused_source");
+    const direct = `const s=require("node:net").connect(${portQ},process.argv[1]);let got=0;s.on("connect",()=>s.write(Buffer.from([0,22,0,1,1,0,0,1,0,0,0,0,0,0,4,98,101,116,97,0,0,1,0,1])));s.on("data",d=>got+=d.length);s.on("error",()=>{});s.on("close",()=>{console.log("closed "+got);process.exit(0)});setTimeout(()=>{console.log("open "+got);process.exit(0)},5000);`;
+    expect(run("ip", ["netns", "exec", b.ns, process.execPath, "-e", direct, sa.TailscaleIPs[0]]).trim()).toBe("closed 0");
+    expect(await metric("tcp_refused_source")).toBe(refusedBefore + 1);
 
     // Rename beta on the server: alpha's answers follow within 1 s.
     ctl.admin("nodes", "rename", "beta", "bravo");
