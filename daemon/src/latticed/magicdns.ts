@@ -13,8 +13,9 @@
  * read at start, the MagicDNS addresses themselves left out). Servers are tried one after
  * the other within 10 s; no reply → SERVFAIL. Resolvers on tailnet or routed addresses are
  * reached through the tunnel like any host traffic. DoH/DoT resolver addresses (https://,
- * tls://) are skipped, and a route with no resolvers is not answered locally (forwarded
- * as if absent). At most {@link MAX_PENDING} forwards are in flight; more are
+ * tls://) are skipped (a route left with none of its resolvers usable is forwarded as if
+ * absent); a route with an empty resolver list is a MagicDNS suffix: names under it are
+ * answered from the zone, unknown ones NXDOMAIN (as Tailscale). At most {@link MAX_PENDING} forwards are in flight; more are
  * dropped and counted. Replies larger than fit the TUN MTU are truncated (TC).
  *
  * TCP: the same resolver answers DNS over TCP at both addresses through a kernel TCP
@@ -62,7 +63,8 @@ export function zoneOf(nm: Netmap): Zone {
   const enabled = nm.dnsConfig === null || nm.dnsConfig.Proxied === true;
   if (!enabled) return Zone.build({ domain: "", hosts: [] });
   const hosts = [nm.self, ...nm.peers.values()].map((n) => ({ name: n.Name ?? "", addresses: n.Addresses ?? [] }));
-  return Zone.build({ domain: nm.domain, hosts });
+  const { routes, localSuffixes } = routesOf(nm);
+  return Zone.build({ domain: nm.domain, hosts, localSuffixes, forwardSuffixes: routes.map((r) => r.suffix) });
 }
 
 function same(a: Uint8Array, b: Uint8Array): boolean {
@@ -98,18 +100,25 @@ export function parseResolverAddr(addr: string): ResolverAddr | null {
   return { host, port };
 }
 
-/** Split-DNS routes and admin default resolvers of a netmap's DNSConfig. */
-export function routesOf(nm: Netmap): { routes: DnsRoute[]; defaults: ResolverAddr[] } {
+/**
+ * Split-DNS routes (with resolvers), the resolver-less route suffixes (answered by
+ * MagicDNS itself) and the admin's default resolvers of a netmap's DNSConfig.
+ */
+export function routesOf(nm: Netmap): { routes: DnsRoute[]; localSuffixes: string[]; defaults: ResolverAddr[] } {
   const addrs = (rs: readonly { Addr?: string }[] | undefined): ResolverAddr[] =>
     (rs ?? []).map((r) => (typeof r?.Addr === "string" ? parseResolverAddr(r.Addr) : null)).filter((a): a is ResolverAddr => a !== null);
   const routes: DnsRoute[] = [];
+  const localSuffixes: string[] = [];
   for (const [suffix, rs] of Object.entries(nm.dnsConfig?.Routes ?? {})) {
-    const servers = addrs(Array.isArray(rs) ? rs : []);
+    const list = Array.isArray(rs) ? rs : [];
+    const servers = addrs(list);
     const c = suffix.toLowerCase().replace(/\.$/, "");
-    if (servers.length > 0 && c !== "") routes.push({ suffix: c, servers });
+    if (c === "") continue;
+    if (servers.length > 0) routes.push({ suffix: c, servers });
+    else if (list.length === 0) localSuffixes.push(c);
   }
   routes.sort((a, b) => b.suffix.length - a.suffix.length);
-  return { routes, defaults: addrs(nm.dnsConfig?.Resolvers) };
+  return { routes, localSuffixes, defaults: addrs(nm.dnsConfig?.Resolvers) };
 }
 
 /** Dependencies of {@link MagicDnsEdge}. */

@@ -247,10 +247,24 @@ describe("split DNS and admin resolvers", () => {
   }
 
   it("a name under a route goes to that route's resolvers (most specific wins); others to the OS upstream", async () => {
-    const { e, asked } = recording({ Routes: { "corp.example": [{ Addr: "100.64.0.9" }], "eng.corp.example.": [{ Addr: "[fd7a:115c:a1e0::9]:5353" }], "empty.example": [] } });
-    for (const n of ["db.corp.example", "CORP.example", "x.eng.corp.example", "example.com", "notcorp.example", "a.empty.example"]) e.intercept(queryPacket({ type: "A", name: n }));
+    const { e, asked } = recording({ Routes: { "corp.example": [{ Addr: "100.64.0.9" }], "eng.corp.example.": [{ Addr: "[fd7a:115c:a1e0::9]:5353" }], "doh.example": [{ Addr: "https://dns.example/dns-query" }] } });
+    for (const n of ["db.corp.example", "CORP.example", "x.eng.corp.example", "example.com", "notcorp.example", "a.doh.example"]) e.intercept(queryPacket({ type: "A", name: n }));
     await new Promise((r) => setTimeout(r, 10));
     expect(asked).toEqual(["100.64.0.9:53", "100.64.0.9:53", "fd7a:115c:a1e0::9:5353", "os", "os", "os"]);
+  });
+
+  it("a route without resolvers is a MagicDNS suffix: unknown names NXDOMAIN with its SOA, unless a route with resolvers is more specific", async () => {
+    const asked: string[] = [];
+    const out: Uint8Array[] = [];
+    const e = new MagicDnsEdge({ deliver: (p) => out.push(p), upstream: { query: async () => (asked.push("os"), null) }, upstreamFor: (srv) => ({ query: async () => (asked.push(srv[0]!.host), null) }) });
+    e.setNetmap(withDns({ Routes: { "lab.example": [], "vpn.lab.example": [{ Addr: "100.64.0.9" }] } }));
+    e.intercept(queryPacket({ type: "A", name: "db.lab.example" }));
+    const nx = replyOf(out[0]!).msg;
+    expect(nx.rcode).toBe("NXDOMAIN");
+    expect(nx.authorities?.[0]).toMatchObject({ type: "SOA", name: "lab.example" });
+    e.intercept(queryPacket({ type: "A", name: "x.vpn.lab.example" }));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(asked).toEqual(["100.64.0.9"]);
   });
 
   it("DNSConfig.Resolvers replace the OS upstream; tailnet names still answered locally", async () => {

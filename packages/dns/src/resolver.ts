@@ -7,8 +7,10 @@
  * - PTR for tailnet addresses: authoritative for 64–127.100.in-addr.arpa and
  *   0.e.1.a.c.5.1.1.a.7.d.f.ip6.arpa (unknown → NXDOMAIN); 100.100.100.100 →
  *   `magicdns.localhost-tailscale-daemon.` (as Tailscale).
- * - An unknown name under the tailnet domain: NXDOMAIN with the zone's SOA in the
- *   authority section (negative TTL {@link NEGATIVE_TTL} s, RFC 2308).
+ * - An unknown name under the tailnet domain, or under a split-DNS route without
+ *   resolvers (a "MagicDNS suffix", unless a route with resolvers is more specific):
+ *   NXDOMAIN with that suffix's SOA in the authority section (negative TTL
+ *   {@link NEGATIVE_TTL} s, RFC 2308).
  * - Everything else: `forward` with the canonical query name (the edge picks the upstream,
  *   e.g. by split-DNS route, and sends the query unchanged).
  * - EDNS0 (RFC 6891): a query with an OPT record gets an OPT record back (our UDP size
@@ -212,7 +214,7 @@ export class Resolver {
     if (!local && !revApex && !isQuad100Ptr && !zone.inDomain(name)) return { kind: "forward", name };
     if (klass !== "IN" && klass !== "ANY") return reply(q, t, RCODE.REFUSED, [], [], false);
     if (isQuad100Ptr || revApex) return this.#ptr(q, t, question, name, revApex ?? "100.100.100.100.in-addr.arpa");
-    if (!local) return reply(q, t, RCODE.NXDOMAIN, [], [soa(zone.domain + ".")], true);
+    if (!local) return reply(q, t, RCODE.NXDOMAIN, [], [soa((zone.authority(name) ?? zone.domain) + ".")], true);
     const answers: Answer[] = [];
     if (question.type === "A") for (const a of local.v4) answers.push(rr(question, "A", ipText(a)));
     if (question.type === "AAAA") for (const a of local.v6) answers.push(rr(question, "AAAA", ipText(a)));

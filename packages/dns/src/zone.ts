@@ -18,6 +18,16 @@ export interface ZoneInput {
   /** The tailnet (MagicDNS) domain, e.g. "tailnet.example"; "" = no MagicDNS suffix. */
   domain: string;
   hosts: readonly ZoneHost[];
+  /**
+   * More suffixes MagicDNS is authoritative for: split-DNS routes without resolvers
+   * (Tailscale: a resolver-less route is a MagicDNS suffix — unknown names NXDOMAIN).
+   */
+  localSuffixes?: readonly string[];
+  /**
+   * Suffixes of split-DNS routes with resolvers: a name under one of these that is more
+   * specific than the matching local suffix is not ours (forwarded).
+   */
+  forwardSuffixes?: readonly string[];
 }
 
 /** A resolved host. */
@@ -47,6 +57,9 @@ export class Zone {
   readonly #byName = new Map<string, ZoneEntry>();
   readonly #byShort = new Map<string, ZoneEntry>();
   readonly #byAddr = new Map<string, ZoneEntry>();
+  /** Authoritative suffixes (domain + local suffixes), canonical, longest first. */
+  #local: string[] = [];
+  #forward: string[] = [];
 
   private constructor(domain: string) {
     this.domain = domain;
@@ -59,6 +72,9 @@ export class Zone {
    */
   static build(input: ZoneInput): Zone {
     const z = new Zone(canonName(input.domain));
+    const byLength = (a: string, b: string) => b.length - a.length;
+    z.#local = [...new Set([z.domain, ...(input.localSuffixes ?? []).map(canonName)])].filter((d) => d !== "").sort(byLength);
+    z.#forward = [...new Set((input.forwardSuffixes ?? []).map(canonName))].filter((d) => d !== "").sort(byLength);
     for (const h of input.hosts) {
       const fqdn = canonName(h.name);
       if (fqdn === "" || z.#byName.has(fqdn)) continue;
@@ -90,9 +106,22 @@ export class Zone {
     return this.#byAddr.get(formatIp(ip));
   }
 
-  /** True when `name` (canonical) is the domain or under it. */
+  /** True when `name` (canonical) is the domain or under it (or a local suffix, see {@link authority}). */
   inDomain(name: string): boolean {
-    return this.domain !== "" && (name === this.domain || name.endsWith("." + this.domain));
+    return this.authority(name) !== null;
+  }
+
+  /**
+   * The authoritative suffix `name` (canonical) falls in — the tailnet domain or a
+   * resolver-less route, the most specific one — or null when it is outside them or a
+   * route with resolvers is more specific still.
+   */
+  authority(name: string): string | null {
+    const under = (n: string, s: string) => n === s || n.endsWith("." + s);
+    const local = this.#local.find((s) => under(name, s));
+    if (local === undefined) return null;
+    const fwd = this.#forward.find((s) => under(name, s));
+    return fwd !== undefined && fwd.length > local.length ? null : local;
   }
 
   /** Number of hosts. */
