@@ -26,7 +26,9 @@
  * accept), {@link TCP_IDLE_MS} idle timeout (RFC 7766 §6.2.3 asks for a few seconds), at
  * most {@link MAX_TCP_INFLIGHT} queries in flight per connection (further messages wait
  * in the socket: reading pauses), messages of at most {@link MAX_TCP_MESSAGE} bytes (more
- * → the connection is closed). Replies may go out of order (RFC 7766 §7).
+ * → the connection is closed), and a client that does not read its replies stops being
+ * read once {@link MAX_TCP_WRITE_BUFFER} bytes wait for it (then the idle timeout ends
+ * it). Replies may go out of order (RFC 7766 §7).
  */
 import net from "node:net";
 import { TcpFramer, frameMessage } from "@lattice/dns";
@@ -40,6 +42,8 @@ export const TCP_IDLE_MS = 10_000;
 export const MAX_TCP_INFLIGHT = 16;
 /** Largest query message over TCP, bytes (the resolver's MAX_QUERY). */
 export const MAX_TCP_MESSAGE = 4096;
+/** Replies buffered for a client that does not read, bytes; above it the connection's queries are not read. */
+export const MAX_TCP_WRITE_BUFFER = 64 * 1024;
 
 const QUAD100_V4 = new Uint8Array([100, 100, 100, 100]);
 const QUAD100_V6 = new Uint8Array([0xfd, 0x7a, 0x11, 0x5c, 0xa1, 0xe0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x53]);
@@ -199,8 +203,12 @@ export class DnsTcpServer {
     const queue: Uint8Array[] = [];
     let inflight = 0;
     let ended = false;
-    s.setTimeout(this.o.idleMs ?? TCP_IDLE_MS, () => {
-      if (inflight > 0) return; // waiting for an upstream: the forward has its own timeout
+    const idleMs = this.o.idleMs ?? TCP_IDLE_MS;
+    s.setTimeout(idleMs, () => {
+      if (inflight > 0) {
+        s.setTimeout(idleMs); // waiting for an upstream (it has its own timeout): re-arm
+        return;
+      }
       st.tcpIdleClosed++;
       s.destroy();
     });
@@ -215,8 +223,9 @@ export class DnsTcpServer {
           pump();
         });
       }
-      if (queue.length < maxInflight && s.isPaused()) s.resume();
-      else if (queue.length >= maxInflight && !s.isPaused()) s.pause();
+      const room = queue.length < maxInflight && s.writableLength < MAX_TCP_WRITE_BUFFER;
+      if (room && s.isPaused()) s.resume();
+      else if (!room && !s.isPaused()) s.pause();
       if (ended && inflight === 0 && queue.length === 0 && !s.destroyed) s.end();
     };
     s.on("data", (chunk: Buffer) => {
@@ -229,6 +238,7 @@ export class DnsTcpServer {
       }
       pump();
     });
+    s.on("drain", pump);
     s.on("end", () => {
       ended = true;
       pump();

@@ -246,3 +246,31 @@ describe("MagicDNS TCP listener (hostile clients)", () => {
     expect(st.tcpQueries).toBe(1600);
   });
 });
+
+describe("MagicDNS TCP listener: a client that never reads", () => {
+  it("stops being read once its replies pile up (bounded buffer), then the idle timeout closes it", async () => {
+    const st = stats();
+    let answered = 0;
+    const big = async (q: Uint8Array) => {
+      answered++;
+      const r = new Uint8Array(8000);
+      r.set(q.subarray(0, 2));
+      return r;
+    };
+    const s = await DnsTcpServer.listen({ answer: big, stats: st, acceptFrom: () => true, idleMs: 500 });
+    servers.push(s);
+    const sock = net.connect({ host: "127.0.0.1", port: s.port });
+    sock.on("error", () => {});
+    await new Promise<void>((r) => sock.once("connect", () => r()));
+    sock.pause(); // never read
+    const burst = Buffer.concat(Array.from({ length: 20_000 }, (_, i) => frameMessage(query(i & 0xffff))));
+    sock.write(burst);
+    await until(() => st.tcpIdleClosed === 1, 20_000);
+    sock.destroy();
+    // 20 000 × 8 KB = 160 MB of replies were asked for; only what fits the kernel's socket
+    // buffers (loopback autotuning: up to tcp_rmem's 32 MiB + tcp_wmem's 4 MiB) plus our
+    // 64 KiB was produced — about 2 700 here; without the bound all 20 000 were buffered.
+    expect(answered).toBeLessThan(8000);
+    expect(s.connections).toBe(0);
+  });
+});
