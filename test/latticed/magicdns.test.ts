@@ -11,8 +11,9 @@
 // dnsmasq bound only to beta's tailnet address (configured with `lattice-control dns set`),
 // so only the tunnel reaches it; dns-status / `lattice dns status` / status DNSMode; and
 // systemd-resolved mode on a third node with a fake `resolvectl` on PATH recording its
-// argv (no systemd runs here). Needs root, iproute2, unshare, dig (bind9-dnsutils),
-// dnsmasq (dnsmasq-base), ssh.
+// argv (no systemd runs here). The steps share one world and run in order. The split-DNS
+// step needs `lattice-control dns set` (issue 10's control side). Needs root, iproute2,
+// unshare, dig (bind9-dnsutils), dnsmasq (dnsmasq-base), ssh.
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -39,14 +40,34 @@ s.bind(53, "10.77.0.1", () => console.log("upstream ready"));
 
 describe("MagicDNS (100.100.100.100) in network namespaces", () => {
   const w = new World();
+  let ctl: Awaited<ReturnType<World["control"]>>;
+  let key = "";
+  let a: { ns: string; lanIp: string };
+  let b: { ns: string; lanIp: string };
+  let da: ReturnType<World["latticed"]>;
+  let db: ReturnType<World["latticed"]>;
+  let sa: any;
+  let ipB = "";
+  let ip6B = "";
+  let domain = "";
+  let original = "";
+  let resolvA = "";
+  let ours = "";
+  let sockC = "";
+  let calls = "";
+  let resolvC = "";
+  let stub = "";
+  const dig = (...args: string[]) => run("ip", ["netns", "exec", a.ns, "dig", "+time=3", "+tries=1", ...args]);
+  const short = (...args: string[]) => dig("+short", ...args).trim();
+  const metric = async (ev: string) => Number(new RegExp(`latticed_magicdns_events_total\\{event="${ev}"\\} (\\d+)`).exec((await localApi(da.socket, "GET", "/localapi/v0/metrics")).body as string)?.[1] ?? 0);
   afterAll(async () => {
     await w.cleanup();
   });
 
-  it("acceptance 1+4: names over UDP and TCP, ssh by short name, forwarding, split DNS through the tunnel, UDP/TCP floods and a hostile peer, rename within 1 s, dns-status, accept-dns direct/resolved and byte-for-byte restore", async () => {
+  it("setup: control with a policy, alpha and beta (tagged, --ssh) Running; an upstream DNS server on the LAN", async () => {
     requireRoot();
     w.lan();
-    const ctl = await w.control();
+    ctl = await w.control();
     ctl.admin("users", "create", "alice", "--password", "correct-horse-battery");
     // beta is a tagged SSH server (as in ssh.test.ts); every node may reach every port (DNS to beta's dnsmasq).
     const policyFile = path.join(w.dir, "policy.hujson");
@@ -56,20 +77,20 @@ describe("MagicDNS (100.100.100.100) in network namespaces", () => {
       ssh: [{ action: "accept", src: ["alice@"], dst: ["tag:server"], users: ["root"] }],
     }));
     ctl.admin("policy", "set", policyFile);
-    const key = ctl.admin("keys", "create", "--user", "alice", "--reusable", "--preapproved");
+    key = ctl.admin("keys", "create", "--user", "alice", "--reusable", "--preapproved");
     const serverKey = ctl.admin("keys", "create", "--user", "alice", "--reusable", "--preapproved", "--tags", "tag:server");
-    const a = w.nodeNs("a");
-    const b = w.nodeNs("b");
+    a = w.nodeNs("a");
+    b = w.nodeNs("b");
     // alpha's upstream resolver: the control namespace's 10.77.0.1:53 (100.100.100.100 itself is skipped).
-    const original = "# the host's own\nnameserver 100.100.100.100\nnameserver   10.77.0.1\noptions edns0\n";
-    const resolvA = path.join(w.dir, "a-resolv.conf");
+    original = "# the host's own\nnameserver 100.100.100.100\nnameserver   10.77.0.1\noptions edns0\n";
+    resolvA = path.join(w.dir, "a-resolv.conf");
     fs.writeFileSync(resolvA, original, { mode: 0o644 });
     const upJs = path.join(w.dir, "upstream.cjs");
     fs.writeFileSync(upJs, UPSTREAM_JS);
     w.spawn("upstream", w.ns("ctl"), [process.execPath, upJs]);
     await waitFor("upstream DNS", 10_000, () => w.log("upstream").includes("upstream ready"));
-    const da = w.latticed("a", a.ns);
-    const db = w.latticed("b", b.ns);
+    da = w.latticed("a", a.ns);
+    db = w.latticed("b", b.ns);
     for (const d of [da, db]) await waitFor("LocalAPI up", 20_000, () => localApi(d.socket, "GET", "/localapi/v0/status").catch(() => null));
     for (const [d, host, k, ssh] of [[da, "alpha", key, false], [db, "beta", serverKey, true]] as const) {
       const up = await localApi(d.socket, "POST", "/localapi/v0/up", { ControlURL: ctl.url, AuthKey: k, Hostname: host, RunSSH: ssh });
@@ -80,16 +101,17 @@ describe("MagicDNS (100.100.100.100) in network namespaces", () => {
         const s = (await localApi(sock, "GET", "/localapi/v0/status")).body;
         return s.BackendState === "Running" && Object.keys(s.Peer ?? {}).length === 1 ? s : null;
       });
-    const sa = await running(da.socket);
+    sa = await running(da.socket);
     const sb = await running(db.socket);
-    const ipB = sb.TailscaleIPs.find((x: string) => x.includes(".")) as string;
-    const ip6B = sb.TailscaleIPs.find((x: string) => x.includes(":")) as string;
-    const domain = sa.MagicDNSSuffix as string;
+    ipB = sb.TailscaleIPs.find((x: string) => x.includes(".")) as string;
+    ip6B = sb.TailscaleIPs.find((x: string) => x.includes(":")) as string;
+    domain = sa.MagicDNSSuffix as string;
     expect(domain).toMatch(/\w/);
     expect(sb.Self.DNSName).toBe(`beta.${domain}.`);
 
-    const dig = (...args: string[]) => run("ip", ["netns", "exec", a.ns, "dig", "+time=3", "+tries=1", ...args]);
-    const short = (...args: string[]) => dig("+short", ...args).trim();
+  }, 120_000);
+
+  it("names over UDP and TCP at both addresses: short name, FQDN, AAAA, PTR, NXDOMAIN + SOA, EDNS0, several queries per TCP connection; other names via the upstream", async () => {
     expect(short("@100.100.100.100", "beta")).toBe(ipB);
     expect(short("@100.100.100.100", `beta.${domain}`)).toBe(ipB);
     expect(short("@100.100.100.100", "BETA." + domain.toUpperCase() + ".")).toBe(ipB);
@@ -110,6 +132,9 @@ describe("MagicDNS (100.100.100.100) in network namespaces", () => {
     // Not a tailnet name: forwarded to the upstream in resolv.conf (100.100.100.100 skipped).
     expect(short("@100.100.100.100", "www.example.com")).toBe("192.0.2.53");
 
+  }, 60_000);
+
+  it("floods and hostile clients: UDP garbage, 100 held TCP connections (64 served, the rest refused and counted), a peer dialling the internal port", async () => {
     // A flood of garbage to quad-100 from A: dropped or FORMERR'd, and the resolver still answers.
     const flood = `const s=require("node:dgram").createSocket("udp4");let n=0;const go=()=>{for(let i=0;i<50;i++){const b=require("node:crypto").randomBytes(1+Math.floor(Math.random()*400));s.send(b,53,"100.100.100.100");}if(++n<40)setImmediate(go);else setTimeout(()=>s.close(),200)};go();`;
     run("ip", ["netns", "exec", a.ns, process.execPath, "-e", flood]);
@@ -126,7 +151,6 @@ describe("MagicDNS (100.100.100.100) in network namespaces", () => {
     // A TCP flood: 100 connections held open at once (over the limit of 64), then 50
     // pipelined queries on each; every accepted connection gets all its answers, the rest
     // are closed at accept and counted.
-    const metric = async (ev: string) => Number(new RegExp(`latticed_magicdns_events_total\\{event="${ev}"\\} (\\d+)`).exec((await localApi(da.socket, "GET", "/localapi/v0/metrics")).body as string)?.[1] ?? 0);
     const acc0 = await metric("tcp_accepted");
     const ref0 = await metric("tcp_refused_full");
     const tcpFlood = `const net=require("node:net");let replies=0,closed=0;const N=100;const socks=[];
@@ -158,6 +182,9 @@ s.on("error",()=>{});s.on("close",()=>{if(++closed===N)console.log(JSON.stringif
     expect(run("ip", ["netns", "exec", b.ns, process.execPath, "-e", direct, sa.TailscaleIPs[0]]).trim()).toBe("closed 0");
     expect(await metric("tcp_refused_source")).toBe(refusedBefore + 1);
 
+  }, 120_000);
+
+  it("renaming beta on the server changes the answers within 1 s", async () => {
     // Rename beta on the server: alpha's answers follow within 1 s.
     ctl.admin("nodes", "rename", "beta", "bravo");
     const t0 = Date.now();
@@ -168,8 +195,11 @@ s.on("error",()=>{});s.on("close",()=>{if(++closed===N)console.log(JSON.stringif
     expect(short("@100.100.100.100", "bravo")).toBe(ipB);
     expect(short("@100.100.100.100", "-x", ipB)).toBe(`bravo.${domain}.`);
 
+  }, 30_000);
+
+  it("--accept-dns direct mode: resolv.conf names quad-100, getent and `ssh root@bravo` by short name through it; dns-status, `lattice dns status`, status DNSMode", async () => {
     // --accept-dns (on by default): alpha's resolv.conf names quad-100 and the tailnet domain.
-    const ours = `# resolv.conf(5) file generated by lattice\n# DO NOT EDIT THIS FILE BY HAND -- CHANGES WILL BE OVERWRITTEN\n\nnameserver 100.100.100.100\nnameserver fd7a:115c:a1e0::53\nsearch ${domain}\n`;
+    ours = `# resolv.conf(5) file generated by lattice\n# DO NOT EDIT THIS FILE BY HAND -- CHANGES WILL BE OVERWRITTEN\n\nnameserver 100.100.100.100\nnameserver fd7a:115c:a1e0::53\nsearch ${domain}\n`;
     expect(fs.readFileSync(resolvA, "utf8")).toBe(ours);
     // glibc through that file as /etc/resolv.conf (a mount namespace): the short name resolves via the search domain.
     const getent = run("ip", ["netns", "exec", a.ns, "unshare", "-m", "sh", "-c", `mount --bind "$0" /etc/resolv.conf && getent ahostsv4 bravo`, resolvA]);
@@ -182,6 +212,44 @@ s.on("error",()=>{});s.on("close",()=>{if(++closed===N)console.log(JSON.stringif
     expect([ipB, ip6B]).toContain(viaSsh.trim().split(" ")[2]);
     expect(viaSsh.trim().split(" ")[3]).toBe("22");
 
+    // dns-status, `lattice dns status`, status DNSMode.
+    const ds = (await localApi(da.socket, "GET", "/localapi/v0/dns-status")).body;
+    expect(ds).toEqual({
+      MagicDNS: true, Domain: domain, Mode: "direct", ResolvConf: resolvA, Resolvers: ["10.77.0.1"],
+      Routes: {}, SearchDomains: [domain], Nameservers: ["100.100.100.100", "fd7a:115c:a1e0::53"],
+    });
+    expect((await localApi(da.socket, "GET", "/localapi/v0/status")).body.DNSMode).toBe("direct");
+    const cli = (...args: string[]) => run(process.execPath, [path.join(REPO, "cli/bin/lattice.js"), "--socket", da.socket, ...args]);
+    expect(cli("dns", "status")).toBe(
+      `MagicDNS: enabled\nTailnet domain: ${domain}\nMode: direct (${resolvA})\nNameservers given to the host: 100.100.100.100 fd7a:115c:a1e0::53\n` +
+        `Search domains: ${domain}\nResolvers: 10.77.0.1\nSplit DNS routes: (none)\n`,
+    );
+    expect(JSON.parse(cli("dns", "status", "--json"))).toEqual(ds);
+  }, 60_000);
+
+  it("systemd-resolved mode with a fake resolvectl on PATH: exact per-link calls, resolv.conf untouched", async () => {
+    // systemd-resolved mode: a resolv.conf with resolved's header and a fake resolvectl on
+    // PATH (logs its argv); latticed configures the TUN link (reverted on down, below).
+    const c = w.nodeNs("c");
+    const fakeBin = path.join(w.dir, "fakebin");
+    fs.mkdirSync(fakeBin);
+    calls = path.join(w.dir, "resolvectl.calls");
+    fs.writeFileSync(path.join(fakeBin, "resolvectl"), `#!/bin/sh\necho "$*" >> ${calls}\n`, { mode: 0o755 });
+    resolvC = path.join(w.dir, "c-resolv.conf");
+    stub = "# This is /run/systemd/resolve/stub-resolv.conf managed by man:systemd-resolved(8).\n# Do not edit.\nnameserver 127.0.0.53\noptions edns0 trust-ad\nsearch .\n";
+    fs.writeFileSync(resolvC, stub);
+    sockC = path.join(w.dir, "c.sock");
+    w.spawn("c", c.ns, ["env", `PATH=${fakeBin}:${process.env["PATH"]}`, process.execPath, path.join(REPO, "daemon/bin/latticed.js"), "--state", path.join(w.dir, "c-state"), "--socket", sockC, "--verbose", "1", "--resolv-conf", resolvC]);
+    await waitFor("LocalAPI c", 20_000, () => localApi(sockC, "GET", "/localapi/v0/status").catch(() => null));
+    expect((await localApi(sockC, "POST", "/localapi/v0/up", { ControlURL: ctl.url, AuthKey: key, Hostname: "charlie" })).status).toBe(200);
+    await waitFor("resolvectl configured", 30_000, () => fs.existsSync(calls) && fs.readFileSync(calls, "utf8").includes("default-route"));
+    expect(fs.readFileSync(calls, "utf8")).toBe(
+      `status\ndns lattice0 100.100.100.100 fd7a:115c:a1e0::53\ndomain lattice0 ${domain}\ndefault-route lattice0 false\n`,
+    );
+    expect((await localApi(sockC, "GET", "/localapi/v0/dns-status")).body).toMatchObject({ Mode: "resolved", ResolvConf: resolvC, Resolvers: ["127.0.0.53"] });
+  }, 60_000);
+
+  it("split DNS: office.example to a dnsmasq bound only to beta's tailnet address, set with `lattice-control dns set`; reached through the tunnel over UDP and TCP", async () => {
     // Split DNS: office.example → a dnsmasq bound only to beta's tailnet address (only the tunnel reaches it).
     const dnsmasqLog = path.join(w.dir, "dnsmasq.log");
     w.spawn("dnsmasq", b.ns, ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--user=root", `--listen-address=${ipB}`, "--bind-interfaces", "--port=53", "--address=/office.example/10.99.0.7", "--log-queries", `--log-facility=${dnsmasqLog}`, `--pid-file=${path.join(w.dir, "dnsmasq.pid")}`]);
@@ -198,19 +266,13 @@ s.on("error",()=>{});s.on("close",()=>{if(++closed===N)console.log(JSON.stringif
     expect(short("@100.100.100.100", "www.example.com")).toBe("192.0.2.53");
     expect(short("@100.100.100.100", "bravo")).toBe(ipB);
 
-    // dns-status, `lattice dns status`, status DNSMode.
-    const ds = (await localApi(da.socket, "GET", "/localapi/v0/dns-status")).body;
-    expect(ds).toEqual({
-      MagicDNS: true, Domain: domain, Mode: "direct", ResolvConf: resolvA, Resolvers: ["10.77.0.1"],
-      Routes: { "office.example": [ipB] }, SearchDomains: [domain], Nameservers: ["100.100.100.100", "fd7a:115c:a1e0::53"],
-    });
-    expect((await localApi(da.socket, "GET", "/localapi/v0/status")).body.DNSMode).toBe("direct");
-    const cli = (...args: string[]) => run(process.execPath, [path.join(REPO, "cli/bin/lattice.js"), "--socket", da.socket, ...args]);
-    expect(cli("dns", "status")).toBe(
-      `MagicDNS: enabled\nTailnet domain: ${domain}\nMode: direct (${resolvA})\nNameservers given to the host: 100.100.100.100 fd7a:115c:a1e0::53\n` +
-        `Search domains: ${domain}\nResolvers: 10.77.0.1\nSplit DNS routes:\n  office.example -> ${ipB}\n`,
-    );
-    expect(JSON.parse(cli("dns", "status", "--json"))).toEqual(ds);
+    // The route reaches the resolved-mode node too: a routing-only domain on its link.
+    await waitFor("charlie's link gets ~office.example", 10_000, () => fs.readFileSync(calls, "utf8").includes(`domain lattice0 ${domain} ~office.example\n`));
+    expect((await localApi(da.socket, "GET", "/localapi/v0/dns-status")).body.Routes).toEqual({ "office.example": [ipB] });
+    expect(run(process.execPath, [path.join(REPO, "cli/bin/lattice.js"), "--socket", da.socket, "dns", "status"])).toContain(`Split DNS routes:\n  office.example -> ${ipB}\n`);
+  }, 60_000);
+
+  it("down, --accept-dns=false and shutdown restore the original byte for byte; resolved mode reverts the link", async () => {
     // down → the original, byte for byte; up → ours again.
     expect((await localApi(da.socket, "POST", "/localapi/v0/down", {})).status).toBeLessThan(300);
     await waitFor("restored on down", 5_000, () => fs.readFileSync(resolvA, "utf8") === original);
@@ -231,28 +293,9 @@ s.on("error",()=>{});s.on("close",()=>{if(++closed===N)console.log(JSON.stringif
     expect(fs.existsSync(db.resolvConf)).toBe(false);
     expect(fs.existsSync(path.join(w.dir, "a-resolv.pre-lattice-backup.conf"))).toBe(false);
 
-    // systemd-resolved mode: a resolv.conf with resolved's header and a fake resolvectl on
-    // PATH (logs its argv); latticed configures the TUN link and reverts it on down.
-    const c = w.nodeNs("c");
-    const fakeBin = path.join(w.dir, "fakebin");
-    fs.mkdirSync(fakeBin);
-    const calls = path.join(w.dir, "resolvectl.calls");
-    fs.writeFileSync(path.join(fakeBin, "resolvectl"), `#!/bin/sh\necho "$*" >> ${calls}\n`, { mode: 0o755 });
-    const resolvC = path.join(w.dir, "c-resolv.conf");
-    const stub = "# This is /run/systemd/resolve/stub-resolv.conf managed by man:systemd-resolved(8).\n# Do not edit.\nnameserver 127.0.0.53\noptions edns0 trust-ad\nsearch .\n";
-    fs.writeFileSync(resolvC, stub);
-    const sockC = path.join(w.dir, "c.sock");
-    w.spawn("c", c.ns, ["env", `PATH=${fakeBin}:${process.env["PATH"]}`, process.execPath, path.join(REPO, "daemon/bin/latticed.js"), "--state", path.join(w.dir, "c-state"), "--socket", sockC, "--verbose", "1", "--resolv-conf", resolvC]);
-    await waitFor("LocalAPI c", 20_000, () => localApi(sockC, "GET", "/localapi/v0/status").catch(() => null));
-    expect((await localApi(sockC, "POST", "/localapi/v0/up", { ControlURL: ctl.url, AuthKey: key, Hostname: "charlie" })).status).toBe(200);
-    await waitFor("resolvectl configured", 30_000, () => fs.existsSync(calls) && fs.readFileSync(calls, "utf8").includes("default-route"));
-    expect(fs.readFileSync(calls, "utf8")).toBe(
-      `status\ndns lattice0 100.100.100.100 fd7a:115c:a1e0::53\ndomain lattice0 ${domain} ~office.example\ndefault-route lattice0 false\n`,
-    );
-    expect((await localApi(sockC, "GET", "/localapi/v0/dns-status")).body).toMatchObject({ Mode: "resolved", ResolvConf: resolvC, Resolvers: ["127.0.0.53"] });
     expect((await localApi(sockC, "POST", "/localapi/v0/down", {})).status).toBeLessThan(300);
     await waitFor("resolvectl revert", 5_000, () => fs.readFileSync(calls, "utf8").endsWith("revert lattice0\n"));
     // resolv.conf itself is resolved's: never touched in this mode.
     expect(fs.readFileSync(resolvC, "utf8")).toBe(stub);
-  }, 240_000);
+  }, 60_000);
 });
