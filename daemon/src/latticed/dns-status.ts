@@ -19,7 +19,7 @@ export interface DnsStatus {
   Mode: HostDnsMode | "off";
   /** The resolv.conf read or managed ("" without host integration). */
   ResolvConf: string;
-  /** Where quad-100 forwards names no route matches: the admin's resolvers, else the host's own nameservers. */
+  /** Where quad-100 forwards names no route matches: the admin's resolvers, else the host's own nameservers, else the admin's fallback resolvers. */
   Resolvers: string[];
   /** Split DNS: suffix → resolver addresses (an empty list: answered by MagicDNS). */
   Routes: Record<string, string[]>;
@@ -86,7 +86,7 @@ export function buildDnsStatus(s: DnsStatusInput): DnsStatus {
     Domain: nm?.domain ?? "",
     Mode: s.applied && s.host ? s.host.mode : "off",
     ResolvConf: s.host?.file ?? "",
-    Resolvers: admin.length > 0 ? admin : [...s.hostUpstreams],
+    Resolvers: admin.length > 0 ? admin : s.hostUpstreams.length > 0 ? [...s.hostUpstreams] : addrs(dc?.FallbackResolvers),
     Routes: routes,
     SearchDomains: s.applied ? [...s.applied.search] : nm ? searchDomainsOf(nm) : [],
     Nameservers: s.applied ? [...s.applied.nameservers] : [],

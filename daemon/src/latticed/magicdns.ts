@@ -74,7 +74,7 @@ export interface DnsRoute {
  * Split-DNS routes (with resolvers), the resolver-less route suffixes (answered by
  * MagicDNS itself) and the admin's default resolvers of a netmap's DNSConfig.
  */
-export function routesOf(nm: Netmap): { routes: DnsRoute[]; localSuffixes: string[]; defaults: ResolverAddr[] } {
+export function routesOf(nm: Netmap): { routes: DnsRoute[]; localSuffixes: string[]; defaults: ResolverAddr[]; fallbacks: ResolverAddr[] } {
   const addrs = (rs: readonly { Addr?: string }[] | undefined): ResolverAddr[] =>
     (rs ?? []).map((r) => (typeof r?.Addr === "string" ? parseResolverAddr(r.Addr) : null)).filter((a): a is ResolverAddr => a !== null);
   const routes: DnsRoute[] = [];
@@ -88,14 +88,17 @@ export function routesOf(nm: Netmap): { routes: DnsRoute[]; localSuffixes: strin
     else if (list.length === 0) localSuffixes.push(c);
   }
   routes.sort((a, b) => b.suffix.length - a.suffix.length);
-  return { routes, localSuffixes, defaults: addrs(nm.dnsConfig?.Resolvers) };
+  return { routes, localSuffixes, defaults: addrs(nm.dnsConfig?.Resolvers), fallbacks: addrs(nm.dnsConfig?.FallbackResolvers) };
 }
 
 /** Dependencies of {@link MagicDnsEdge}. */
 export interface MagicDnsDeps {
   /** Writes a packet into the TUN (towards the host). */
   deliver: (packet: Uint8Array) => void;
-  /** Where non-tailnet queries go without a route or admin resolvers (the host's nameservers); null = none (SERVFAIL). */
+  /**
+   * Where non-tailnet queries go without a route or admin resolvers (the host's
+   * nameservers); null = the host has none: DNSConfig.FallbackResolvers, else SERVFAIL.
+   */
   upstream: Upstream | null;
   /** An upstream for configured resolvers (split-DNS routes, DNSConfig.Resolvers); default {@link DgramUpstream}. */
   upstreamFor?: (servers: readonly ResolverAddr[]) => Upstream;
@@ -170,9 +173,10 @@ export class MagicDnsEdge {
   setNetmap(nm: Netmap): void {
     this.resolver.setZone(zoneOf(nm));
     const make = this.d.upstreamFor ?? ((servers: readonly ResolverAddr[]) => new DgramUpstream(servers));
-    const { routes, defaults } = routesOf(nm);
+    const { routes, defaults, fallbacks } = routesOf(nm);
     this.#routes = routes.map((r) => ({ suffix: r.suffix, up: make(r.servers) }));
-    this.#default = defaults.length > 0 ? make(defaults) : this.d.upstream;
+    // "." = the admin's resolvers, else the host's, else the admin's fallbacks (Tailscale's order).
+    this.#default = defaults.length > 0 ? make(defaults) : (this.d.upstream ?? (fallbacks.length > 0 ? make(fallbacks) : null));
   }
 
   /** The upstream for canonical name `name`: the most specific route, else the default. */

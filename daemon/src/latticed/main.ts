@@ -93,7 +93,7 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
   const upstreams = readUpstreams(originalPath);
   log.info({ upstreams, mode: hostDns.mode, file: o.resolvConf }, "MagicDNS forwards to the host's resolv.conf nameservers");
   const engine = new Engine({
-    dnsUpstream: new DgramUpstream(upstreams),
+    dnsUpstream: upstreams.length > 0 ? new DgramUpstream(upstreams) : null,
     tun,
     device,
     magic,

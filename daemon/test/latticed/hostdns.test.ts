@@ -143,6 +143,8 @@ describe("dns-status", () => {
     const off = buildDnsStatus({ netmap: nm({ Proxied: false, Resolvers: [{ Addr: "9.9.9.9" }] }), host: { mode: "direct", file: "/etc/resolv.conf" }, applied: null, hostUpstreams: ["10.0.0.1"] });
     expect(off).toMatchObject({ MagicDNS: false, Mode: "off", Resolvers: ["9.9.9.9"], Nameservers: [] });
     expect(hostDnsConfigOf(nm(), false)).toBeNull();
+    // No host nameservers: the admin's fallbacks are what quad-100 forwards to.
+    expect(buildDnsStatus({ netmap: nm({ Proxied: true, FallbackResolvers: [{ Addr: "9.9.9.9" }] }), host: null, applied: null, hostUpstreams: [] }).Resolvers).toEqual(["9.9.9.9"]);
     expect(buildDnsStatus({ netmap: null, host: null, applied: null, hostUpstreams: [] })).toMatchObject({ MagicDNS: false, Domain: "", Mode: "off", ResolvConf: "" });
   });
 });

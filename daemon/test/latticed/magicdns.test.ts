@@ -275,6 +275,19 @@ describe("split DNS and admin resolvers", () => {
     expect(asked).toEqual(["192.0.2.1:5300"]);
   });
 
+  it("FallbackResolvers are used only when the host has no nameservers and the admin set no Resolvers", async () => {
+    const asked: string[] = [];
+    const tag = (servers: readonly ResolverAddr[]): Upstream => ({ query: async () => (asked.push(servers.map((s) => s.host).join(",")), null) });
+    const bare = new MagicDnsEdge({ deliver: () => {}, upstream: null, upstreamFor: tag });
+    bare.setNetmap(withDns({ FallbackResolvers: [{ Addr: "9.9.9.9" }] }));
+    bare.intercept(queryPacket({ type: "A", name: "example.com" }));
+    const withHost = new MagicDnsEdge({ deliver: () => {}, upstream: { query: async () => (asked.push("os"), null) }, upstreamFor: tag });
+    withHost.setNetmap(withDns({ FallbackResolvers: [{ Addr: "9.9.9.9" }] }));
+    withHost.intercept(queryPacket({ type: "A", name: "example.com" }));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(asked).toEqual(["9.9.9.9", "os"]);
+  });
+
   it("parses resolver addresses; DoH/DoT and names are refused", () => {
     expect(parseResolverAddr("1.1.1.1")).toEqual({ host: "1.1.1.1", port: 53 });
     expect(parseResolverAddr("1.1.1.1:5353")).toEqual({ host: "1.1.1.1", port: 5353 });
