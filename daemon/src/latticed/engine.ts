@@ -87,6 +87,7 @@ export class Engine {
   /** Port-22 diversion to the embedded SSH server (off until latticed's SSH service turns it on). */
   readonly divert: SshDivert;
   readonly #dns: MagicDnsEdge;
+  #droppedQuad100Source = 0;
 
   constructor(private readonly d: EngineDeps) {
     this.divert = new SshDivert(d.now);
@@ -115,7 +116,9 @@ export class Engine {
   }
 
   /** Inbound packets from peers claiming a quad-100 source (dropped). */
-  droppedQuad100Source = 0;
+  get droppedQuad100Source(): number {
+    return this.#droppedQuad100Source;
+  }
 
   /** The UDP port bound. */
   get port(): number {
@@ -139,7 +142,7 @@ export class Engine {
 
   #inbound(p: Uint8Array): boolean {
     if (fromQuad100(p)) {
-      this.droppedQuad100Source++;
+      this.#droppedQuad100Source++;
       return false;
     }
     if (this.#pings.size > 0) {
