@@ -29,6 +29,9 @@ import { DirectResolvConf } from "./resolvconf.js";
 import { STATE_FILES, StateDir } from "./state.js";
 import type { Logger } from "pino";
 import { TunConfig, runIp } from "./tun-config.js";
+import { Router, runCmd } from "./router.js";
+import { BYPASS_MARK } from "./router-plan.js";
+import { RouteManager, hostLanPrefixes } from "./route-manager.js";
 
 const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
 
@@ -106,8 +109,19 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
       void shutdown("data path failure", 1);
     },
   });
+  // Subnet routes / exit nodes: policy routing (table 52) and forwarding chains; a crashed
+  // predecessor's state is removed first (router-plan.ts cleanupCmds).
+  const router = new Router({ ifname: tun.name, run: runCmd, warn: (m) => log.warn({}, m), debug: (m) => log.debug({}, m) });
+  await router.cleanup();
+  const routes = new RouteManager({ router, lanPrefixes: () => hostLanPrefixes(tun.name) });
   try {
     await engine.start(o.port);
+    // latticed's own UDP bypasses table 52 (rule 5210); without CAP_NET_ADMIN it cannot be marked.
+    try {
+      magic.setMark(Number(BYPASS_MARK));
+    } catch (e) {
+      log.warn({ err: (e as Error).message }, "cannot mark latticed's UDP socket (SO_MARK): an exit node would capture it");
+    }
   } catch (e) {
     engine.close();
     const msg = `starting the data path: ${(e as Error).message}`;
@@ -139,6 +153,7 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
     hostname: () => os.hostname(),
     tun: true,
     hostDns,
+    routes,
   });
   let api: LocalApiServer | null = null;
   try {
@@ -176,6 +191,7 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
     log.fatal({ err: msg }, "startup failed");
     process.stderr.write(`latticed: ${msg}\n`);
     await backend.shutdown(0).catch(() => {});
+    await router.set(null).catch(() => {});
     engine.close();
     return 1;
   }
@@ -191,6 +207,7 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
       log.error({ err: (e as Error).message }, "backend shutdown");
     }
     await api?.close().catch(() => {});
+    await router.set(null).catch((e: Error) => log.error({ err: e.message }, "removing routes"));
     engine.close();
     finish(code);
   }

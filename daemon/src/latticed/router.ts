@@ -1,0 +1,110 @@
+/**
+ * The Linux router's executor: runs router-plan.ts's commands with an injected runner
+ * (production: `execFile`, argv only, never a shell; 5 s timeout each) and remembers what
+ * was applied, so each {@link Router.set} only adds and removes the difference.
+ *
+ * Failures: an IPv6 command failing only warns (hosts with IPv6 disabled); an IPv4 add
+ * failing makes `set` reject with LatticedError `router_setup` after the remaining steps
+ * ran (the item still counts as applied, so a later `set`/`close` removes what part of it
+ * got in); removals never fail (something already gone is what removal wants).
+ */
+import { execFile } from "node:child_process";
+import { LatticedError } from "./errors.js";
+import { cleanupCmds, planRouter, type Cmd, type RouterConfig } from "./router-plan.js";
+
+/** Runs argv[0] with argv[1..]; rejects with stderr in the message. */
+export type CmdRunner = (argv: readonly string[]) => Promise<void>;
+
+/** The production runner (PATH lookup, no shell, 5 s timeout). */
+export const runCmd: CmdRunner = (argv) =>
+  new Promise((resolve, reject) => {
+    execFile(argv[0]!, argv.slice(1), { timeout: 5_000 }, (err, _stdout, stderr) => {
+      if (err) reject(new Error(`${argv.join(" ")}: ${String(stderr).trim() || err.message}`));
+      else resolve();
+    });
+  });
+
+/** Dependencies of {@link Router}. */
+export interface RouterDeps {
+  /** The TUN's name. */
+  ifname: string;
+  run: CmdRunner;
+  warn: (msg: string) => void;
+  debug?: (msg: string) => void;
+}
+
+/** Applies {@link RouterConfig}s to the host, one at a time, in order. */
+export class Router {
+  #applied: string[] = [];
+  #chain: Promise<unknown> = Promise.resolve();
+  readonly #warned = new Set<string>();
+
+  constructor(private readonly d: RouterDeps) {}
+
+  /** The items applied (router-plan.ts keys, add order). */
+  get applied(): readonly string[] {
+    return this.#applied;
+  }
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.#chain.then(fn);
+    this.#chain = p.catch(() => undefined);
+    return p;
+  }
+
+  #warnOnce(msg: string): void {
+    if (this.#warned.has(msg)) return;
+    this.#warned.add(msg);
+    this.d.warn(msg);
+  }
+
+  /** Removes whatever a crashed latticed left (rules at our prefs, table 52, our chains). Never rejects. */
+  cleanup(): Promise<void> {
+    return this.#serial(async () => {
+      for (const c of cleanupCmds()) {
+        for (let i = 0; i < (c.repeat ? 64 : 1); i++) {
+          try {
+            await this.d.run(c.argv);
+          } catch {
+            break;
+          }
+        }
+      }
+      this.#applied = [];
+    });
+  }
+
+  /** Brings the host to `cfg` (null: remove everything of ours). Rejects `router_setup` (see the file comment). */
+  set(cfg: RouterConfig | null): Promise<void> {
+    return this.#serial(async () => {
+      const failed: string[] = [];
+      const applied = [...this.#applied];
+      for (const step of planRouter(this.#applied, cfg, this.d.ifname)) {
+        if (step.op === "del") {
+          for (const c of step.cmds) await this.#runQuiet(c);
+          applied.splice(applied.indexOf(step.item), 1);
+          continue;
+        }
+        for (const c of step.cmds) {
+          const err = await this.#runQuiet(c);
+          if (err === null) continue;
+          if (c.v6) this.#warnOnce(`IPv6 routing not set up (IPv6 disabled?): ${err}`);
+          else failed.push(err);
+        }
+        applied.push(step.item);
+      }
+      this.#applied = applied;
+      if (failed.length > 0) throw new LatticedError("router_setup", `configuring routes failed: ${failed.join("; ")}`);
+    });
+  }
+
+  async #runQuiet(c: Cmd): Promise<string | null> {
+    try {
+      await this.d.run(c.argv);
+      return null;
+    } catch (e) {
+      this.d.debug?.((e as Error).message);
+      return (e as Error).message;
+    }
+  }
+}
