@@ -3,7 +3,8 @@
  * (production: `execFile`, argv only, never a shell; 5 s timeout each) and remembers what
  * was applied, so each {@link Router.set} only adds and removes the difference.
  *
- * Failures: an IPv6 command failing only warns (hosts with IPv6 disabled); an IPv4 add
+ * Failures: an IPv6 command failing only warns, once until IPv6 works again (hosts with
+ * IPv6 disabled); an IPv4 add
  * failing makes `set` reject with LatticedError `router_setup` after the remaining steps
  * ran (the item still counts as applied, so a later `set`/`close` removes what part of it
  * got in); removals never fail (something already gone is what removal wants).
@@ -12,14 +13,14 @@ import { execFile } from "node:child_process";
 import { LatticedError } from "./errors.js";
 import { cleanupCmds, planRouter, type Cmd, type RouterConfig } from "./router-plan.js";
 
-/** Runs argv[0] with argv[1..]; rejects with stderr in the message. */
+/** Runs argv[0] with argv[1..]; rejects with stderr as the message (the executor names the command). */
 export type CmdRunner = (argv: readonly string[]) => Promise<void>;
 
 /** The production runner (PATH lookup, no shell, 5 s timeout). */
 export const runCmd: CmdRunner = (argv) =>
   new Promise((resolve, reject) => {
     execFile(argv[0]!, argv.slice(1), { timeout: 5_000 }, (err, _stdout, stderr) => {
-      if (err) reject(new Error(`${argv.join(" ")}: ${String(stderr).trim() || err.message}`));
+      if (err) reject(new Error(String(stderr).trim() || err.message));
       else resolve();
     });
   });
@@ -37,7 +38,8 @@ export interface RouterDeps {
 export class Router {
   #applied: string[] = [];
   #chain: Promise<unknown> = Promise.resolve();
-  readonly #warned = new Set<string>();
+  /** An IPv6 failure was reported (later ones are not, until an IPv6 command works again). */
+  #v6Warned = false;
 
   constructor(private readonly d: RouterDeps) {}
 
@@ -52,11 +54,6 @@ export class Router {
     return p;
   }
 
-  #warnOnce(msg: string): void {
-    if (this.#warned.has(msg)) return;
-    this.#warned.add(msg);
-    this.d.warn(msg);
-  }
 
   /** Removes whatever a crashed latticed left (rules at our prefs, table 52, our chains). Never rejects. */
   cleanup(): Promise<void> {
@@ -87,9 +84,15 @@ export class Router {
         }
         for (const c of step.cmds) {
           const err = await this.#runQuiet(c);
-          if (err === null) continue;
-          if (c.v6) this.#warnOnce(`IPv6 routing not set up (IPv6 disabled?): ${err}`);
-          else failed.push(err);
+          if (err === null) {
+            if (c.v6) this.#v6Warned = false;
+            continue;
+          }
+          if (!c.v6) failed.push(err);
+          else if (!this.#v6Warned) {
+            this.#v6Warned = true;
+            this.d.warn(`IPv6 routing not set up (IPv6 disabled?): ${err}`);
+          }
         }
         applied.push(step.item);
       }
@@ -103,8 +106,9 @@ export class Router {
       await this.d.run(c.argv);
       return null;
     } catch (e) {
-      this.d.debug?.((e as Error).message);
-      return (e as Error).message;
+      const msg = `${c.argv.join(" ")}: ${(e as Error).message}`;
+      this.d.debug?.(msg);
+      return msg;
     }
   }
 }
