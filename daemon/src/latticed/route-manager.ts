@@ -45,7 +45,9 @@ export interface RouterInput {
 export function routerConfig(i: RouterInput): RouterConfig {
   const sel = routeSelection(i.prefs);
   const routes: string[] = [];
-  for (const p of i.peers) if (!p.Expired) for (const r of peerSubnetRoutes(p, sel)) if (!routes.includes(r)) routes.push(r);
+  // A route this node advertises itself stays on its LAN (a standby router never sends its own subnet to the primary).
+  const own = new Set(i.prefs.AdvertiseRoutes);
+  for (const p of i.peers) if (!p.Expired) for (const r of peerSubnetRoutes(p, sel)) if (!routes.includes(r) && !own.has(r)) routes.push(r);
   const throws: string[] = [];
   if (sel.exitNodeId !== "") {
     routes.push("0.0.0.0/0", "::/0");
@@ -121,6 +123,8 @@ const defaultReadSysctl = (p: string): string | null => {
 /** See the file comment. */
 export class RouteManager {
   readonly #resolved = new Map<string, string[]>();
+  /** The last failure of the router, cleared by a successful apply. */
+  #error: string | null = null;
 
   constructor(private readonly d: RouteManagerDeps) {}
 
@@ -144,21 +148,37 @@ export class RouteManager {
     const bypass: string[] = [];
     if (prefs.ExitNodeID !== "") for (const h of bypassHosts(prefs.ControlURL, nm.derpMap)) bypass.push(...(await this.#addresses(h)));
     const lan = prefs.ExitNodeID !== "" && prefs.ExitNodeAllowLANAccess ? this.d.lanPrefixes() : [];
-    await this.d.router.set(routerConfig({ peers: nm.peers.values(), prefs, bypass, lanPrefixes: lan }));
+    await this.#set(routerConfig({ peers: nm.peers.values(), prefs, bypass, lanPrefixes: lan }));
+  }
+
+  async #set(cfg: RouterConfig | null): Promise<void> {
+    try {
+      await this.d.router.set(cfg);
+      this.#error = null;
+    } catch (e) {
+      this.#error = (e as Error).message;
+      throw e;
+    }
   }
 
   /** Removes all routing of ours (down, logout, expiry, shutdown). */
   down(): Promise<void> {
-    return this.d.router.set(null);
+    return this.#set(null);
   }
 
-  /** Health lines: forwarding off while advertising routes (IPv4 routes: ip_forward; IPv6 routes: ipv6 forwarding). */
+  /**
+   * Health lines: the last router failure ("configuring routes failed: …") until an apply
+   * succeeds; forwarding off while advertising routes (IPv4 routes: ip_forward; IPv6
+   * routes: ipv6 forwarding).
+   */
   health(prefs: Pick<Prefs, "AdvertiseRoutes">): string[] {
-    if (prefs.AdvertiseRoutes.length === 0) return [];
+    const out = this.#error ? [this.#error] : [];
+    if (prefs.AdvertiseRoutes.length === 0) return out;
     const read = this.d.readSysctl ?? defaultReadSysctl;
     const off = (f: 4 | 6): boolean => read(FORWARDING_FILES[f])?.trim() === "0";
     const v4 = prefs.AdvertiseRoutes.some((r) => !r.includes(":") || isExitRoute(r));
     const v6 = prefs.AdvertiseRoutes.some((r) => r.includes(":"));
-    return (v4 && off(4)) || (v6 && off(6)) ? [FORWARDING_OFF_HEALTH] : [];
+    if ((v4 && off(4)) || (v6 && off(6))) out.push(FORWARDING_OFF_HEALTH);
+    return out;
   }
 }

@@ -117,6 +117,8 @@ describe("router config and health", () => {
     expect(withExit).toEqual({ routes: ["0.0.0.0/0", "::/0"], throws: ["10.66.0.1/32", "2001:db8::1/128"], forward: null });
     expect(routerConfig({ peers: [], prefs: { ...prefs, ExitNodeID: "n3CNTRL", ExitNodeAllowLANAccess: true }, bypass: [], lanPrefixes: ["192.168.1.0/24"] }).throws).toEqual(["192.168.1.0/24"]);
     expect(routerConfig({ peers: [], prefs: { ...prefs, AdvertiseRoutes: ["10.77.0.0/24"], NoSNAT: true }, bypass: [], lanPrefixes: [] }).forward).toEqual({ snat: false });
+    // A standby router (same subnet advertised here) keeps its own subnet out of table 52.
+    expect(routerConfig({ peers: [router], prefs: { ...prefs, RouteAll: true, AdvertiseRoutes: ["10.77.0.0/24"] }, bypass: [], lanPrefixes: [] }).routes).toEqual([]);
     expect(bypassHosts("http://control.example:8080", { Regions: { 900: { RegionID: 900, RegionCode: "x", RegionName: "x", Nodes: [{ Name: "a", RegionID: 900, HostName: "derp.example", IPv4: "203.0.113.5" }, { Name: "b", RegionID: 900, HostName: "derp2.example" }] } } } as never)).toEqual([
       "control.example",
       "203.0.113.5",
@@ -155,6 +157,25 @@ describe("router config and health", () => {
     await m.apply(nm, { ...prefs, ExitNodeID: "n3CNTRL" });
     expect(sets[1]).toEqual({ routes: ["0.0.0.0/0", "::/0"], throws: ["10.66.0.1/32"], forward: null });
     expect(sets[2]).toEqual(sets[1]);
+  });
+
+  it("a router failure is a Health line until the next apply succeeds", async () => {
+    let fail = true;
+    const m = new RouteManager({
+      router: {
+        set: async () => {
+          if (fail) throw new LatticedError("router_setup", "configuring routes failed: iptables -w -N lattice-forward: not found");
+        },
+      },
+      lanPrefixes: () => [],
+      readSysctl: () => "1",
+    });
+    const nm = Netmap.fromFull({ Node: node(1), Peers: [] }, 0)!;
+    await expect(m.apply(nm, prefs)).rejects.toThrowError(/iptables/);
+    expect(m.health({ AdvertiseRoutes: [] })).toEqual(["configuring routes failed: iptables -w -N lattice-forward: not found"]);
+    fail = false;
+    await m.apply(nm, prefs);
+    expect(m.health({ AdvertiseRoutes: [] })).toEqual([]);
   });
 });
 
