@@ -109,6 +109,19 @@ describe("latticed subnet router and exit node (netns)", () => {
     // NoSNAT: H sees A's tailnet address.
     expect((await localApi(dr.socket, "PATCH", "/localapi/v0/prefs", { NoSNAT: true })).status).toBe(200);
     expect(await waitFor("H sees A's address", 10_000, () => (curl(a.ns, hUrl) === ipA ? ipA : null))).toBe(ipA);
+    // The policy is enforced at the router: with only H:22 allowed, R's filter drops A→H:http.
+    const policyFile = path.join(w.dir, "policy.json");
+    const policy = (dst: string[]) => {
+      fs.writeFileSync(policyFile, JSON.stringify({ acls: [{ action: "accept", src: ["*"], dst }] }));
+      ctl.admin("policy", "set", policyFile);
+    };
+    const rDrops = async () => Number(/latticed_filter_packets_total\{direction="in",verdict="drop",reason="no-rule"\} (\d+)/.exec((await localApi(dr.socket, "GET", "/localapi/v0/metrics")).body)?.[1] ?? 0);
+    const drops0 = await rDrops();
+    policy(["100.64.0.0/10:*", "10.77.0.5:22"]);
+    await waitFor("R drops A→H:http", 10_000, () => curl(a.ns, hUrl) === "");
+    expect(await rDrops()).toBeGreaterThan(drops0);
+    policy(["*:*"]);
+    await waitFor("H reachable again", 10_000, () => curl(a.ns, hUrl) === ipA);
 
     // Exit node.
     const before = routing(a.ns);
@@ -133,6 +146,15 @@ describe("latticed subnet router and exit node (netns)", () => {
     expect(run("ip", ["-n", a.ns, "route", "show", "table", "52"])).toContain("throw 10.66.0.1");
     expect(run("ip", ["netns", "exec", a.ns, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3", `${ctl.url}/key?v=100`])).toBe("200");
     expect(curl(a.ns, hUrl)).toBe(ipA);
+    // The LAN: through E (E's LAN address after its MASQUERADE) unless LAN access is allowed.
+    const ctlNs = w.ns("ctl");
+    run("ip", ["-n", ctlNs, "addr", "add", "10.66.0.2/24", "dev", "br0"]);
+    const lanUrl = `http://10.66.0.2:${await echoServer("lan-http", ctlNs)}/`;
+    expect(await waitFor("LAN host via E", 10_000, () => curl(a.ns, lanUrl))).toBe(e.lanIp);
+    expect((await localApi(da.socket, "PATCH", "/localapi/v0/prefs", { ExitNodeAllowLANAccess: true })).status).toBe(200);
+    expect(await waitFor("LAN host directly", 10_000, () => (curl(a.ns, lanUrl) === a.lanIp ? a.lanIp : null))).toBe(a.lanIp);
+    expect(run("ip", ["-n", a.ns, "route", "show", "table", "52"])).toContain("throw 10.66.0.0/24");
+    expect(curl(a.ns, iUrl)).toBe("198.51.100.1");
     // Clearing restores A's routing tables and rules exactly.
     expect((await localApi(da.socket, "PATCH", "/localapi/v0/prefs", { ExitNodeIP: "" })).body.ExitNodeID).toBe("");
     await waitFor("routes restored", 5_000, () => routing(a.ns) === before).catch(() => undefined);
