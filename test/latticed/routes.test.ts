@@ -89,6 +89,8 @@ describe("latticed subnet router and exit node (netns)", () => {
     const ipE = ((await running(de.socket)).TailscaleIPs as string[])[0]!;
     const ipR = ((await running(dr.socket)).TailscaleIPs as string[])[0]!;
 
+    // latticed's UDP socket carries the bypass mark (rule 5210: never into table 52).
+    expect(run("ip", ["netns", "exec", a.ns, "ss", "-uaneH", "sport", "=", ":41641"])).toContain("fwmark:0x80000");
     // Forwarding is on in R: no Health line; a peer that is no exit node cannot be chosen.
     expect((await localApi(dr.socket, "GET", "/localapi/v0/status")).body.Health.join("\n")).not.toContain("IP forwarding is disabled");
     const notExit = await localApi(da.socket, "PATCH", "/localapi/v0/prefs", { ExitNodeIP: ipR });
