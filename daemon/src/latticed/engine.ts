@@ -107,6 +107,15 @@ export class Engine {
     await this.d.tunConfig.up();
   }
 
+  /**
+   * SO_MARK of the UDP socket (kept across rebinds by the edge): latticed's own packets
+   * bypass routing table 52 (router-plan.ts). Throws when the mark cannot be set (no
+   * CAP_NET_ADMIN).
+   */
+  setFwmark(mark: number): void {
+    this.#edge.apply({ replacePeers: false, peers: [], fwmark: mark });
+  }
+
   /** The UDP port bound. */
   get port(): number {
     return this.#edge.port;

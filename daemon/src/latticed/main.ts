@@ -118,7 +118,7 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
     await engine.start(o.port);
     // latticed's own UDP bypasses table 52 (rule 5210); without CAP_NET_ADMIN it cannot be marked.
     try {
-      magic.setMark(Number(BYPASS_MARK));
+      engine.setFwmark(Number(BYPASS_MARK));
     } catch (e) {
       log.warn({ err: (e as Error).message }, "cannot mark latticed's UDP socket (SO_MARK): an exit node would capture it");
     }
