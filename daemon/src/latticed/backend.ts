@@ -32,7 +32,7 @@ import { Netmap } from "./netmap.js";
 import { defaultPrefs, loadPrefs, parsePrefsPatch, parseUpRequest, prefsForUp, applyPatch, type Prefs } from "./prefs.js";
 import { STATE_FILES, type StateDir } from "./state.js";
 import { buildStatus, regionCode, stripPrefix, type BackendState, type Status } from "./status.js";
-import { routeSelection, type RouteManager } from "./route-manager.js";
+import { routeSelection, routingPrefsChanged, type RouteManager } from "./route-manager.js";
 import { applyExitChoice, suggestExitNode, type ExitNodeSuggestion } from "./routes.js";
 
 /** The control protocol capability version latticed speaks. */
@@ -497,11 +497,6 @@ export class LocalBackend {
     applyExitChoice(next, given, this.#netmap?.self ?? null, this.#netmap?.peers.values() ?? []);
   }
 
-  /** Whether the route-related prefs differ (engine + router reconfiguration). */
-  static #routesChanged(a: Prefs, b: Prefs): boolean {
-    return a.RouteAll !== b.RouteAll || a.ExitNodeID !== b.ExitNodeID || a.ExitNodeAllowLANAccess !== b.ExitNodeAllowLANAccess || a.NoSNAT !== b.NoSNAT || a.AdvertiseRoutes.join() !== b.AdvertiseRoutes.join();
-  }
-
   /** GET /suggest-exit-node: throws LatticedError `no_exit_nodes` (404) when no online peer offers one. */
   suggestExitNode(): ExitNodeSuggestion {
     const nm = this.#netmap;
@@ -524,7 +519,7 @@ export class LocalBackend {
       if (patch.Hostname !== undefined || patch.AdvertiseTags !== undefined || patch.AdvertiseRoutes !== undefined || (patch.RunSSH !== undefined && patch.RunSSH !== before.RunSSH)) this.#control?.sendUpdate();
       if (patch.RunSSH !== undefined && patch.RunSSH !== before.RunSSH) this.#syncSsh();
     }
-    if (((patch.CorpDNS !== undefined && patch.CorpDNS !== before.CorpDNS) || LocalBackend.#routesChanged(before, this.#prefs)) && this.#state === "Running") this.#configureEngine();
+    if (((patch.CorpDNS !== undefined && patch.CorpDNS !== before.CorpDNS) || routingPrefsChanged(before, this.#prefs)) && this.#state === "Running") this.#configureEngine();
     return this.prefs();
   }
 
@@ -537,7 +532,7 @@ export class LocalBackend {
     const urlChanged = next.ControlURL !== this.#prefs.ControlURL;
     const sshChanged = next.RunSSH !== this.#prefs.RunSSH;
     const hostChanged = sshChanged || next.Hostname !== this.#prefs.Hostname || next.AdvertiseTags.join() !== this.#prefs.AdvertiseTags.join() || next.AdvertiseRoutes.join() !== this.#prefs.AdvertiseRoutes.join();
-    const engineChanged = next.CorpDNS !== this.#prefs.CorpDNS || LocalBackend.#routesChanged(this.#prefs, next);
+    const engineChanged = next.CorpDNS !== this.#prefs.CorpDNS || routingPrefsChanged(this.#prefs, next);
     this.#prefs = next;
     this.#savePrefs();
     const needLogin = !this.#loggedIn || this.#nodeKey === null || this.#keyExpired || req.ForceReauth === true || urlChanged;

@@ -31,6 +31,11 @@ export function routeSelection(p: Pick<Prefs, "RouteAll" | "ExitNodeID" | "Adver
   return { routeAll: p.RouteAll, exitNodeId: p.ExitNodeID, advertiseRoutes: p.AdvertiseRoutes };
 }
 
+/** Whether the prefs that shape routing differ (the engine and the router are reconfigured). */
+export function routingPrefsChanged(a: Prefs, b: Prefs): boolean {
+  return a.RouteAll !== b.RouteAll || a.ExitNodeID !== b.ExitNodeID || a.ExitNodeAllowLANAccess !== b.ExitNodeAllowLANAccess || a.NoSNAT !== b.NoSNAT || a.AdvertiseRoutes.join() !== b.AdvertiseRoutes.join();
+}
+
 /** Everything {@link routerConfig} reads. */
 export interface RouterInput {
   peers: Iterable<Node>;
