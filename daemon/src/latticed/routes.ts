@@ -117,10 +117,23 @@ export function approvedOwnRoutes(self: Node, advertised: readonly string[]): st
   return advertised.filter((r) => approved.has(r));
 }
 
-/** The filter's local nets: own addresses plus approved advertised routes (see the file comment). */
+/**
+ * An approved exit route as filter local addresses: everything but the tailnet range (a
+ * peer's traffic to another tailnet address must go to that node, never hairpin through
+ * the exit node and leave with its address).
+ */
+export const EXIT_LOCAL_RANGES: Readonly<Record<string, readonly string[]>> = Object.freeze({
+  "0.0.0.0/0": ["0.0.0.0-100.63.255.255", "100.128.0.0-255.255.255.255"],
+  "::/0": ["::-fd7a:115c:a1df:ffff:ffff:ffff:ffff:ffff", "fd7a:115c:a1e1::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"],
+});
+
+/**
+ * The filter's local nets: own addresses plus approved advertised routes (see the file
+ * comment); an approved exit route counts as every address outside the tailnet range.
+ */
 export function filterLocalNets(self: Node, advertised: readonly string[]): string[] {
   const out = [...self.Addresses];
-  for (const r of approvedOwnRoutes(self, advertised)) if (!out.includes(r)) out.push(r);
+  for (const r of approvedOwnRoutes(self, advertised)) for (const x of EXIT_LOCAL_RANGES[r] ?? [r]) if (!out.includes(x)) out.push(x);
   return out;
 }
 

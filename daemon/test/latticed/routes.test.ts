@@ -89,7 +89,8 @@ describe("route selection", () => {
     const selfRouter = node(2, { AllowedIPs: ["100.64.0.2/32", "10.77.0.0/24"], PrimaryRoutes: ["10.77.0.0/24"] });
     expect(filterLocalNets(selfRouter, ["10.77.0.0/24", "10.88.0.0/24"])).toEqual(["100.64.0.2/32", "fd7a:115c:a1e0::2/128", "10.77.0.0/24"]);
     expect(filterLocalNets(selfRouter, [])).toEqual(["100.64.0.2/32", "fd7a:115c:a1e0::2/128"]);
-    expect(filterLocalNets(exit, ["0.0.0.0/0", "::/0"])).toEqual([...exit.Addresses, "0.0.0.0/0", "::/0"]);
+    const exitNets = filterLocalNets(exit, ["0.0.0.0/0", "::/0"]);
+    expect(exitNets).toEqual([...exit.Addresses, "0.0.0.0-100.63.255.255", "100.128.0.0-255.255.255.255", "::-fd7a:115c:a1df:ffff:ffff:ffff:ffff:ffff", "fd7a:115c:a1e1::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"]);
     expect(filterLocalNets(node(3), ["0.0.0.0/0", "::/0"])).toEqual(node(3).Addresses);
     // Enforced by the filter: with an allow-all rule, a packet to the unapproved 10.88.0.5 is "not-local".
     const rules = [{ SrcIPs: ["*"], DstPorts: [{ IP: "*", Ports: { First: 0, Last: 65535 } }] }];
@@ -97,6 +98,12 @@ describe("route selection", () => {
     const icmp = (dst: number[]) => new Uint8Array([0x45, 0, 0, 28, 0, 0, 0, 0, 64, 1, 0, 0, 100, 64, 0, 9, ...dst, 8, 0, 0, 0, 0, 1, 0, 1]);
     expect(f.runIn(icmp([10, 77, 0, 5]), 0).accept).toBe(true);
     expect(f.runIn(icmp([10, 88, 0, 5]), 0)).toMatchObject({ accept: false, reason: "not-local" });
+    // An exit node: the internet (and its own LANs) are local, other tailnet addresses are not (no hairpin).
+    const fe = Filter.fromRules(rules, exitNets);
+    expect(fe.errors).toEqual([]);
+    for (const dst of [[198, 51, 100, 10], [10, 88, 0, 5], [100, 63, 255, 255], [100, 128, 0, 0]]) expect(fe.runIn(icmp(dst), 0).accept).toBe(true);
+    expect(fe.runIn(icmp([100, 64, 0, 3]), 0).accept).toBe(true);
+    expect(fe.runIn(icmp([100, 64, 0, 7]), 0)).toMatchObject({ accept: false, reason: "not-local" });
   });
 
   it("suggest-exit-node: online exit peers, same home DERP first, then a direct path, then name; none → null", () => {
