@@ -9,7 +9,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { World, localApi, requireRoot, run, waitFor } from "./harness.js";
 
-const ECHO_SERVER = `require("node:http").createServer((q, s) => s.end(q.socket.remoteAddress.replace(/^::ffff:/, ""))).listen(0, function () { console.log("PORT " + this.address().port); });`;
+const ECHO_SERVER = `require("node:http").createServer((q, s) => s.end(q.socket.remoteAddress.replace(/^::ffff:/, ""))).listen(0, "::", function () { console.log("PORT " + this.address().port); });`;
 
 describe("latticed subnet router and exit node (netns)", () => {
   const w = new World("10.66.0");
@@ -62,6 +62,9 @@ describe("latticed subnet router and exit node (netns)", () => {
     const e = w.nodeNs("routes-e");
     const h = stub("routes-h", r.ns, "lan1", "10.77.0.1", "10.77.0.5", true);
     const i = stub("routes-i", e.ns, "wan1", "198.51.100.1", "198.51.100.10", false);
+    // I has IPv6 too (2001:db8:51::/64, only E on it): ::/0 through E with ip6tables MASQUERADE.
+    run("ip", ["-n", e.ns, "-6", "addr", "add", "2001:db8:51::1/64", "dev", "wan1", "nodad"]);
+    run("ip", ["-n", i, "-6", "addr", "add", "2001:db8:51::10/64", "dev", "eth0", "nodad"]);
     for (const ns of [r.ns, e.ns]) run("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]);
     const hPort = await echoServer("h-http", h);
     const iPort = await echoServer("i-http", i);
@@ -141,6 +144,7 @@ describe("latticed subnet router and exit node (netns)", () => {
     expect(set.status, JSON.stringify(set.body)).toBe(200);
     expect(set.body.ExitNodeID).toBe(exitPeer.ID);
     expect(await waitFor("I reached through E", 10_000, () => curl(a.ns, iUrl))).toBe("198.51.100.1");
+    expect(curl(a.ns, `http://[2001:db8:51::10]:${iPort}/`)).toBe("2001:db8:51::1");
     const st = (await localApi(da.socket, "GET", "/localapi/v0/status")).body;
     expect(st.ExitNodeStatus).toMatchObject({ ID: exitPeer.ID, Online: true });
     expect(Object.values(st.Peer as Record<string, any>).find((p) => p.HostName === "exit").ExitNode).toBe(true);
