@@ -51,7 +51,7 @@ describe("latticed subnet router and exit node (netns)", () => {
   const routing = (ns: string): string =>
     [["-4", "route", "show", "table", "all"], ["-6", "route", "show", "table", "all"], ["-4", "rule"], ["-6", "rule"]].map((args) => run("ip", ["-n", ns, ...args])).join("\n--\n");
 
-  it("A reaches R's LAN only after approval with RouteAll (SNAT, then NoSNAT); A's traffic exits through E; clearing the exit node restores A's routes and rules byte-for-byte; R recovers from kill -9", async () => {
+  it("A reaches R's LAN only after approval with RouteAll (SNAT, then NoSNAT); A's traffic exits through E; clearing the exit node restores A's routes and rules byte-for-byte; R recovers from kill -9; shutdown and down remove everything", async () => {
     requireRoot();
     w.lan();
     const ctl = await w.control();
@@ -186,5 +186,10 @@ describe("latticed subnet router and exit node (netns)", () => {
     expect(run("ip", ["-n", r.ns, "route", "show", "table", "all"])).not.toContain("table 52");
     expect(run("ip", ["netns", "exec", r.ns, "iptables", "-S"])).not.toContain("lattice-");
     expect(run("ip", ["netns", "exec", r.ns, "iptables", "-t", "nat", "-S"])).not.toContain("lattice-");
+    // So does `down` (A: rules and table 52 gone while the daemon keeps running).
+    expect((await localApi(da.socket, "POST", "/localapi/v0/down")).status).toBe(200);
+    await waitFor("A's rules removed", 5_000, () => !/^52\d0:/m.test(run("ip", ["-n", a.ns, "-4", "rule"])));
+    expect(run("ip", ["-n", a.ns, "-6", "rule"])).not.toMatch(/^52\d0:/m);
+    expect(run("ip", ["-n", a.ns, "route", "show", "table", "all"])).not.toContain("table 52");
   }, 120_000);
 });
