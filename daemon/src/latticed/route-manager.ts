@@ -7,7 +7,7 @@
  * Choices where the contract is silent: expired peers contribute no routes; an exit node
  * that left the netmap keeps the default route on the TUN (traffic is dropped, never sent
  * around the tunnel — fail closed, as Tailscale); host names are looked up with a 2 s
- * bound and the last answer is reused when a lookup fails.
+ * bound, an answer is reused for 60 s, and the last answer stays when a lookup fails.
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -114,7 +114,12 @@ export interface RouteManagerDeps {
   /** A sysctl file's content, null when unreadable. */
   readSysctl?: (path: string) => string | null;
   lookupTimeoutMs?: number;
+  /** Monotonic ms (answers are reused for {@link LOOKUP_TTL_MS}). */
+  now?: () => number;
 }
+
+/** How long a host name's addresses are reused before looking it up again. */
+export const LOOKUP_TTL_MS = 60_000;
 
 const defaultLookup = async (host: string): Promise<string[]> => (await dnsLookup(host, { all: true })).map((a) => a.address);
 const defaultReadSysctl = (p: string): string | null => {
@@ -127,7 +132,7 @@ const defaultReadSysctl = (p: string): string | null => {
 
 /** See the file comment. */
 export class RouteManager {
-  readonly #resolved = new Map<string, string[]>();
+  readonly #resolved = new Map<string, { addrs: string[]; at: number }>();
   /** The last failure of the router, cleared by a successful apply. */
   #error: string | null = null;
 
@@ -135,14 +140,17 @@ export class RouteManager {
 
   async #addresses(host: string): Promise<string[]> {
     if (parseIp(host)) return [host];
+    const now = (this.d.now ?? performance.now.bind(performance))();
+    const known = this.#resolved.get(host);
+    if (known && now - known.at < LOOKUP_TTL_MS) return known.addrs;
     const lookup = this.d.lookup ?? defaultLookup;
     let timer: NodeJS.Timeout | undefined;
     try {
       const got = await Promise.race([lookup(host), new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error("timeout")), this.d.lookupTimeoutMs ?? 2_000)))]);
-      this.#resolved.set(host, got);
+      this.#resolved.set(host, { addrs: got, at: now });
       return got;
     } catch {
-      return this.#resolved.get(host) ?? [];
+      return known?.addrs ?? [];
     } finally {
       clearTimeout(timer);
     }

@@ -145,13 +145,17 @@ describe("router config and health", () => {
     expect(m.health({ AdvertiseRoutes: ["fd00::/64"] })).toEqual([FORWARDING_OFF_HEALTH]);
   });
 
-  it("apply resolves the control and DERP host names only with an exit node, reusing the last answer when a lookup fails", async () => {
+  it("apply resolves the control and DERP host names only with an exit node, reusing an answer for 60 s and the last one when a lookup fails", async () => {
     const sets: unknown[] = [];
     let fail = false;
+    let lookups = 0;
+    let now = 0;
     const m = new RouteManager({
       router: { set: async (c) => void sets.push(c) },
       lanPrefixes: () => [],
+      now: () => now,
       lookup: async (h) => {
+        lookups++;
         if (fail) throw new Error("ENOTFOUND");
         return h === "control.example" ? ["10.66.0.1"] : [];
       },
@@ -160,10 +164,17 @@ describe("router config and health", () => {
     await m.apply(nm, prefs);
     expect(sets[0]).toEqual({ routes: [], throws: [], forward: null });
     await m.apply(nm, { ...prefs, ExitNodeID: "n3CNTRL" });
-    fail = true;
+    expect(lookups).toBe(1);
+    now = 30_000;
     await m.apply(nm, { ...prefs, ExitNodeID: "n3CNTRL" });
+    expect(lookups).toBe(1);
+    fail = true;
+    now = 61_000;
+    await m.apply(nm, { ...prefs, ExitNodeID: "n3CNTRL" });
+    expect(lookups).toBe(2);
     expect(sets[1]).toEqual({ routes: ["0.0.0.0/0", "::/0"], throws: ["10.66.0.1/32"], forward: null });
     expect(sets[2]).toEqual(sets[1]);
+    expect(sets[3]).toEqual(sets[1]);
   });
 
   it("a router failure is a Health line until the next apply succeeds", async () => {
