@@ -152,6 +152,9 @@ describe("latticed subnet router and exit node (netns)", () => {
     expect(run("ip", ["-n", a.ns, "route", "show", "table", "52"])).toContain("throw 10.66.0.1");
     expect(run("ip", ["netns", "exec", a.ns, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3", `${ctl.url}/key?v=100`])).toBe("200");
     expect(curl(a.ns, hUrl)).toBe(ipA);
+    // A rule deleted by someone else (systemd-networkd does that) is back within 5 s.
+    run("ip", ["-n", a.ns, "-4", "rule", "del", "pref", "5270"]);
+    await waitFor("rule 5270 re-added", 10_000, () => /^5270:/m.test(run("ip", ["-n", a.ns, "-4", "rule"])));
     // The LAN: through E (E's LAN address after its MASQUERADE) unless LAN access is allowed.
     const ctlNs = w.ns("ctl");
     run("ip", ["-n", ctlNs, "addr", "add", "10.66.0.2/24", "dev", "br0"]);

@@ -29,7 +29,7 @@ import { DirectResolvConf } from "./resolvconf.js";
 import { STATE_FILES, StateDir } from "./state.js";
 import type { Logger } from "pino";
 import { TunConfig, runIp } from "./tun-config.js";
-import { Router, runCmd } from "./router.js";
+import { RULE_CHECK_MS, Router, readCmd, runCmd } from "./router.js";
 import { BYPASS_MARK } from "./router-plan.js";
 import { RouteManager, hostLanPrefixes } from "./route-manager.js";
 
@@ -111,8 +111,15 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
   });
   // Subnet routes / exit nodes: policy routing (table 52) and forwarding chains; a crashed
   // predecessor's state is removed first (router-plan.ts cleanupCmds).
-  const router = new Router({ ifname: tun.name, run: runCmd, warn: (m) => log.warn({}, m), debug: (m) => log.debug({}, m) });
+  const router = new Router({ ifname: tun.name, run: runCmd, read: readCmd, warn: (m) => log.warn({}, m), debug: (m) => log.debug({}, m) });
   await router.cleanup();
+  // Rules deleted by someone else come back within RULE_CHECK_MS.
+  const ruleCheck = setInterval(() => {
+    void router.repairRules().then((r) => {
+      if (r.length > 0) log.warn({ rules: r }, "policy rules deleted by someone else were re-added");
+    });
+  }, RULE_CHECK_MS);
+  ruleCheck.unref();
   const routes = new RouteManager({ router, lanPrefixes: () => hostLanPrefixes(tun.name) });
   try {
     await engine.start(o.port);
@@ -123,6 +130,7 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
       log.warn({ err: (e as Error).message }, "cannot mark latticed's UDP socket (SO_MARK): an exit node would capture it");
     }
   } catch (e) {
+    clearInterval(ruleCheck);
     engine.close();
     const msg = `starting the data path: ${(e as Error).message}`;
     log.fatal({ err: msg }, "startup failed");
@@ -191,6 +199,7 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
     log.fatal({ err: msg }, "startup failed");
     process.stderr.write(`latticed: ${msg}\n`);
     await backend.shutdown(0).catch(() => {});
+    clearInterval(ruleCheck);
     await router.set(null).catch(() => {});
     engine.close();
     return 1;
@@ -207,6 +216,7 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
       log.error({ err: (e as Error).message }, "backend shutdown");
     }
     await api?.close().catch(() => {});
+    clearInterval(ruleCheck);
     await router.set(null).catch((e: Error) => log.error({ err: e.message }, "removing routes"));
     engine.close();
     finish(code);

@@ -11,7 +11,7 @@
  */
 import { execFile } from "node:child_process";
 import { LatticedError } from "./errors.js";
-import { cleanupCmds, planRouter, type Cmd, type RouterConfig } from "./router-plan.js";
+import { RULE_PREFS, cleanupCmds, itemCmds, planRouter, type Cmd, type RouterConfig } from "./router-plan.js";
 
 /** Runs argv[0] with argv[1..]; rejects with stderr as the message (the executor names the command). */
 export type CmdRunner = (argv: readonly string[]) => Promise<void>;
@@ -25,11 +25,28 @@ export const runCmd: CmdRunner = (argv) =>
     });
   });
 
+/** Runs argv[0] with argv[1..] and resolves with its stdout. */
+export type CmdReader = (argv: readonly string[]) => Promise<string>;
+
+/** The production reader (PATH lookup, no shell, 5 s timeout, 1 MiB of output). */
+export const readCmd: CmdReader = (argv) =>
+  new Promise((resolve, reject) => {
+    execFile(argv[0]!, argv.slice(1), { timeout: 5_000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(String(stderr).trim() || err.message));
+      else resolve(String(stdout));
+    });
+  });
+
+/** How often latticed checks that its policy rules are still there (Tailscale: rate-limited to 5 s). */
+export const RULE_CHECK_MS = 5_000;
+
 /** Dependencies of {@link Router}. */
 export interface RouterDeps {
   /** The TUN's name. */
   ifname: string;
   run: CmdRunner;
+  /** For {@link Router.repairRules}; absent: rules are never checked. */
+  read?: CmdReader;
   warn: (msg: string) => void;
   debug?: (msg: string) => void;
 }
@@ -98,6 +115,34 @@ export class Router {
       }
       this.#applied = applied;
       if (failed.length > 0) throw new LatticedError("router_setup", `configuring routes failed: ${failed.join("; ")}`);
+    });
+  }
+
+  /**
+   * Re-adds policy rules of ours that someone else deleted (systemd-networkd, for one,
+   * removes "foreign" rules when it reconfigures a link), as Tailscale does. Resolves with
+   * the rules re-added (`ip -4 rule add pref 5270 table 52`, …); never rejects.
+   */
+  repairRules(): Promise<string[]> {
+    const read = this.d.read;
+    if (!read) return Promise.resolve([]);
+    return this.#serial(async () => {
+      const readded: string[] = [];
+      for (const f of [4, 6] as const) {
+        if (!this.#applied.includes(`rules${f}`)) continue;
+        let shown: string;
+        try {
+          shown = await read(["ip", `-${f}`, "rule", "show"]);
+        } catch {
+          continue;
+        }
+        const cmds = itemCmds(`rules${f}`, false, this.d.ifname);
+        for (const [i, pref] of RULE_PREFS.entries()) {
+          if (new RegExp(`^${pref}:`, "m").test(shown)) continue;
+          if ((await this.#runQuiet(cmds[i]!)) === null) readded.push(cmds[i]!.argv.join(" "));
+        }
+      }
+      return readded;
     });
   }
 

@@ -166,4 +166,30 @@ describe("router executor", () => {
     expect(ran.filter((l) => l === "ip -4 rule del pref 5270")).toHaveLength(4);
     expect(ran).toContain("ip6tables -w -t nat -X lattice-postrouting");
   });
+
+  it("repairRules re-adds only the policy rules someone deleted, only for families it manages", async () => {
+    const ran: string[] = [];
+    let shown4 = "0:\tfrom all lookup local\n5210:\tfrom all fwmark 0x80000/0xff0000 lookup main\n5230:\tfrom all fwmark 0x80000/0xff0000 lookup default\n32766:\tfrom all lookup main\n";
+    const r = new Router({
+      ifname: "lattice0",
+      warn: () => {},
+      run: async (argv) => {
+        ran.push(argv.join(" "));
+        if (argv[1] === "-6") throw new Error("IPv6 is disabled");
+      },
+      read: async (argv) => {
+        if (argv[1] === "-6") throw new Error("IPv6 is disabled");
+        return shown4;
+      },
+    });
+    expect(await r.repairRules()).toEqual([]);
+    await r.set(client);
+    ran.length = 0;
+    expect(await r.repairRules()).toEqual(["ip -4 rule add pref 5250 fwmark 0x80000/0xff0000 type unreachable", "ip -4 rule add pref 5270 table 52"]);
+    expect(ran).toEqual(["ip -4 rule add pref 5250 fwmark 0x80000/0xff0000 type unreachable", "ip -4 rule add pref 5270 table 52"]);
+    shown4 += "5250:\tfrom all fwmark 0x80000/0xff0000 unreachable\n5270:\tfrom all lookup 52\n";
+    ran.length = 0;
+    expect(await r.repairRules()).toEqual([]);
+    expect(ran).toEqual([]);
+  });
 });
