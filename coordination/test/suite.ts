@@ -376,6 +376,13 @@ export function controlSuite(label: string, db: (name: string) => Promise<string
       expect(exit.code).toBe(0);
       expect(exit.stdout).toContain("gw: approved routes 0.0.0.0/0,10.33.0.0/16,::/0");
       expect(await approved()).toEqual(["0.0.0.0/0", "10.33.0.0/16", "::/0"]);
+      // The node itself learns the approval: its own AllowedIPs carry the exit pair (its packet
+      // filter admits forwarded traffic only for approved routes). 10.33.0.0/16 is primary on
+      // "router" (an earlier test), so it is not gw's.
+      const self = gw.map({ Hostinfo: { Hostname: "gw", RoutableIPs: ["10.33.0.0/16", "10.44.0.0/16", "0.0.0.0/0", "::/0"] } })[Symbol.asyncIterator]();
+      const selfNode = (await self.next()).value.Node;
+      await self.return!();
+      expect(selfNode.AllowedIPs).toEqual(expect.arrayContaining(["0.0.0.0/0", "::/0"]));
       // Removing half the exit pair removes both; other routes stay.
       expect((await s.cli(["nodes", "approve-routes", "gw", "::/0", "--remove"])).code).toBe(0);
       expect(await approved()).toEqual(["10.33.0.0/16"]);

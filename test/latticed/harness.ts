@@ -74,7 +74,8 @@ export class World {
   readonly logs = new Map<string, string>();
   #nodes = 0;
 
-  constructor() {
+  /** `lanNet`: the first three octets of the LAN (default 10.77.0). */
+  constructor(readonly lanNet = "10.77.0") {
     fs.chmodSync(this.dir, 0o700);
   }
 
@@ -82,14 +83,14 @@ export class World {
     return `ltd-${role}-${this.id}`;
   }
 
-  /** The LAN: namespace "ctl" with bridge br0 at 10.77.0.1/24. */
+  /** The LAN: namespace "ctl" with bridge br0 at LAN.1/24 (10.77.0.1 by default). */
   lan(): void {
     const c = this.ns("ctl");
     run("ip", ["netns", "add", c]);
     this.namespaces.push(c);
     run("ip", ["-n", c, "link", "set", "lo", "up"]);
     run("ip", ["-n", c, "link", "add", "br0", "type", "bridge"]);
-    run("ip", ["-n", c, "addr", "add", "10.77.0.1/24", "dev", "br0"]);
+    run("ip", ["-n", c, "addr", "add", `${this.lanNet}.1/24`, "dev", "br0"]);
     run("ip", ["-n", c, "link", "set", "br0", "up"]);
   }
 
@@ -104,7 +105,7 @@ export class World {
     run("ip", ["-n", c, "link", "add", `p${n}`, "type", "veth", "peer", "name", "eth0", "netns", ns]);
     run("ip", ["-n", c, "link", "set", `p${n}`, "master", "br0"]);
     run("ip", ["-n", c, "link", "set", `p${n}`, "up"]);
-    const lanIp = `10.77.0.${10 + n}`;
+    const lanIp = `${this.lanNet}.${10 + n}`;
     run("ip", ["-n", ns, "addr", "add", `${lanIp}/24`, "dev", "eth0"]);
     run("ip", ["-n", ns, "link", "set", "eth0", "up"]);
     return { ns, lanIp };
@@ -129,8 +130,8 @@ export class World {
   /** lattice-control on 10.77.0.1:8080 in the control namespace; resolves once it answers /key. */
   async control(name = "control"): Promise<{ url: string; admin: (...a: string[]) => string; proc: ChildProcess }> {
     const sock = path.join(this.dir, "ctl", "control.sock");
-    const url = "http://10.77.0.1:8080";
-    const proc = this.spawn(name, this.ns("ctl"), [process.execPath, path.join(REPO, "coordination/dist/main.js"), "serve", "--listen", "10.77.0.1:8080", "--server-url", url, "--db", path.join(this.dir, "control.db"), "--socket", sock]);
+    const url = `http://${this.lanNet}.1:8080`;
+    const proc = this.spawn(name, this.ns("ctl"), [process.execPath, path.join(REPO, "coordination/dist/main.js"), "serve", "--listen", `${this.lanNet}.1:8080`, "--server-url", url, "--db", path.join(this.dir, "control.db"), "--socket", sock]);
     await waitFor("lattice-control", 20_000, () => fs.existsSync(sock) && this.log(name).includes("admin socket"));
     const admin = (...a: string[]) => run(process.execPath, [path.join(REPO, "coordination/dist/main.js"), "--socket", sock, ...a]).trim();
     return { url, admin, proc };

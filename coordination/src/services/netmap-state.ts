@@ -34,7 +34,10 @@ export type NodeCache = Map<NodeID, { sig: string; node: Node }>;
 /** The compilation of a tailnet whose policy failed to compile: no node gets anything (fail closed). */
 export const FAIL_CLOSED: CompiledPolicy = Object.freeze({ names: [], ids: [], nodes: [], baseAllowed: [] });
 
-function renderNode(r: NodeRow, domain: string, primary: readonly string[], now: number): Node {
+// `exits`: the node's approved exit routes (0.0.0.0/0, ::/0). They are in its own AllowedIPs
+// (as headscale and Tailscale's control send them), so an exit node knows it was approved and
+// its packet filter admits forwarded traffic; peers get them per viewer from the policy views.
+function renderNode(r: NodeRow, domain: string, primary: readonly string[], now: number, exits: readonly string[] = []): Node {
   const tags = parseJson<string[]>(r.tags, []);
   const exp = effectiveExpiry(r);
   const addresses = [`${r.ipv4}/32`, `${r.ipv6}/128`];
@@ -46,7 +49,7 @@ function renderNode(r: NodeRow, domain: string, primary: readonly string[], now:
     Key: r.node_key as Node["Key"],
     Machine: r.machine_key as Node["Machine"],
     Addresses: addresses,
-    AllowedIPs: [...addresses, ...primary],
+    AllowedIPs: [...addresses, ...primary, ...exits],
     Endpoints: parseJson<string[]>(r.endpoints, []),
     Hostinfo: peerHostinfo(parseJson<Record<string, unknown>>(r.hostinfo, {})),
     Created: new Date(r.created_at).toISOString(),
@@ -84,21 +87,25 @@ function profiles(users: readonly UserRow[], _domain: string): Map<UserID, UserP
  */
 export function buildState(inputs: StateInputs, compiled: CompiledPolicy, cache: NodeCache, views: ViewCache = {}): NetmapState {
   const primaries = new Map<NodeID, readonly string[]>();
+  const exitRoutes = new Map<NodeID, readonly string[]>();
   compiled.nodes.forEach((c, j) => {
     const id = compiled.ids[j];
     if (c.primaryRoutes && id !== undefined) primaries.set(id, c.primaryRoutes);
+    const ex = (compiled.baseAllowed[j] ?? []).filter((a) => a === "0.0.0.0/0" || a === "::/0");
+    if (ex.length > 0 && id !== undefined) exitRoutes.set(id, ex);
   });
   const nodes = new Map<NodeID, Node>();
   const seen = new Set<NodeID>();
   for (const r of inputs.rows) {
     seen.add(r.id);
     const primary = primaries.get(r.id) ?? [];
+    const exits = exitRoutes.get(r.id) ?? [];
     const expired = isExpired(r, inputs.now);
-    const sig = `${r.updated_at}|${r.online}|${r.last_seen}|${r.node_key}|${r.given_name}|${r.approved}|${r.key_expiry}|${r.expiry_disabled}|${r.endpoints}|${r.home_derp}|${r.disco_key}|${r.tags}|${r.user_id}|${inputs.domain}|${expired}|${primary.join(",")}`;
+    const sig = `${r.updated_at}|${r.online}|${r.last_seen}|${r.node_key}|${r.given_name}|${r.approved}|${r.key_expiry}|${r.expiry_disabled}|${r.endpoints}|${r.home_derp}|${r.disco_key}|${r.tags}|${r.user_id}|${inputs.domain}|${expired}|${primary.join(",")}|${exits.join(",")}`;
     const hit = cache.get(r.id);
     if (hit && hit.sig === sig) nodes.set(r.id, hit.node);
     else {
-      const node = renderNode(r, inputs.domain, primary, inputs.now);
+      const node = renderNode(r, inputs.domain, primary, inputs.now, exits);
       cache.set(r.id, { sig, node });
       nodes.set(r.id, node);
     }

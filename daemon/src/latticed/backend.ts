@@ -33,6 +33,8 @@ import { Netmap } from "./netmap.js";
 import { defaultPrefs, loadPrefs, parsePrefsPatch, parseUpRequest, prefsForUp, applyPatch, type Prefs } from "./prefs.js";
 import { STATE_FILES, type StateDir } from "./state.js";
 import { buildStatus, regionCode, stripPrefix, type BackendState, type Status } from "./status.js";
+import { routeSelection, routingPrefsChanged, type RouteManager } from "./route-manager.js";
+import { applyExitChoice, suggestExitNode, type ExitNodeSuggestion } from "./routes.js";
 
 /** The control protocol capability version latticed speaks. */
 export const CAPABILITY_VERSION = 100;
@@ -100,6 +102,8 @@ export interface BackendDeps {
   hostDns?: HostDns;
   /** The host's own nameservers MagicDNS forwards to (for dns-status). */
   hostUpstreams?: readonly string[];
+  /** Host routing for subnet routes and exit nodes (route-manager.ts); absent = the host's routes are never touched. */
+  routes?: Pick<RouteManager, "apply" | "down" | "health">;
 }
 
 function keyHex(k: Uint8Array): string {
@@ -234,6 +238,7 @@ export class LocalBackend {
       NetInfo: { PreferredDERP: this.d.magic.homeDerp() },
     };
     if (this.#prefs.AdvertiseTags.length > 0) hi.RequestTags = [...this.#prefs.AdvertiseTags];
+    if (this.#prefs.AdvertiseRoutes.length > 0) hi.RoutableIPs = [...this.#prefs.AdvertiseRoutes];
     if (this.#prefs.RunSSH && this.d.ssh) {
       const keys = this.d.ssh.hostKeys();
       if (keys.length > 0) hi.sshHostKeys = keys;
@@ -309,8 +314,10 @@ export class LocalBackend {
     const key = this.#nodeKey;
     if (!nm || !key) return;
     this.#engineChain = this.#engineChain
-      .then(() => (this.#state === "Running" ? this.d.engine.configure(nm, key) : undefined))
+      .then(() => (this.#state === "Running" ? this.d.engine.configure(nm, key, routeSelection(this.#prefs)) : undefined))
       .catch((e: Error) => this.d.log.error({ err: e.message }, "configuring the data path failed"))
+      .then(() => (this.#state === "Running" && !this.#closed ? this.d.routes?.apply(nm, this.#prefs) : undefined))
+      .catch((e: Error) => this.d.log.error({ err: e.message }, "configuring routes failed"))
       .then(() => {
         if (this.#state === "Running" && !this.#closed) this.#setHostDns(hostDnsConfigOf(nm, this.#prefs.CorpDNS));
       });
@@ -346,6 +353,8 @@ export class LocalBackend {
   #clearPeers(): void {
     this.d.engine.clearPeers();
     this.#setHostDns(null);
+    const routes = this.d.routes;
+    if (routes) this.#engineChain = this.#engineChain.then(() => routes.down()).catch((e: Error) => this.d.log.error({ err: e.message }, "removing routes failed"));
   }
 
   #armExpiry(): void {
@@ -482,22 +491,37 @@ export class LocalBackend {
 
   /** GET /prefs. */
   prefs(): Prefs {
-    return { ...this.#prefs, AdvertiseTags: [...this.#prefs.AdvertiseTags] };
+    return { ...this.#prefs, AdvertiseTags: [...this.#prefs.AdvertiseTags], AdvertiseRoutes: [...this.#prefs.AdvertiseRoutes] };
+  }
+
+  /** Resolves the exit node fields given in a PATCH/up body into `next` (routes.ts applyExitChoice). */
+  #exitChoice(next: Prefs, given: { ExitNodeID?: string; ExitNodeIP?: string }): void {
+    applyExitChoice(next, given, this.#netmap?.self ?? null, this.#netmap?.peers.values() ?? []);
+  }
+
+  /** GET /suggest-exit-node: throws LatticedError `no_exit_nodes` (404) when no online peer offers one. */
+  suggestExitNode(): ExitNodeSuggestion {
+    const nm = this.#netmap;
+    const s = nm ? suggestExitNode(nm.peers.values(), this.d.magic.homeDerp(), (p) => (this.d.magic.peerPath(new Uint8Array(Buffer.from(p.Key.slice(8), "hex")))?.curAddr ?? "") !== "") : null;
+    if (!s) throw new LatticedError("no_exit_nodes", "no online peer offers an exit node");
+    return s;
   }
 
   /** PATCH /prefs: only the given fields change; WantRunning starts/stops like up/down. */
   async patchPrefs(body: unknown): Promise<Prefs> {
     const patch = parsePrefsPatch(body);
     const before = this.#prefs;
-    this.#prefs = applyPatch(before, patch);
+    const next = applyPatch(before, patch);
+    this.#exitChoice(next, patch);
+    this.#prefs = next;
     this.#savePrefs();
     if (patch.WantRunning === false && before.WantRunning) await this.down();
     else if (patch.WantRunning === true && !before.WantRunning) await this.up({});
     else {
-      if (patch.Hostname !== undefined || patch.AdvertiseTags !== undefined || (patch.RunSSH !== undefined && patch.RunSSH !== before.RunSSH)) this.#control?.sendUpdate();
+      if (patch.Hostname !== undefined || patch.AdvertiseTags !== undefined || patch.AdvertiseRoutes !== undefined || (patch.RunSSH !== undefined && patch.RunSSH !== before.RunSSH)) this.#control?.sendUpdate();
       if (patch.RunSSH !== undefined && patch.RunSSH !== before.RunSSH) this.#syncSsh();
     }
-    if (patch.CorpDNS !== undefined && patch.CorpDNS !== before.CorpDNS && this.#state === "Running") this.#configureEngine();
+    if (((patch.CorpDNS !== undefined && patch.CorpDNS !== before.CorpDNS) || routingPrefsChanged(before, this.#prefs)) && this.#state === "Running") this.#configureEngine();
     return this.prefs();
   }
 
@@ -505,11 +529,12 @@ export class LocalBackend {
   async up(body: unknown): Promise<UpResponse> {
     const req = parseUpRequest(body);
     const next = prefsForUp(this.#prefs, req);
+    this.#exitChoice(next, req);
     if (next.ControlURL === "") throw new LatticedError("bad_request", 'ControlURL: required on the first "up" (no control server known yet)');
     const urlChanged = next.ControlURL !== this.#prefs.ControlURL;
     const sshChanged = next.RunSSH !== this.#prefs.RunSSH;
-    const hostChanged = sshChanged || next.Hostname !== this.#prefs.Hostname || next.AdvertiseTags.join() !== this.#prefs.AdvertiseTags.join();
-    const dnsChanged = next.CorpDNS !== this.#prefs.CorpDNS;
+    const hostChanged = sshChanged || next.Hostname !== this.#prefs.Hostname || next.AdvertiseTags.join() !== this.#prefs.AdvertiseTags.join() || next.AdvertiseRoutes.join() !== this.#prefs.AdvertiseRoutes.join();
+    const engineChanged = next.CorpDNS !== this.#prefs.CorpDNS || routingPrefsChanged(this.#prefs, next);
     this.#prefs = next;
     this.#savePrefs();
     const needLogin = !this.#loggedIn || this.#nodeKey === null || this.#keyExpired || req.ForceReauth === true || urlChanged;
@@ -534,7 +559,7 @@ export class LocalBackend {
       this.#ensureControl().start();
       if (hostChanged) this.#control?.sendUpdate();
       if (sshChanged) this.#syncSsh();
-      if (dnsChanged && this.#state === "Running") this.#configureEngine();
+      if (engineChanged && this.#state === "Running") this.#configureEngine();
     }
     return { BackendState: this.#state, AuthURL: this.#authURL };
   }
@@ -598,6 +623,7 @@ export class LocalBackend {
     if (this.#state === "NeedsMachineAuth") h.push("this node is waiting for an administrator's approval (lattice-control nodes approve)");
     if (this.#controlHealth && this.#prefs.WantRunning && this.#loggedIn) h.push(this.#controlHealth);
     if (this.#state === "Running" && this.#netmap?.derpMap && Object.keys(this.#netmap.derpMap.Regions).length > 0 && this.d.magic.homeDerp() === 0) h.push("no DERP home region");
+    if (this.#state === "Running" && this.d.routes) h.push(...this.d.routes.health(this.#prefs));
     return h;
   }
 
@@ -619,6 +645,7 @@ export class LocalBackend {
       wallNow: this.d.wallNow(),
       includePeers,
       dnsMode: this.dnsStatus().Mode,
+      exitNodeId: this.#prefs.ExitNodeID,
     });
   }
 
@@ -721,6 +748,7 @@ export class LocalBackend {
     await this.#engineChain;
     await this.d.ssh?.close().catch(() => undefined);
     this.#setHostDns(null);
+    await this.d.routes?.down().catch((e: Error) => this.d.log.error({ err: e.message }, "removing routes failed"));
   }
 
   /**

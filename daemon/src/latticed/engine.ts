@@ -3,9 +3,11 @@
  * WireGuard device behind lattice-wg's {@link WgEdge}, magicsock as the device's Bind,
  * and the packet filter as the edge's hook. {@link Engine.configure} applies a netmap:
  * the node key as the device's private key, the peers (public key, AllowedIPs = the
- * peer's AllowedIPs, endpoint = magicsock's endpoint for the peer; expired peers left
- * out), the TUN addresses, and a new {@link Filter} swapped in atomically (sharing the
- * old one's flows and counters).
+ * peer's addresses, its subnet routes with RouteAll, the exit routes for the selected
+ * exit node — routes.ts peerAllowedIps; endpoint = magicsock's endpoint for the peer;
+ * expired peers left out), the TUN addresses, and a new {@link Filter} swapped in
+ * atomically (sharing the old one's flows and counters) whose local nets are the own
+ * addresses plus the approved advertised routes (routes.ts filterLocalNets).
  *
  * Filter placement: `runIn` on every packet decrypted from a peer before the TUN write
  * (dropped packets counted by reason); `runOut` on every packet read from the TUN
@@ -38,6 +40,7 @@ import { fromQuad100 } from "./magicdns-tcp.js";
 import type { MagicConn, MagicPeer } from "./magic.js";
 import { SshDivert } from "./divert.js";
 import type { Netmap } from "./netmap.js";
+import { NO_ROUTES, filterLocalNets, peerAllowedIps, type RouteSelection } from "./routes.js";
 import type { TunConfig } from "./tun-config.js";
 
 /** latticed's TUN MTU (see the file comment). */
@@ -120,6 +123,15 @@ export class Engine {
     return this.#droppedQuad100Source;
   }
 
+  /**
+   * SO_MARK of the UDP socket (kept across rebinds by the edge): latticed's own packets
+   * bypass routing table 52 (router-plan.ts). Throws when the mark cannot be set (no
+   * CAP_NET_ADMIN).
+   */
+  setFwmark(mark: number): void {
+    this.#edge.apply({ replacePeers: false, peers: [], fwmark: mark });
+  }
+
   /** The UDP port bound. */
   get port(): number {
     return this.#edge.port;
@@ -171,10 +183,11 @@ export class Engine {
   }
 
   /**
-   * Applies a netmap (see the file comment). `nodePrivate` is the node key. The device
-   * and filter are reconfigured synchronously; the TUN addresses afterwards (iproute2).
+   * Applies a netmap (see the file comment). `nodePrivate` is the node key; `routes` the
+   * prefs' route selection. The device and filter are reconfigured synchronously; the TUN
+   * addresses afterwards (iproute2).
    */
-  async configure(nm: Netmap, nodePrivate: Uint8Array): Promise<void> {
+  async configure(nm: Netmap, nodePrivate: Uint8Array, routes: RouteSelection = NO_ROUTES): Promise<void> {
     const peers = [...nm.peers.values()].filter((p) => !p.Expired && parseKey("node", p.Key) !== null);
     this.d.magic.setNodePrivateKey(nodePrivate);
     if (nm.derpMap) this.d.magic.setDerpMap(nm.derpMap);
@@ -190,7 +203,7 @@ export class Engine {
       const k = keyHex(key);
       seen.add(k);
       const ep = this.d.magic.peerEndpoint(key);
-      const allowed = p.AllowedIPs.map(allowedIp).filter((a): a is AllowedIp => a !== null);
+      const allowed = peerAllowedIps(p, routes).map(allowedIp).filter((a): a is AllowedIp => a !== null);
       const sig = { allowed: JSON.stringify(allowed), ep: ep.toString() };
       const old = this.#configured.get(k);
       if (old && old.allowed === sig.allowed && old.ep === sig.ep) continue;
@@ -206,7 +219,7 @@ export class Engine {
     if (update.privateKey !== undefined || update.peers.length > 0) this.#edge.apply(update);
     this.#selfAddrs = [...nm.self.Addresses];
     this.#dns.setNetmap(nm);
-    this.#filter = Filter.fromRules(nm.packetFilter, nm.self.Addresses, this.#filter ? { shareStateWith: this.#filter } : {});
+    this.#filter = Filter.fromRules(nm.packetFilter, filterLocalNets(nm.self, routes.advertiseRoutes), this.#filter ? { shareStateWith: this.#filter } : {});
     if (this.#filter.errors.length > 0) this.d.log.info(`packet filter: ${this.#filter.errors.length} rule entries skipped: ${this.#filter.errors.map((e) => e.message).join("; ")}`);
     await this.d.tunConfig.setAddresses(nm.self.Addresses);
   }

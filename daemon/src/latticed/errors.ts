@@ -18,7 +18,9 @@ export type LatticedErrorCode =
   | "state_insecure"
   | "state_corrupt"
   | "bad_args"
-  | "tun_setup";
+  | "tun_setup"
+  | "router_setup"
+  | "no_exit_nodes";
 
 const STATUS: Record<LatticedErrorCode, number> = {
   bad_request: 400,
@@ -35,6 +37,8 @@ const STATUS: Record<LatticedErrorCode, number> = {
   state_corrupt: 500,
   bad_args: 400,
   tun_setup: 500,
+  router_setup: 500,
+  no_exit_nodes: 404,
 };
 
 /** A latticed failure with a stable code (and the LocalAPI status it maps to). */

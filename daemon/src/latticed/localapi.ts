@@ -37,7 +37,7 @@ export const ALLOWED_HOSTS = ["local-tailscaled.sock", "localhost"] as const;
 export const MAX_PING_TIMEOUT_MS = 30_000;
 
 /** What the server needs of the backend. */
-export type LocalApiBackend = Pick<LocalBackend, "status" | "prefs" | "patchPrefs" | "up" | "down" | "logout" | "ping" | "netcheck" | "whois" | "bugreport" | "dnsStatus">;
+export type LocalApiBackend = Pick<LocalBackend, "status" | "prefs" | "patchPrefs" | "up" | "down" | "logout" | "ping" | "netcheck" | "whois" | "bugreport" | "dnsStatus" | "suggestExitNode">;
 
 /** Options of {@link LocalApiServer.listen}. */
 export interface LocalApiOptions {
@@ -211,6 +211,7 @@ export class LocalApiServer {
         },
       },
       "/localapi/v0/netcheck": { GET: async () => ({ json: await b.netcheck() }) },
+      "/localapi/v0/suggest-exit-node": { GET: async () => ({ json: b.suggestExitNode() }) },
       "/localapi/v0/whois": {
         GET: async (_r, u) => {
           const addr = u.searchParams.get("addr");

@@ -29,6 +29,9 @@ import { createHostDns, execRunner } from "./hostdns.js";
 import { STATE_FILES, StateDir } from "./state.js";
 import type { Logger } from "pino";
 import { TunConfig, runIp } from "./tun-config.js";
+import { RULE_CHECK_MS, Router, readCmd, runCmd } from "./router.js";
+import { BYPASS_MARK } from "./router-plan.js";
+import { RouteManager, hostLanPrefixes } from "./route-manager.js";
 
 const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
 
@@ -106,9 +109,28 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
       void shutdown("data path failure", 1);
     },
   });
+  // Subnet routes / exit nodes: policy routing (table 52) and forwarding chains; a crashed
+  // predecessor's state is removed first (router-plan.ts cleanupCmds).
+  const router = new Router({ ifname: tun.name, run: runCmd, read: readCmd, warn: (m) => log.warn({}, m), debug: (m) => log.debug({}, m) });
+  await router.cleanup();
+  // Rules deleted by someone else come back within RULE_CHECK_MS.
+  const ruleCheck = setInterval(() => {
+    void router.repairRules().then((r) => {
+      if (r.length > 0) log.warn({ rules: r }, "policy rules deleted by someone else were re-added");
+    });
+  }, RULE_CHECK_MS);
+  ruleCheck.unref();
+  const routes = new RouteManager({ router, lanPrefixes: () => hostLanPrefixes(tun.name) });
   try {
     await engine.start(o.port);
+    // latticed's own UDP bypasses table 52 (rule 5210); without CAP_NET_ADMIN it cannot be marked.
+    try {
+      engine.setFwmark(Number(BYPASS_MARK));
+    } catch (e) {
+      log.warn({ err: (e as Error).message }, "cannot mark latticed's UDP socket (SO_MARK): an exit node would capture it");
+    }
   } catch (e) {
+    clearInterval(ruleCheck);
     engine.close();
     const msg = `starting the data path: ${(e as Error).message}`;
     log.fatal({ err: msg }, "startup failed");
@@ -140,6 +162,7 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
     tun: true,
     hostDns,
     hostUpstreams: upstreams,
+    routes,
   });
   let api: LocalApiServer | null = null;
   try {
@@ -177,6 +200,8 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
     log.fatal({ err: msg }, "startup failed");
     process.stderr.write(`latticed: ${msg}\n`);
     await backend.shutdown(0).catch(() => {});
+    clearInterval(ruleCheck);
+    await router.set(null).catch(() => {});
     engine.close();
     return 1;
   }
@@ -192,6 +217,8 @@ export async function runLatticed(o: LatticedOptions): Promise<number> {
       log.error({ err: (e as Error).message }, "backend shutdown");
     }
     await api?.close().catch(() => {});
+    clearInterval(ruleCheck);
+    await router.set(null).catch((e: Error) => log.error({ err: e.message }, "removing routes"));
     engine.close();
     finish(code);
   }

@@ -3,7 +3,9 @@
  * Validation of `PATCH /localapi/v0/prefs` bodies and `UpRequest`s lives here too: every
  * refusal is a LatticedError `bad_request` naming the field and the value.
  */
+import { parseIp, formatIp } from "@lattice/netaddr";
 import { LatticedError } from "./errors.js";
+import { parseAdvertiseRoutes } from "./routes.js";
 
 /** The user's preferences (Tailscale's ipn.Prefs subset, same field names). */
 export interface Prefs {
@@ -14,6 +16,16 @@ export interface Prefs {
   AdvertiseTags: string[];
   RouteAll: boolean;
   CorpDNS: boolean;
+  /** Routes offered to the tailnet (canonical CIDRs; exit node = 0.0.0.0/0 + ::/0). */
+  AdvertiseRoutes: string[];
+  /** StableNodeID of the exit node in use, "" = none (resolved by the daemon from ExitNodeIP). */
+  ExitNodeID: string;
+  /** Tailnet IP of the exit node in use as the client gave it, "" = none. */
+  ExitNodeIP: string;
+  /** With an exit node: keep directly connected LANs outside the tunnel. */
+  ExitNodeAllowLANAccess: boolean;
+  /** Subnet router/exit node: keep clients' source addresses (no MASQUERADE; `--snat-subnet-routes=false`). */
+  NoSNAT: boolean;
   /** Set from what the control server says about this node; read-only for clients. */
   Ephemeral: boolean;
 }
@@ -27,19 +39,25 @@ export interface UpRequest {
   AdvertiseTags?: string[];
   RouteAll?: boolean;
   CorpDNS?: boolean;
+  AdvertiseRoutes?: string[];
+  ExitNodeID?: string;
+  ExitNodeIP?: string;
+  ExitNodeAllowLANAccess?: boolean;
+  NoSNAT?: boolean;
   Reset?: boolean;
   ForceReauth?: boolean;
 }
 
 /** Defaults of a fresh node (Tailscale's: CorpDNS on, RouteAll off on Linux). */
 export function defaultPrefs(): Prefs {
-  return { ControlURL: "", WantRunning: false, Hostname: "", RunSSH: false, AdvertiseTags: [], RouteAll: false, CorpDNS: true, Ephemeral: false };
+  return { ControlURL: "", WantRunning: false, Hostname: "", RunSSH: false, AdvertiseTags: [], RouteAll: false, CorpDNS: true, AdvertiseRoutes: [], ExitNodeID: "", ExitNodeIP: "", ExitNodeAllowLANAccess: false, NoSNAT: false, Ephemeral: false };
 }
 
 /** The user-settable prefs fields (PATCH and up). */
-const SETTABLE = ["ControlURL", "WantRunning", "Hostname", "RunSSH", "AdvertiseTags", "RouteAll", "CorpDNS"] as const;
+const SETTABLE = ["ControlURL", "WantRunning", "Hostname", "RunSSH", "AdvertiseTags", "RouteAll", "CorpDNS", "AdvertiseRoutes", "ExitNodeID", "ExitNodeIP", "ExitNodeAllowLANAccess", "NoSNAT"] as const;
 type Settable = (typeof SETTABLE)[number];
 
+const STABLE_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const TAG_RE = /^tag:[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 // RFC 1123 label-ish host names as Tailscale accepts (it sanitises; we refuse clearly).
 const HOST_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
@@ -76,6 +94,18 @@ function checkField(field: Settable, v: unknown): Prefs[Settable] {
       });
       return [...new Set(v as string[])];
     }
+    case "AdvertiseRoutes":
+      return parseAdvertiseRoutes(v, field);
+    case "ExitNodeIP": {
+      if (typeof v !== "string") throw bad(field, v, 'must be a tailnet IP address string ("" = no exit node)');
+      if (v === "") return v;
+      const ip = parseIp(v);
+      if (!ip) throw bad(field, v, 'must be a tailnet IP address ("" = no exit node)');
+      return formatIp(ip.bytes);
+    }
+    case "ExitNodeID":
+      if (typeof v !== "string" || (v !== "" && !STABLE_ID_RE.test(v))) throw bad(field, v, 'must be a StableNodeID ("" = no exit node)');
+      return v;
     default:
       if (typeof v !== "boolean") throw bad(field, v, "must be true or false");
       return v;
@@ -118,6 +148,11 @@ export function parseUpRequest(body: unknown): UpRequest {
       case "AdvertiseTags":
       case "RouteAll":
       case "CorpDNS":
+      case "AdvertiseRoutes":
+      case "ExitNodeID":
+      case "ExitNodeIP":
+      case "ExitNodeAllowLANAccess":
+      case "NoSNAT":
         (out as Record<string, unknown>)[k] = checkField(k, v);
         break;
       default:
@@ -129,7 +164,7 @@ export function parseUpRequest(body: unknown): UpRequest {
 
 /** Applies a checked patch to `prefs` (returns a new object). */
 export function applyPatch(prefs: Prefs, patch: Partial<Prefs>): Prefs {
-  return { ...prefs, ...patch, AdvertiseTags: [...(patch.AdvertiseTags ?? prefs.AdvertiseTags)] };
+  return { ...prefs, ...patch, AdvertiseTags: [...(patch.AdvertiseTags ?? prefs.AdvertiseTags)], AdvertiseRoutes: [...(patch.AdvertiseRoutes ?? prefs.AdvertiseRoutes)] };
 }
 
 /** The prefs after an `up`: the given fields set; with Reset, the fields not given go back to defaults. */

@@ -7,6 +7,7 @@ import type { DERPMap, Node } from "@lattice/types";
 import type { PeerCounters } from "./engine.js";
 import type { PeerPath } from "./magic.js";
 import type { Netmap } from "./netmap.js";
+import { isExitRoute } from "./routes.js";
 
 /** Backend states (ipn.State names). */
 export type BackendState = "NoState" | "NeedsLogin" | "NeedsMachineAuth" | "Stopped" | "Starting" | "Running";
@@ -39,7 +40,9 @@ export interface PeerStatus {
   LastHandshake: string;
   Online: boolean;
   Active: boolean;
-  ExitNode: false;
+  /** This peer is the selected exit node. */
+  ExitNode: boolean;
+  /** This peer offers an (approved) exit node. */
   ExitNodeOption: boolean;
   KeyExpiry?: string;
   Expired: boolean;
@@ -62,6 +65,8 @@ export interface Status {
   MagicDNSSuffix: string;
   CurrentTailnet: { Name: string; MagicDNSSuffix: string; MagicDNSEnabled: boolean } | null;
   Peer?: Record<string, PeerStatus>;
+  /** Only while an exit node is selected (Tailscale's ipnstate.ExitNodeStatus; TailscaleIPs as prefixes). */
+  ExitNodeStatus?: { ID: string; Online: boolean; TailscaleIPs: string[] };
   User: Record<string, { ID: number; LoginName: string; DisplayName: string }>;
   ClientVersion: null;
   /** How the host resolver is configured: "direct" | "resolved" | "resolvconf" | "off" (dns-status Mode). */
@@ -89,6 +94,8 @@ export interface StatusInput {
   includePeers: boolean;
   /** dns-status Mode (default "off"). */
   dnsMode?: string;
+  /** StableNodeID of the selected exit node, "" = none. */
+  exitNodeId?: string;
 }
 
 /** "100.64.0.1/32" → "100.64.0.1". */
@@ -130,14 +137,16 @@ function basePeer(n: Node, derp: DERPMap | null): PeerStatus {
     Online: n.Online === true,
     Active: false,
     ExitNode: false,
-    ExitNodeOption: allowed.includes("0.0.0.0/0") || allowed.includes("::/0"),
+    ExitNodeOption: allowed.some(isExitRoute),
     Expired: n.Expired === true,
     InNetworkMap: true,
     InMagicSock: false,
     InEngine: false,
   };
   if (n.Tags?.length) ps.Tags = [...n.Tags];
-  if (n.PrimaryRoutes?.length) ps.PrimaryRoutes = [...n.PrimaryRoutes];
+  // PrimaryRoutes: the approved subnet routes (never the exit routes).
+  const primary = (n.PrimaryRoutes ?? []).filter((r) => !isExitRoute(r));
+  if (primary.length > 0) ps.PrimaryRoutes = primary;
   if (n.KeyExpiry) ps.KeyExpiry = n.KeyExpiry;
   if (n.Hostinfo?.sshHostKeys?.length) ps.sshHostKeys = [...n.Hostinfo.sshHostKeys];
   return ps;
@@ -177,12 +186,18 @@ export function buildStatus(s: StatusInput): Status {
     ClientVersion: null,
     DNSMode: s.dnsMode ?? "off",
   };
+  const exitId = s.exitNodeId ?? "";
+  if (exitId !== "" && nm) {
+    const exit = [...nm.peers.values()].find((p) => p.StableID === exitId);
+    st.ExitNodeStatus = { ID: exitId, Online: exit?.Online === true, TailscaleIPs: exit ? [...exit.Addresses] : [] };
+  }
   if (!s.includePeers) return st;
   const peers: Record<string, PeerStatus> = {};
   // While stopped or logged out the engine has no peers; the netmap's are still listed.
   const engineOn = s.backendState === "Running";
   for (const n of nm?.peers.values() ?? []) {
     const ps = basePeer(n, derp);
+    ps.ExitNode = exitId !== "" && n.StableID === exitId;
     const hex = n.Key.slice("nodekey:".length);
     const c = engineOn ? s.counters.get(hex) : undefined;
     const path = engineOn ? s.path(hex) : undefined;

@@ -15,6 +15,9 @@ import { LocalBackend, LOGOUT_EXPIRY, type SshHook } from "../../src/latticed/ba
 import type { Netmap } from "../../src/latticed/netmap.js";
 import { StateDir } from "../../src/latticed/state.js";
 import { FakeControl, OK_REGISTER, refused } from "./fake-control.js";
+import type { RouteSelection } from "../../src/latticed/routes.js";
+import type { BackendDeps } from "../../src/latticed/backend.js";
+import type { Prefs } from "../../src/latticed/prefs.js";
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
 const dirs: string[] = [];
@@ -26,9 +29,9 @@ afterEach(async () => {
 
 function fakeEngine() {
   const e = {
-    configured: [] as Array<{ peers: number[]; key: string }>,
+    configured: [] as Array<{ peers: number[]; key: string; routes?: RouteSelection }>,
     clears: 0,
-    configure: async (nm: Netmap, key: Uint8Array) => void e.configured.push({ peers: [...nm.peers.keys()].sort(), key: Buffer.from(key).toString("hex") }),
+    configure: async (nm: Netmap, key: Uint8Array, routes?: RouteSelection) => void e.configured.push({ peers: [...nm.peers.keys()].sort(), key: Buffer.from(key).toString("hex"), ...(routes ? { routes } : {}) }),
     clearPeers: () => void e.clears++,
     pingIcmp: async () => 1.5,
     peerCounters: () => new Map(),
@@ -47,7 +50,7 @@ const fakeMagic = {
   stats: () => ({}),
 };
 
-function makeBackend(fc: FakeControl, dir?: string, ssh?: SshHook) {
+function makeBackend(fc: FakeControl, dir?: string, ssh?: SshHook, routes?: BackendDeps["routes"]) {
   const d = dir ?? fs.mkdtempSync(path.join(os.tmpdir(), "latticed-be-"));
   if (!dir) {
     dirs.push(d);
@@ -68,6 +71,7 @@ function makeBackend(fc: FakeControl, dir?: string, ssh?: SshHook) {
     hostname: () => "testhost",
     tun: false,
     ...(ssh ? { ssh } : {}),
+    ...(routes ? { routes } : {}),
   });
   backends.push(b);
   return { b, engine, dir: d };
@@ -338,5 +342,43 @@ describe("LocalBackend", () => {
       delete (fakeMagic as { hasDisco?: boolean }).hasDisco;
     }
     await expect(b.ping("100.64.9.9", "ICMP", 1000)).rejects.toMatchObject({ code: "peer_not_found" });
+  });
+
+  it("routes: AdvertiseRoutes reach control as Hostinfo.RoutableIPs (lite update on change); the engine and the router get the selection; ExitNodeIP resolves to the peer's StableID, bad choices change nothing; down removes the routing", async () => {
+    const fc = new FakeControl();
+    const applied: Prefs[] = [];
+    let downs = 0;
+    const routes = { apply: async (_nm: Netmap, p: Prefs) => void applied.push({ ...p }), down: async () => void downs++, health: () => ["forwarding off (test)"] };
+    const { b, engine, dir } = makeBackend(fc, undefined, undefined, routes);
+    await b.start();
+    await b.up({ ControlURL: "http://control", AuthKey: "tskey-abc", AdvertiseRoutes: ["10.77.0.0/24"] });
+    expect(fc.registers[0]!.Hostinfo?.RoutableIPs).toEqual(["10.77.0.0/24"]);
+    await fc.until(() => fc.streams.length === 1);
+    const exitPeer = { ...peer(3), AllowedIPs: ["100.64.0.3/32", "0.0.0.0/0", "::/0"], Online: true };
+    fc.stream.push(fullMap(fc, {}, [peer(2), exitPeer]));
+    await until(() => b.state === "Running" && applied.length === 1);
+    expect(engine.configured[0]!.routes).toEqual({ routeAll: false, exitNodeId: "", advertiseRoutes: ["10.77.0.0/24"] });
+    expect(b.status(false).Health).toContain("forwarding off (test)");
+    expect(b.suggestExitNode()).toEqual({ ID: "n3", Name: "p3.t.", Location: null });
+    // A change of advertised routes is sent to control at once.
+    await b.patchPrefs({ AdvertiseRoutes: ["10.77.0.0/24", "10.88.0.0/24"] });
+    await until(() => fc.updates.some((u) => u.Hostinfo?.RoutableIPs?.length === 2));
+    // Exit node by IP → StableID, in the engine's selection and the router's prefs.
+    const p = await b.patchPrefs({ ExitNodeIP: "100.64.0.3", RouteAll: true });
+    expect(p).toMatchObject({ ExitNodeIP: "100.64.0.3", ExitNodeID: "n3", RouteAll: true });
+    await until(() => applied.some((a) => a.ExitNodeID === "n3"));
+    expect(engine.configured[engine.configured.length - 1]!.routes).toMatchObject({ routeAll: true, exitNodeId: "n3" });
+    // Refusals name the value and write nothing.
+    await expect(b.patchPrefs({ ExitNodeIP: "100.64.0.2", Hostname: "changed" })).rejects.toThrowError("ExitNodeIP: 100.64.0.2 is not a peer offering an exit node");
+    await expect(b.patchPrefs({ AdvertiseRoutes: ["0.0.0.0/0", "::/0"] })).rejects.toThrowError(/while advertising this node as one/);
+    const stored = JSON.parse(fs.readFileSync(path.join(dir, "prefs.json"), "utf8"));
+    expect(stored).toMatchObject({ Hostname: "", ExitNodeID: "n3", AdvertiseRoutes: ["10.77.0.0/24", "10.88.0.0/24"] });
+    expect((await b.patchPrefs({ ExitNodeIP: "" })).ExitNodeID).toBe("");
+    await b.down();
+    await until(() => downs > 0);
+    // No online exit node: 404 no_exit_nodes.
+    const offline = makeBackend(new FakeControl());
+    await offline.b.start();
+    expect(() => offline.b.suggestExitNode()).toThrowError(expect.objectContaining({ code: "no_exit_nodes", status: 404 }));
   });
 });

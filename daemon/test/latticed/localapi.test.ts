@@ -32,6 +32,9 @@ function fakeBackend(over: Partial<Record<keyof LocalApiBackend, unknown>> = {})
       throw new LatticedError("peer_not_found", `no node has ${addr}`);
     },
     bugreport: () => "BUG-x",
+    suggestExitNode: () => {
+      throw new LatticedError("no_exit_nodes", "no online peer offers an exit node");
+    },
     ...over,
   };
   return b as unknown as LocalApiBackend & { calls: string[] };
@@ -165,6 +168,16 @@ describe("LocalAPI", () => {
     const { sock } = await start();
     const r = await req(sock, "GET", "/localapi/v0/whois?addr=100.64.0.9");
     expect([r.status, r.body.code]).toEqual([404, "peer_not_found"]);
+  });
+
+  it("suggest-exit-node: the suggestion as JSON for anyone; none is 404 no_exit_nodes; only GET", async () => {
+    const none = await start({ uid: 12345 });
+    const r = await req(none.sock, "GET", "/localapi/v0/suggest-exit-node");
+    expect([r.status, r.body]).toEqual([404, { error: "no online peer offers an exit node", code: "no_exit_nodes" }]);
+    expect((await req(none.sock, "POST", "/localapi/v0/suggest-exit-node", "{}")).status).toBe(405);
+    const some = await start({ backend: fakeBackend({ suggestExitNode: () => ({ ID: "n3CNTRL", Name: "exit.t.example.", Location: null }) }) as never, uid: 12345 });
+    const ok = await req(some.sock, "GET", "/localapi/v0/suggest-exit-node");
+    expect([ok.status, ok.body]).toEqual([200, { ID: "n3CNTRL", Name: "exit.t.example.", Location: null }]);
   });
 
   it("an unexpected backend exception is a 500 internal with a request id and no stack", async () => {
