@@ -19,6 +19,7 @@ import { runIp } from "./commands/ip.js";
 import { cliVersion, runBugreport, runVersion } from "./commands/misc.js";
 import { runNc } from "./commands/nc.js";
 import { runPing } from "./commands/ping.js";
+import { runExitNodeList, runExitNodeSuggest } from "./commands/exitnode.js";
 import { runDown, runLogout, runSet } from "./commands/prefs.js";
 import { runSsh } from "./commands/ssh.js";
 import { runStatus } from "./commands/status.js";
@@ -26,12 +27,13 @@ import { runUp } from "./commands/up.js";
 import { runWhois } from "./commands/whois.js";
 import { runDnsStatus } from "./commands/dns.js";
 import { terminalSafe } from "./format.js";
+import { advertisesExitNode, calcAdvertiseRoutes, parseAdvertiseRoutes, resolveExitNode } from "./routes.js";
 import type { PrefsPatch, UpRequest } from "./types.js";
 
 /** Boolean flags that also take Go's `--flag=true|false` form. */
 const BOOL_FLAGS = new Set([
   "ssh", "accept-routes", "accept-dns", "reset", "force-reauth", "json", "peers", "self", "active",
-  "until-direct", "tsmp", "icmp", "daemon",
+  "until-direct", "tsmp", "icmp", "daemon", "advertise-exit-node", "exit-node-allow-lan-access", "snat-subnet-routes",
 ]);
 
 /** Flags that `up` and `set` share: the prefs. */
@@ -41,6 +43,11 @@ interface PrefFlags {
   advertiseTags?: string;
   acceptRoutes?: boolean;
   acceptDns?: boolean;
+  advertiseRoutes?: string;
+  advertiseExitNode?: boolean;
+  exitNode?: string;
+  exitNodeAllowLanAccess?: boolean;
+  snatSubnetRoutes?: boolean;
 }
 
 function addBool(cmd: Command, name: string, help: string): Command {
@@ -53,16 +60,40 @@ function addPrefFlags(cmd: Command): Command {
   cmd.option("--advertise-tags <tags>", 'ACL tags to request, comma-separated (e.g. "tag:eng,tag:web")');
   addBool(cmd, "accept-routes", "accept routes advertised by other nodes");
   addBool(cmd, "accept-dns", "accept DNS configuration from the control server");
+  cmd.option("--advertise-routes <routes>", 'routes to advertise to other nodes, comma-separated (e.g. "10.0.0.0/8,192.168.0.0/24"); "" clears');
+  addBool(cmd, "advertise-exit-node", "offer to be an exit node for internet traffic for the tailnet");
+  cmd.option("--exit-node <ip|name>", 'tailnet exit node (IP or name) for internet traffic; "" for none');
+  addBool(cmd, "exit-node-allow-lan-access", "allow direct access to the local network when routing traffic via an exit node");
+  addBool(cmd, "snat-subnet-routes", "source NAT traffic to local routes advertised with --advertise-routes (default true)");
   return cmd;
 }
 
-function prefsPatch(o: PrefFlags): PrefsPatch {
+/**
+ * The prefs the flags give, checked before anything is sent (bad input: FlagValueError, exit
+ * 2, nothing changed). The routes and exit node flags need the daemon: `--exit-node` is
+ * resolved against the status peers, and `--advertise-routes` / `--advertise-exit-node` keep
+ * the other part of the current AdvertiseRoutes (routes.ts), except for `up --reset`.
+ */
+async function prefsPatch(o: PrefFlags, ctx: () => CommandContext, reset: boolean): Promise<PrefsPatch> {
   const p: PrefsPatch = {};
   if (o.hostname !== undefined) p.Hostname = o.hostname;
   if (o.ssh !== undefined) p.RunSSH = o.ssh;
   if (o.advertiseTags !== undefined) p.AdvertiseTags = parseTagsFlag("--advertise-tags", o.advertiseTags);
   if (o.acceptRoutes !== undefined) p.RouteAll = o.acceptRoutes;
   if (o.acceptDns !== undefined) p.CorpDNS = o.acceptDns;
+  if (o.exitNodeAllowLanAccess !== undefined) p.ExitNodeAllowLANAccess = o.exitNodeAllowLanAccess;
+  if (o.snatSubnetRoutes !== undefined) p.NoSNAT = !o.snatSubnetRoutes;
+  const routes = o.advertiseRoutes === undefined ? undefined : parseAdvertiseRoutes("--advertise-routes", o.advertiseRoutes);
+  if (o.exitNode !== undefined) {
+    p.ExitNodeIP = o.exitNode.trim() === "" ? "" : resolveExitNode("--exit-node", o.exitNode, await ctx().client.status(true));
+  }
+  if (routes !== undefined || o.advertiseExitNode !== undefined) {
+    const current = reset ? [] : ((await ctx().client.prefs()).AdvertiseRoutes ?? []);
+    p.AdvertiseRoutes = calcAdvertiseRoutes(routes, o.advertiseExitNode, current);
+  }
+  if (p.NoSNAT === true && advertisesExitNode(p.AdvertiseRoutes)) {
+    ctx().io.err("Warning: --snat-subnet-routes=false applies to exit node traffic too: internet hosts will see tailnet source addresses they cannot answer.\n");
+  }
   return p;
 }
 
@@ -109,14 +140,16 @@ export async function run(argv: readonly string[], rawIo: CliIo): Promise<number
   addBool(up, "json", "output in JSON format");
   up.action((o: PrefFlags & { loginServer?: string; authKey?: string; authkey?: string; reset?: boolean; forceReauth?: boolean; timeout: string; json?: boolean }, cmd: Command) => start(async () => {
     if (o.authKey !== undefined && o.authkey !== undefined) throw new UsageError("--auth-key and --authkey are the same flag; give it once");
-    const req: UpRequest = { ...prefsPatch(o) };
+    const req: UpRequest = {};
     if (o.loginServer !== undefined) req.ControlURL = parseUrlFlag("--login-server", o.loginServer);
     const key = o.authKey ?? o.authkey;
     if (key !== undefined) req.AuthKey = readAuthKeyFlag(o.authKey !== undefined ? "--auth-key" : "--authkey", key);
     if (o.reset !== undefined) req.Reset = o.reset;
     if (o.forceReauth !== undefined) req.ForceReauth = o.forceReauth;
     const timeoutMs = parseDurationFlag("--timeout", o.timeout);
-    return runUp(ctxOf(cmd), { request: req, timeoutMs, json: o.json === true });
+    const ctx = ctxOf(cmd);
+    Object.assign(req, await prefsPatch(o, () => ctx, o.reset === true));
+    return runUp(ctx, { request: req, timeoutMs, json: o.json === true });
   }));
 
   program.command("down").description("disconnect from Lattice (stay logged in)")
@@ -125,7 +158,17 @@ export async function run(argv: readonly string[], rawIo: CliIo): Promise<number
     .action((_o: unknown, cmd: Command) => start(() => runLogout(ctxOf(cmd))));
   const set = program.command("set").description("change preferences without reconnecting");
   addPrefFlags(set);
-  set.action((o: PrefFlags, cmd: Command) => start(() => runSet(ctxOf(cmd), prefsPatch(o))));
+  set.action((o: PrefFlags, cmd: Command) => start(async () => {
+    const ctx = ctxOf(cmd);
+    return runSet(ctx, await prefsPatch(o, () => ctx, false));
+  }));
+
+  const exitNode = program.command("exit-node").description("show exit nodes and pick one");
+  const exitList = exitNode.command("list").description("list the peers offering an exit node");
+  addBool(exitList, "json", "output in JSON format");
+  exitList.action((o: { json?: boolean }, cmd: Command) => start(() => runExitNodeList(ctxOf(cmd), o.json === true)));
+  exitNode.command("suggest").description("suggest the best available exit node")
+    .action((_o: unknown, cmd: Command) => start(() => runExitNodeSuggest(ctxOf(cmd))));
 
   const status = program.command("status").description("show the state of latticed and its connections")
     .argument("[args...]");

@@ -7,6 +7,7 @@ import { CliError, DaemonNotRunningError, LocalApiError } from "./errors.js";
 import type {
   DnsStatus, NetcheckReport, PingResult, Prefs, PrefsPatch, Status, UpRequest, UpResponse, VersionResponse, WhoIsResponse,
 } from "./types.js";
+import type { ExitNodeSuggestion } from "./types.js";
 
 /** The daemon's default socket (latticed's `--socket` default). */
 export const DEFAULT_SOCKET = "/var/run/lattice/latticed.sock";
@@ -54,6 +55,10 @@ export class LocalClient {
   }
   async netcheck(): Promise<NetcheckReport> {
     return this.json<NetcheckReport>("GET", "/localapi/v0/netcheck", undefined, 60_000);
+  }
+  /** GET /localapi/v0/suggest-exit-node; 404 `no_exit_nodes` (a LocalApiError) when none. */
+  async suggestExitNode(): Promise<ExitNodeSuggestion> {
+    return this.json<ExitNodeSuggestion>("GET", "/localapi/v0/suggest-exit-node");
   }
   async whois(addr: string): Promise<WhoIsResponse> {
     return this.json<WhoIsResponse>("GET", `/localapi/v0/whois?${new URLSearchParams({ addr })}`);

@@ -15,19 +15,41 @@ export interface Prefs {
   RouteAll: boolean;
   CorpDNS: boolean;
   Ephemeral: boolean;
+  /**
+   * Canonical prefixes this node offers to route (host bits zero); the exit node is the pair
+   * "0.0.0.0/0" + "::/0" in this list (Tailscale's encoding). Absent from an older daemon.
+   */
+  AdvertiseRoutes?: string[] | null;
+  /** StableNodeID of the selected exit node, "" for none (set by the daemon from ExitNodeIP). */
+  ExitNodeID?: string;
+  /** The selected exit node's tailnet IP, "" for none. */
+  ExitNodeIP?: string;
+  /** With an exit node: keep the directly connected LAN outside the tunnel. */
+  ExitNodeAllowLANAccess?: boolean;
+  /** Subnet router: forward with the clients' tailnet source addresses (no MASQUERADE). */
+  NoSNAT?: boolean;
+}
+
+/** The prefs `up` and `set` change (Tailscale's ipn.Prefs names). */
+export interface SettablePrefs {
+  Hostname: string;
+  RunSSH: boolean;
+  AdvertiseTags: string[];
+  RouteAll: boolean;
+  CorpDNS: boolean;
+  AdvertiseRoutes: string[];
+  /** Clients send the exit node's tailnet IP; "" clears ExitNodeID too. */
+  ExitNodeIP: string;
+  ExitNodeAllowLANAccess: boolean;
+  NoSNAT: boolean;
 }
 
 /** PATCH /localapi/v0/prefs body: only the fields given change. */
-export type PrefsPatch = Partial<Pick<Prefs, "Hostname" | "RunSSH" | "AdvertiseTags" | "RouteAll" | "CorpDNS">>;
+export type PrefsPatch = Partial<SettablePrefs>;
 
-export interface UpRequest {
+export interface UpRequest extends PrefsPatch {
   ControlURL?: string;
   AuthKey?: string;
-  Hostname?: string;
-  RunSSH?: boolean;
-  AdvertiseTags?: string[];
-  RouteAll?: boolean;
-  CorpDNS?: boolean;
   Reset?: boolean;
   ForceReauth?: boolean;
 }
@@ -87,6 +109,8 @@ export interface Status {
   MagicDNSSuffix: string;
   CurrentTailnet: { Name: string; MagicDNSSuffix: string; MagicDNSEnabled: boolean } | null;
   Peer?: Record<string, PeerStatus> | null;
+  /** Only while an exit node is selected. */
+  ExitNodeStatus?: ExitNodeStatus | null;
   User?: Record<string, UserProfile> | null;
   ClientVersion: null;
   /** Host resolver integration: "direct" | "resolved" | "resolvconf" | "off" (absent from older daemons). */
@@ -103,6 +127,21 @@ export interface DnsStatus {
   Routes: Record<string, string[]>;
   SearchDomains: string[];
   Nameservers: string[];
+}
+
+/** ipnstate.ExitNodeStatus: the selected exit node. */
+export interface ExitNodeStatus {
+  ID: string;
+  Online: boolean;
+  TailscaleIPs: string[] | null;
+}
+
+/** GET /localapi/v0/suggest-exit-node (Tailscale's apitype.ExitNodeSuggestionResponse). */
+export interface ExitNodeSuggestion {
+  ID: string;
+  /** FQDN with the trailing dot. */
+  Name: string;
+  Location: unknown;
 }
 
 export interface PingResult {

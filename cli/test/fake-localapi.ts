@@ -11,7 +11,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type {
-  NetcheckReport, PeerStatus, PingResult, Prefs, Status, UpRequest, UpResponse, WhoIsResponse,
+  ExitNodeSuggestion, NetcheckReport, PeerStatus, PingResult, Prefs, Status, UpRequest, UpResponse, WhoIsResponse,
 } from "../src/types.js";
 
 export interface RecordedRequest {
@@ -42,6 +42,8 @@ export interface FakeState {
   netcheck: NetcheckReport;
   whois: Record<string, WhoIsResponse>;
   bugMarker: string;
+  /** What GET /suggest-exit-node answers; null → 404 `no_exit_nodes`. */
+  suggestion: ExitNodeSuggestion | null;
   version: { Version: string; Daemon: string };
   /** Force an answer for a path (e.g. a 500 without JSON). */
   override?: (req: RecordedRequest, res: ServerResponse) => boolean;
@@ -51,6 +53,7 @@ const ZERO = "0001-01-01T00:00:00Z";
 const PREF_FIELDS: Record<string, "string" | "boolean" | "string[]"> = {
   ControlURL: "string", WantRunning: "boolean", Hostname: "string", RunSSH: "boolean",
   AdvertiseTags: "string[]", RouteAll: "boolean", CorpDNS: "boolean",
+  AdvertiseRoutes: "string[]", ExitNodeIP: "string", ExitNodeAllowLANAccess: "boolean", NoSNAT: "boolean",
 };
 
 export function peer(over: Partial<PeerStatus> & Pick<PeerStatus, "HostName">): PeerStatus {
@@ -91,7 +94,8 @@ export function sampleStatus(nowMs: number): Status {
 }
 
 function defaultPrefs(): Prefs {
-  return { ControlURL: "https://control.example.com", WantRunning: true, Hostname: "", RunSSH: false, AdvertiseTags: [], RouteAll: false, CorpDNS: true, Ephemeral: false };
+  return { ControlURL: "https://control.example.com", WantRunning: true, Hostname: "", RunSSH: false, AdvertiseTags: [], RouteAll: false, CorpDNS: true, Ephemeral: false,
+    AdvertiseRoutes: [], ExitNodeID: "", ExitNodeIP: "", ExitNodeAllowLANAccess: false, NoSNAT: false };
 }
 
 export class FakeLocalApi {
@@ -107,7 +111,7 @@ export class FakeLocalApi {
     this.state = {
       status: sampleStatus(nowMs), prefs: defaultPrefs(), statusScript: [],
       onUp: () => ({ BackendState: "Running", AuthURL: "" }),
-      pingAnswers: [], bugMarker: "BUG-alpha-20261130T180000Z-abcdef0123456789",
+      pingAnswers: [], suggestion: null, bugMarker: "BUG-alpha-20261130T180000Z-abcdef0123456789",
       version: { Version: "0.1.0", Daemon: "latticed" },
       netcheck: {
         UDP: true, IPv4: true, IPv6: false, GlobalV4: "198.51.100.7:41641", GlobalV6: "", MappingVariesByDestIP: false,
@@ -142,6 +146,24 @@ export class FakeLocalApi {
   /** The requests to `path` (without query). */
   calls(path: string): RecordedRequest[] {
     return this.requests.filter((r) => r.path === path);
+  }
+
+  /**
+   * The daemon's ExitNodeIP rule (ROUTES-CONTRACT): "" clears ExitNodeID; else the IP must be
+   * a peer's offering an exit node, and ExitNodeID becomes its ID. Mutates `patch`.
+   */
+  private applyExitNode(patch: Partial<Prefs>): FakeError | null {
+    if (patch.ExitNodeIP === undefined) return null;
+    if (patch.ExitNodeIP === "") {
+      patch.ExitNodeID = "";
+      return null;
+    }
+    const p = Object.values(this.state.status.Peer ?? {}).find((x) => (x.TailscaleIPs ?? []).includes(patch.ExitNodeIP!));
+    if (!p || !(p.ExitNodeOption || (p.AllowedIPs ?? []).includes("0.0.0.0/0"))) {
+      return { status: 400, code: "bad_request", error: `ExitNodeIP: ${patch.ExitNodeIP} is not a peer offering an exit node` };
+    }
+    patch.ExitNodeID = p.ID;
+    return null;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -182,9 +204,10 @@ export class FakeLocalApi {
       case "GET /localapi/v0/prefs":
         return sendJson(res, 200, st.prefs);
       case "PATCH /localapi/v0/prefs": {
-        const bad = checkPrefsPatch(body);
+        const patch = { ...(body as Partial<Prefs>) };
+        const bad = checkPrefsPatch(body) ?? this.applyExitNode(patch);
         if (bad) return sendError(res, bad);
-        st.prefs = { ...st.prefs, ...(body as Partial<Prefs>) };
+        st.prefs = { ...st.prefs, ...patch };
         return sendJson(res, 200, st.prefs);
       }
       case "POST /localapi/v0/up": {
@@ -223,10 +246,13 @@ export class FakeLocalApi {
       case "GET /localapi/v0/bugreport":
         res.writeHead(200, { "Content-Type": "text/plain; charset=utf-8" });
         return void res.end(st.bugMarker + "\n");
+      case "GET /localapi/v0/suggest-exit-node":
+        if (st.suggestion === null) return sendError(res, { status: 404, code: "no_exit_nodes", error: "no exit nodes available" });
+        return sendJson(res, 200, st.suggestion);
       case "GET /localapi/v0/version":
         return sendJson(res, 200, st.version);
       default: {
-        const known = ["status", "prefs", "up", "down", "logout", "ping", "netcheck", "whois", "bugreport", "version", "metrics"].map((p) => `/localapi/v0/${p}`);
+        const known = ["status", "prefs", "up", "down", "logout", "ping", "netcheck", "whois", "bugreport", "version", "metrics", "suggest-exit-node"].map((p) => `/localapi/v0/${p}`);
         if (known.includes(rec.path)) return sendError(res, { status: 405, code: "method_not_allowed", error: `${rec.method} not allowed on ${rec.path}` });
         return sendError(res, { status: 404, code: "not_found", error: `no such endpoint ${rec.path}` });
       }
@@ -235,6 +261,10 @@ export class FakeLocalApi {
 }
 
 function checkPrefsPatch(body: unknown): FakeError | null {
+  if (typeof body === "object" && body !== null && !Array.isArray(body)) {
+    const routes = (body as { AdvertiseRoutes?: unknown }).AdvertiseRoutes;
+    if (Array.isArray(routes) && routes.length > 256) return { status: 400, code: "bad_request", error: "AdvertiseRoutes: at most 256 prefixes" };
+  }
   if (typeof body !== "object" || body === null || Array.isArray(body)) return { status: 400, code: "bad_request", error: "prefs patch must be a JSON object" };
   for (const [k, v] of Object.entries(body)) {
     const t = PREF_FIELDS[k];
