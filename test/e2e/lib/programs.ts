@@ -246,6 +246,8 @@ export interface StatusJson {
   Health?: string[] | null;
   Self?: PeerStatusJson;
   Peer?: Record<string, PeerStatusJson> | null;
+  /** Only while an exit node is selected (issue 10). */
+  ExitNodeStatus?: { ID: string; Online: boolean; TailscaleIPs: string[] | null } | null;
 }
 export interface PeerStatusJson {
   ID: string;
@@ -259,6 +261,12 @@ export interface PeerStatusJson {
   RxBytes: number;
   TxBytes: number;
   Expired?: boolean;
+  AllowedIPs?: string[] | null;
+  /** Approved subnet routes (no exit routes). */
+  PrimaryRoutes?: string[] | null;
+  /** This peer is the selected exit node / offers an (approved) exit node. */
+  ExitNode?: boolean;
+  ExitNodeOption?: boolean;
 }
 
 /** Options for {@link startNode}. */
@@ -323,6 +331,19 @@ export async function startNode(lab: Lab, o: NodeOptions): Promise<LatticeNode> 
   };
   await node.start();
   return node;
+}
+
+/**
+ * A raw LocalAPI request to a node (curl over its unix socket; the socket is a file of the lab
+ * directory, reachable from any namespace): the HTTP status and the body text.
+ */
+export async function localApi(lab: Lab, node: LatticeNode, method: string, path: string, body?: unknown): Promise<{ status: number; body: string }> {
+  const argv = ["curl", "-sS", "--max-time", "20", "--unix-socket", node.socket, "-X", method, "-w", "\n%{http_code}"];
+  if (body !== undefined) argv.push("-H", "Content-Type: application/json", "--data-binary", JSON.stringify(body));
+  const r = await lab.run(null, [...argv, `http://local-tailscaled.sock${path}`]);
+  if (r.code !== 0) throw new Error(`curl ${method} ${path} on ${node.name} failed (${r.code}): ${r.stderr}`);
+  const nl = r.stdout.lastIndexOf("\n");
+  return { status: Number(r.stdout.slice(nl + 1)), body: r.stdout.slice(0, nl) };
 }
 
 /** Every peer of a status (empty when none). */

@@ -161,3 +161,59 @@ export async function setUdpBlocked(lab: Lab, t: NatTopology, blocked: boolean):
   // FORWARD rules see every packet, not only new flows: an established conntrack entry does
   // not keep a path alive across the change.
 }
+
+/**
+ * Subnet router + exit node (issue 10, `buildRoutes`): control and three nodes on one LAN
+ * (`buildLan` with extra nodes r and e: ctl 10.99.0.1 with the bridge, a .2, (b .3, unused),
+ * r .4, e .5, default route via ctl, which does NOT forward), plus three networks only one namespace reaches:
+ *
+ *     h 10.77.0.2/24     ── lan ── r (10.77.0.1)       the subnet router's LAN host H
+ *     i 198.51.100.2/24  ── wan ── e (198.51.100.1)    the "internet" host I, only E routes to it
+ *     l 192.168.50.2/24  ── lan ── a (192.168.50.1)    A's own LAN host L
+ *
+ * h, i and l have no default route (each answers only its connected neighbour, or what the
+ * test adds); ip_forward is 0 in every namespace (the tests turn it on in r and e only).
+ */
+export interface RoutesTopology {
+  readonly kind: "routes";
+  readonly ns: { readonly ctl: string; readonly a: string; readonly r: string; readonly e: string; readonly h: string; readonly i: string; readonly l: string };
+  readonly ip: {
+    readonly ctl: string; readonly a: string; readonly r: string; readonly e: string;
+    /** r's address on H's LAN, H, e's "internet" address, I, a's address on L's LAN, L. */
+    readonly rLan: string; readonly h: string; readonly eWan: string; readonly i: string; readonly aLan: string; readonly l: string;
+  };
+  /** The subnet R routes. */
+  readonly subnet: string;
+}
+
+export async function buildRoutes(lab: Lab): Promise<RoutesTopology> {
+  const lan = await buildLan(lab, ["r", "e"]);
+  const h = await lab.addNs("h");
+  const i = await lab.addNs("i");
+  const l = await lab.addNs("l");
+  const ns = { ctl: lan.ns.ctl, a: lan.ns.a, r: lan.ns["r"]!, e: lan.ns["e"]!, h, i, l };
+  await lab.sh(`
+    stub() { # OWNER OWNER-IF OWNER-ADDR STUB STUB-ADDR
+      ip -n "$1" link add "$2" type veth peer name eth0 netns "$4"
+      ip -n "$1" addr add "$3/24" dev "$2"
+      ip -n "$1" link set "$2" up
+      ip -n "$4" addr add "$5/24" dev eth0
+      ip -n "$4" link set eth0 up
+    }
+    stub ${ns.r} lan 10.77.0.1 ${h} 10.77.0.2
+    stub ${ns.e} wan 198.51.100.1 ${i} 198.51.100.2
+    stub ${ns.a} lan 192.168.50.1 ${l} 192.168.50.2
+    for n in ${Object.values(ns).join(" ")} ${lan.ns.b}; do
+      ip netns exec "$n" sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
+    done
+  `);
+  return {
+    kind: "routes",
+    ns,
+    ip: {
+      ctl: lan.ip.ctl, a: lan.ip.a, r: lan.ip["r"]!, e: lan.ip["e"]!,
+      rLan: "10.77.0.1", h: "10.77.0.2", eWan: "198.51.100.1", i: "198.51.100.2", aLan: "192.168.50.1", l: "192.168.50.2",
+    },
+    subnet: "10.77.0.0/24",
+  };
+}
