@@ -200,6 +200,7 @@ describe("item 3: exit node", () => {
   let before = "";
 
   it("E approved as exit node: A lists it, the suggestion names it, status says `offers exit node`; I is unreachable", async () => {
+    await setPolicy(lab, control, POLICY_ALL); // (item 2 left it so; set here for `-t "item 3"` runs)
     await lab.must(["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"], { ns: t.ns.e });
     expect(await prefsOf(e)).toMatchObject({ AdvertiseRoutes: ["0.0.0.0/0", "::/0"] });
     await control.adminOk(["nodes", "approve-routes", await nodeKeyOf(e), "0.0.0.0/0"]);
@@ -235,6 +236,7 @@ describe("item 3: exit node", () => {
     for (const re of [/^5210:.*fwmark 0x80000\/0xff0000 lookup main/m, /^5230:.*fwmark 0x80000\/0xff0000 lookup default/m,
       /^5250:.*fwmark 0x80000\/0xff0000 unreachable/m, /^5270:.*lookup 52\b/m]) expect(rules).toMatch(re);
     expect((await lab.must(["ip", "route", "show", "table", "52"], { ns: t.ns.a })).stdout).toMatch(/^default dev lattice0\b/m);
+    expect(await routingSnapshot(t.ns.a)).not.toBe(before);
   });
 
   it("control and DERP stay reachable through the exit-node routing: a rename at control reaches A; with UDP A↔E blocked, DERP carries A's internet traffic", async () => {
@@ -283,8 +285,45 @@ describe("item 3: exit node", () => {
     expect(st.ExitNodeStatus ?? undefined).toBeUndefined();
     expect(peerNamed(st, "e")!.ExitNode).toBe(false);
     expect(await prefsOf(a)).toMatchObject({ ExitNodeID: "", ExitNodeIP: "" });
-    // the subnet route is still in use
-    await expectIcmp(lab, t.ns.a, t.ip.h, 2, true);
+  });
+
+  it("crash recovery: `kill -9 latticed` with an exit node selected, restart → the exit node works again; then `--exit-node=` restores the snapshot", async () => {
+    await a.latticeOk(["set", "--exit-node=e"]);
+    await waitIcmp(lab, t.ns.a, t.ip.i, 20_000);
+    await a.kill9();
+    await a.start();
+    await until("a Running again", async () => (await a.status()).BackendState === "Running", 30_000, 300);
+    await waitIcmp(lab, t.ns.a, t.ip.i, 30_000);
+    expect((await lab.must(["ip", "rule"], { ns: t.ns.a })).stdout.match(/^5270:/gm)).toHaveLength(1);
+    await a.latticeOk(["set", "--exit-node="]);
+    // The restarted daemon made a new TUN, which the kernel gave a new IPv6 link-local
+    // address: that one line differs by nature, everything else must be as before.
+    const ll = (text: string): string => text.replace(/fe80::[0-9a-f:]+ dev lattice0/g, "fe80::LINK-LOCAL dev lattice0");
+    const after = await until("routing back to the snapshot", async () => {
+      const now = ll(await routingSnapshot(t.ns.a));
+      return now === ll(before) ? now : false;
+    }, 15_000, 300).catch(async () => ll(await routingSnapshot(t.ns.a)));
+    expect(after).toBe(ll(before));
+  });
+});
+
+describe("down removes the routing state (ROUTES-CONTRACT: everything removed on down)", () => {
+  it("`lattice down` on R and E: no lattice-forward / lattice-postrouting chains; on A: no 52xx rules, table 52 empty", async () => {
+    await Promise.all([r.latticeOk(["down"]), e.latticeOk(["down"]), a.latticeOk(["down"])]);
+    for (const ns of [t.ns.r, t.ns.e]) {
+      const rules = await until("chains gone", async () => {
+        const out = (await lab.must(["iptables-save"], { ns })).stdout + (await lab.must(["ip6tables-save"], { ns })).stdout;
+        return out.includes("lattice-") ? false : out;
+      }, 10_000, 300).catch(async () => (await lab.must(["iptables-save"], { ns })).stdout);
+      expect(rules).not.toContain("lattice-");
+    }
+    for (const v of [[], ["-6"]]) {
+      const rules = (await lab.must(["ip", ...v, "rule"], { ns: t.ns.a })).stdout;
+      expect(rules).not.toMatch(/^52\d0:/m);
+      expect((await lab.run(t.ns.a, ["ip", ...v, "route", "show", "table", "52"])).stdout).toBe("");
+    }
+    await Promise.all([r.latticeOk(["up"]), e.latticeOk(["up"]), a.latticeOk(["up"])]);
+    await until("a Running with r again", async () => ((await a.status()).BackendState === "Running" && peerNamed(await a.status(), "r") !== undefined) || undefined, 30_000, 300);
   });
 });
 
