@@ -100,7 +100,10 @@ admin nodes approve-routes "$rkey" 10.77.0.0/24 >>"$LT_WORK/admin.log" 2>&1 || {
 ipr=$(lat_r ip -4)
 
 direct=""
-if until_true 60 eval '[[ $(lat_a status 2>/dev/null | awk "\$2 == \"r\"") == *direct* ]]'; then direct=$(measure "$NSR" "$ipr"); fi
+# (traffic first: a peer never talked to stays idle, without a path)
+if until_true 60 eval 'ip netns exec "$NSA" ping -c 1 -W 1 -q "$ipr" >/dev/null; [[ $(lat_a status 2>/dev/null | awk "\$2 == \"r\"") == *direct* ]]'; then
+	direct=$(measure "$NSR" "$ipr")
+fi
 row "A -> R's tailnet IP $ipr (direct path)" "${direct:-failed}" "Mbit/s"
 
 subnet=""
