@@ -105,7 +105,8 @@ function peerLabel(ps: PeerStatus): string {
  * Resolves `--exit-node`'s value to the IP to send as ExitNodeIP ("" clears). Matches a
  * peer's tailnet IP (any spelling), host name, MagicDNS short name or FQDN (with or without
  * the trailing dot), case-insensitively. Throws FlagValueError:
- * `no peer with that name or IP`, `peer "b" does not offer an exit node`,
+ * `no peer with that name or IP` (+ a hint when the node is not Running: no netmap yet),
+ * `peer "b" does not offer an exit node`,
  * `cannot use this node as its own exit node`, `peer "b" has no tailnet IP`.
  */
 export function resolveExitNode(flag: string, value: string, st: Status): string {
@@ -122,7 +123,8 @@ export function resolveExitNode(flag: string, value: string, st: Status): string
   const found = peers.find(matches);
   if (!found) {
     if (st.Self && matches(st.Self)) throw new FlagValueError(flag, value, "cannot use this node as its own exit node");
-    throw new FlagValueError(flag, value, "no peer with that name or IP");
+    const hint = st.BackendState !== "Running" ? ` (the node is ${st.BackendState}, its peers are not known yet: connect first, then \`lattice set --exit-node\`)` : "";
+    throw new FlagValueError(flag, value, `no peer with that name or IP${hint}`);
   }
   if (!offersExitNode(found)) throw new FlagValueError(flag, value, `peer ${JSON.stringify(peerLabel(found))} does not offer an exit node`);
   const first = (found.TailscaleIPs ?? [])[0];

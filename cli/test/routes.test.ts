@@ -187,6 +187,13 @@ describe("lattice up: routes and exit node flags → UpRequest", () => {
     expect(fake.calls("/localapi/v0/prefs")).toHaveLength(0);
   });
 
+  it("--exit-node on a node not Running yet (no netmap, no peers): says so, exit 2, no /up sent", async () => {
+    fake.state.status = { ...fake.state.status, BackendState: "NeedsLogin", Peer: {} };
+    const r = await runCli(["up", "--auth-key=k", "--exit-node=bravo", ...s()]);
+    expect(r).toMatchObject({ code: 2, stderr: 'lattice: invalid value "bravo" for --exit-node: no peer with that name or IP (the node is NeedsLogin, its peers are not known yet: connect first, then `lattice set --exit-node`)\n' });
+    expect(fake.calls("/localapi/v0/up")).toHaveLength(0);
+  });
+
   it.each([
     [["--advertise-routes=10.77.0.1/24"], 'invalid value "10.77.0.1/24" for --advertise-routes: 10.77.0.1/24 has non-address bits set; expected 10.77.0.0/24'],
     [["--exit-node=ghost"], 'invalid value "ghost" for --exit-node: no peer with that name or IP'],
