@@ -117,6 +117,14 @@ describe("lattice set: routes and exit node flags → PATCH prefs", () => {
     expect(patches()).toEqual([{ ExitNodeIP: "100.64.0.5" }, { ExitNodeIP: "100.64.0.5" }]);
   });
 
+  it("a matching exit peer without a tailnet IP: exit 2 saying so", async () => {
+    offerExits();
+    peerOf("echo").TailscaleIPs = [];
+    const r = await runCli(["set", "--exit-node=echo", ...s()]);
+    expect(r).toMatchObject({ code: 2, stderr: 'lattice: invalid value "echo" for --exit-node: peer "echo" has no tailnet IP\n' });
+    expect(patches()).toHaveLength(0);
+  });
+
   it("--exit-node= (empty) clears ExitNodeIP and ExitNodeID without asking for the status", async () => {
     fake.state.prefs = { ...fake.state.prefs, ExitNodeIP: "100.64.0.2", ExitNodeID: "nbravoCNTRL" };
     for (const args of [["--exit-node="], ["--exit-node", ""]]) {
