@@ -203,7 +203,9 @@ describe("item 3: exit node", () => {
     await setPolicy(lab, control, POLICY_ALL); // (item 2 left it so; set here for `-t "item 3"` runs)
     await lab.must(["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"], { ns: t.ns.e });
     expect(await prefsOf(e)).toMatchObject({ AdvertiseRoutes: ["0.0.0.0/0", "::/0"] });
-    await control.adminOk(["nodes", "approve-routes", await nodeKeyOf(e), "0.0.0.0/0"]);
+    // (the other spelling of approval: `nodes routes NODE --approve`; the subnet used approve-routes)
+    const shown = await control.adminOk(["nodes", "routes", await nodeKeyOf(e), "--approve", "0.0.0.0/0"]);
+    expect(shown).toMatch(/^exit node \(0\.0\.0\.0\/0, ::\/0\)\s+approved$/m);
     const list = await until("e in `lattice exit-node list`", async () => {
       const out = await a.latticeOk(["exit-node", "list"]);
       return /^\S+\s+e\.\S+\s+-\s+-\s+-$/m.test(out) ? out : false;
