@@ -6,8 +6,9 @@
 //      at R (H never sees the SYN; R's filter counts the drop).
 //   3. E advertises an exit node and is approved; A with `--exit-node=e` reaches the
 //      "internet" host I that only E routes to, and I sees E's address; control and DERP
-//      stay reachable (a change at control reaches A; with UDP A<->E blocked the tunnel runs
-//      over DERP and still carries A's internet traffic); `--exit-node=` restores
+//      stay reachable (A reconnects after a control restart and a change at control reaches
+//      it; with UDP A<->E blocked the tunnel runs over DERP and still carries A's internet
+//      traffic); `--exit-node=` restores
 //      `ip route show table all`, `ip rule` and `ip -6 rule` byte for byte; A's LAN host L
 //      is reachable only with `--exit-node-allow-lan-access`.
 //   4. bad CIDRs, an unknown exit node, a peer that is no exit node: a clear error naming
@@ -241,7 +242,10 @@ describe("item 3: exit node", () => {
     expect(await routingSnapshot(t.ns.a)).not.toBe(before);
   });
 
-  it("control and DERP stay reachable through the exit-node routing: a rename at control reaches A; with UDP A↔E blocked, DERP carries A's internet traffic", async () => {
+  it("control and DERP stay reachable through the exit-node routing: after a control restart A reconnects and a rename reaches it; with UDP A↔E blocked, DERP carries A's internet traffic", async () => {
+    // A control restart makes A dial control and DERP anew while the exit-node routing is in place.
+    await control.restart();
+    await until("a reconnected to control (no control Health line)", async () => !((await a.status()).Health ?? []).some((h) => /control/i.test(h)), 60_000, 500);
     const rKey = await nodeKeyOf(r);
     await control.adminOk(["nodes", "rename", rKey, "rr"]);
     await until("the rename reaches a", async () => peerNamed(await a.status(), "r")?.DNSName.startsWith("rr.") || undefined, 30_000, 300);
@@ -299,8 +303,13 @@ describe("item 3: exit node", () => {
     expect((await lab.must(["ip", "rule"], { ns: t.ns.a })).stdout.match(/^5270:/gm)).toHaveLength(1);
     await a.latticeOk(["set", "--exit-node="]);
     // The restarted daemon made a new TUN, which the kernel gave a new IPv6 link-local
-    // address: that one line differs by nature, everything else must be as before.
-    const ll = (text: string): string => text.replace(/fe80::[0-9a-f:]+ dev lattice0/g, "fe80::LINK-LOCAL dev lattice0");
+    // address: that line differs by nature (and may sort elsewhere), everything else must be
+    // as before. So: that address masked, and each section compared as a sorted set of lines.
+    const ll = (text: string): string =>
+      text.replace(/fe80::[0-9a-f:]+ dev lattice0/g, "fe80::LINK-LOCAL dev lattice0")
+        .split(/(?=^## )/m)
+        .map((sec) => { const [head, ...rest] = sec.split("\n"); return [head, ...rest.sort()].join("\n"); })
+        .join("\n");
     const after = await until("routing back to the snapshot", async () => {
       const now = ll(await routingSnapshot(t.ns.a));
       return now === ll(before) ? now : false;
