@@ -522,6 +522,9 @@ export class LocalBackend {
       if (patch.RunSSH !== undefined && patch.RunSSH !== before.RunSSH) this.#syncSsh();
     }
     if (((patch.CorpDNS !== undefined && patch.CorpDNS !== before.CorpDNS) || routingPrefsChanged(before, this.#prefs)) && this.#state === "Running") this.#configureEngine();
+    // Answer once the data path, routes and host DNS are in place (as Tailscale's EditPrefs):
+    // `lattice set --exit-node=E && curl …` must not leave directly.
+    await this.#engineChain;
     return this.prefs();
   }
 
@@ -560,6 +563,7 @@ export class LocalBackend {
       if (hostChanged) this.#control?.sendUpdate();
       if (sshChanged) this.#syncSsh();
       if (engineChanged && this.#state === "Running") this.#configureEngine();
+      await this.#engineChain;
     }
     return { BackendState: this.#state, AuthURL: this.#authURL };
   }
@@ -577,6 +581,8 @@ export class LocalBackend {
     this.#clearPeers();
     if (this.#loggedIn) this.#setState("Stopped");
     this.#syncSsh();
+    // `down` answers once table 52, the rules and the chains are gone.
+    await this.#engineChain;
   }
 
   /**

@@ -381,4 +381,40 @@ describe("LocalBackend", () => {
     await offline.b.start();
     expect(() => offline.b.suggestExitNode()).toThrowError(expect.objectContaining({ code: "no_exit_nodes", status: 404 }));
   });
+
+  it("set/up/down answer only once the host routing is applied (no window where `set --exit-node=E` has returned but traffic still leaves directly, or `down` has returned with table 52 and the chains still there)", async () => {
+    const fc = new FakeControl();
+    const applied: Prefs[] = [];
+    let downs = 0;
+    const slow = () => new Promise((r) => setTimeout(r, 150));
+    const routes = {
+      apply: async (_nm: Netmap, p: Prefs) => {
+        await slow();
+        applied.push({ ...p });
+      },
+      down: async () => {
+        await slow();
+        downs++;
+      },
+      health: () => [],
+    };
+    const { b } = makeBackend(fc, undefined, undefined, routes);
+    await b.start();
+    await b.up({ ControlURL: "http://control", AuthKey: "tskey-abc" });
+    await fc.until(() => fc.streams.length === 1);
+    fc.stream.push(fullMap(fc, {}, [peer(2), { ...peer(3), AllowedIPs: ["100.64.0.3/32", "0.0.0.0/0", "::/0"], Online: true }]));
+    await until(() => b.state === "Running" && applied.length === 1);
+    await b.patchPrefs({ ExitNodeIP: "100.64.0.3" });
+    expect(applied[applied.length - 1]!.ExitNodeID).toBe("n3");
+    await b.patchPrefs({ ExitNodeIP: "" });
+    expect(applied[applied.length - 1]!.ExitNodeID).toBe("");
+    await b.down();
+    expect(downs).toBeGreaterThan(0);
+    const d = downs;
+    const n = applied.length;
+    await b.up({});
+    expect(applied.length).toBe(n + 1);
+    await b.patchPrefs({ WantRunning: false });
+    expect(downs).toBeGreaterThan(d);
+  });
 });
