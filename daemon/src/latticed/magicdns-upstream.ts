@@ -20,6 +20,18 @@ function same(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/**
+ * Whether `bytes` (4 or 16) is one of MagicDNS's own addresses: 100.100.100.100 (also as
+ * ::ffff:100.100.100.100) or fd7a:115c:a1e0::53. Forwarding there would send a query back
+ * into quad-100 (a loop that fills the forwarder until every query times out).
+ */
+export function isMagicDnsAddr(bytes: Uint8Array): boolean {
+  if (same(bytes, QUAD100_V4) || same(bytes, QUAD100_V6)) return true;
+  if (bytes.length !== 16) return false;
+  for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return false;
+  return bytes[10] === 0xff && bytes[11] === 0xff && same(bytes.subarray(12), QUAD100_V4);
+}
+
 /** Sends one query to the upstream resolvers; resolves the reply, or null (timeout, error). Never rejects. */
 export interface Upstream {
   query(msg: Uint8Array, timeoutMs: number): Promise<Uint8Array | null>;
@@ -33,7 +45,9 @@ export interface ResolverAddr {
 
 /**
  * A DNSResolver `Addr` as a UDP address: "IP", "IP:port", "[IPv6]:port", "IPv6"; null for
- * DoH/DoT URLs and anything that isn't an IP address.
+ * DoH/DoT URLs, anything that isn't an IP address, and MagicDNS's own addresses
+ * ({@link isMagicDnsAddr}: an admin resolver or split-DNS route naming 100.100.100.100
+ * would otherwise make quad-100 forward to itself).
  */
 export function parseResolverAddr(addr: string): ResolverAddr | null {
   let host = addr;
@@ -42,7 +56,8 @@ export function parseResolverAddr(addr: string): ResolverAddr | null {
   const m4 = /^([0-9.]+):(\d{1,5})$/.exec(addr);
   if (m6) [host, port] = [m6[1]!, Number(m6[2])];
   else if (m4) [host, port] = [m4[1]!, Number(m4[2])];
-  if (port < 1 || port > 65535 || parseIp(host) === null) return null;
+  const ip = parseIp(host);
+  if (port < 1 || port > 65535 || ip === null || isMagicDnsAddr(ip.bytes)) return null;
   return { host, port };
 }
 
@@ -57,7 +72,7 @@ export function parseResolvConf(text: string): string[] {
     if (!m) continue;
     const ip = parseIp(m[1]!, true);
     if (!ip) continue;
-    if (same(ip.bytes, QUAD100_V4) || same(ip.bytes, QUAD100_V6)) continue;
+    if (isMagicDnsAddr(ip.bytes)) continue;
     out.push(m[1]!);
   }
   return out;

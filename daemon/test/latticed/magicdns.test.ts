@@ -288,6 +288,22 @@ describe("split DNS and admin resolvers", () => {
     expect(asked).toEqual(["9.9.9.9", "os"]);
   });
 
+  it("admin resolvers and split-DNS routes naming MagicDNS itself (100.100.100.100, ::ffff:100.100.100.100, fd7a:115c:a1e0::53) are skipped, so quad-100 never forwards to itself", async () => {
+    const { e, asked } = recording({
+      Resolvers: [{ Addr: "100.100.100.100" }, { Addr: "192.0.2.1" }],
+      Routes: { "loop.example": [{ Addr: "[fd7a:115c:a1e0::53]:53" }, { Addr: "::ffff:100.100.100.100" }], "mixed.example": [{ Addr: "100.100.100.100:53" }, { Addr: "100.64.0.9" }] },
+    });
+    for (const n of ["example.com", "a.loop.example", "a.mixed.example"]) e.intercept(queryPacket({ type: "A", name: n }));
+    await new Promise((r) => setTimeout(r, 10));
+    // loop.example has no usable resolver left: forwarded as if the route were absent.
+    expect(asked).toEqual(["192.0.2.1:53", "192.0.2.1:53", "100.64.0.9:53"]);
+    const only = recording({ Resolvers: [{ Addr: "100.100.100.100" }] });
+    only.e.intercept(queryPacket({ type: "A", name: "example.com" }));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(only.asked).toEqual(["os"]);
+    expect(parseResolvConf("nameserver 100.100.100.100\nnameserver ::ffff:100.100.100.100\nnameserver fd7a:115c:a1e0::53\nnameserver 10.0.0.1\n")).toEqual(["10.0.0.1"]);
+  });
+
   it("parses resolver addresses; DoH/DoT and names are refused", () => {
     expect(parseResolverAddr("1.1.1.1")).toEqual({ host: "1.1.1.1", port: 53 });
     expect(parseResolverAddr("1.1.1.1:5353")).toEqual({ host: "1.1.1.1", port: 5353 });
