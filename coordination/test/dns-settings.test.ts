@@ -70,6 +70,11 @@ describe("DNS settings document", () => {
       [{ nameserver: [] }, "nameserver: unknown field (expected tailnetDomain, nameservers, splitDNS, searchPaths, preferences)"],
       [[], "dns: expected an object, got array"],
       [null, "dns: expected an object, got null"],
+      [{ nameservers: ["100.100.100.100"] }, 'nameservers[0]: "100.100.100.100" is MagicDNS itself'],
+      [{ nameservers: [{ address: "::ffff:100.100.100.100" }] }, 'nameservers[0].address: "::ffff:100.100.100.100" is MagicDNS itself'],
+      [{ splitDNS: { "corp.example": ["10.0.0.1", "FD7A:115C:A1E0:0::53"] } }, 'splitDNS["corp.example"][1]: "FD7A:115C:A1E0:0::53" is MagicDNS itself'],
+      [{ nameservers: ["0.0.0.0"] }, 'nameservers[0]: "0.0.0.0" is the unspecified address'],
+      [{ nameservers: ["::"] }, 'nameservers[0]: "::" is the unspecified address'],
     ];
     for (const [doc, msg] of cases) {
       const e = refusal(() => parseDnsDocument(doc));

@@ -35,6 +35,7 @@
  */
 import { isIP } from "node:net";
 import { parseTree, printParseErrorCode, type Node, type ParseError } from "jsonc-parser";
+import { formatIp, parseIp } from "@lattice/netaddr";
 import type { DNSConfig, DNSResolver } from "@lattice/types";
 import { ValidationError } from "../errors.js";
 import { lineColumn, tooDeepAt } from "../json-depth.js";
@@ -146,11 +147,30 @@ function domainName(v: unknown, path: string, p: Problems, max: number = DNS_LIM
   return d;
 }
 
+/**
+ * Why an IP address cannot be a resolver, or null: MagicDNS's own addresses (nodes would
+ * forward to themselves; they skip them too) and the unspecified addresses.
+ */
+function notAResolver(a: string): string | null {
+  const ip = parseIp(a);
+  if (!ip) return null;
+  const b = ip.bytes;
+  const mapped = b.length === 16 && b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff;
+  const canon = formatIp(mapped ? b.subarray(12) : b);
+  if (canon === "100.100.100.100" || canon === "fd7a:115c:a1e0::53") return "is MagicDNS itself (each node's own resolver), not an upstream resolver";
+  if (b.every((x) => x === 0)) return "is the unspecified address, not a resolver";
+  return null;
+}
+
 /** A resolver address: an IPv4 or IPv6 address; URLs and ports are refused by name. */
 function resolverAddress(v: unknown, path: string, p: Problems): string | null {
   if (typeof v !== "string") return p.add(path, `expected an IP address (string), got ${kind(v)}`), null;
   const a = v.trim();
-  if (isIP(a) !== 0) return a.toLowerCase();
+  if (isIP(a) !== 0) {
+    const why = notAResolver(a);
+    if (why !== null) return p.add(path, `${show(v)} ${why}`), null;
+    return a.toLowerCase();
+  }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(a)) {
     return p.add(path, `${show(v)} is not an IP address (DNS-over-HTTPS/TLS resolvers are not supported: Lattice nodes forward plain DNS to IP addresses)`), null;
   }
