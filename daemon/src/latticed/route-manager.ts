@@ -62,6 +62,10 @@ export function routerConfig(i: RouterInput): RouterConfig {
       if (c && !throws.includes(c)) throws.push(c);
     }
     if (i.prefs.ExitNodeAllowLANAccess) for (const l of i.lanPrefixes) if (!throws.includes(l)) throws.push(l);
+    // The subnets this node routes for the tailnet stay on its LAN (main table), or the
+    // exit node's default route would catch them: neither the tailnet nor this host could
+    // reach them while an exit node is in use.
+    for (const r of i.prefs.AdvertiseRoutes) if (!isExitRoute(r) && !throws.includes(r)) throws.push(r);
   }
   return { routes, throws, forward: i.prefs.AdvertiseRoutes.length > 0 ? { snat: !i.prefs.NoSNAT } : null };
 }

@@ -126,6 +126,12 @@ describe("router config and health", () => {
     expect(routerConfig({ peers: [], prefs: { ...prefs, AdvertiseRoutes: ["10.77.0.0/24"], NoSNAT: true }, bypass: [], lanPrefixes: [] }).forward).toEqual({ snat: false });
     // A standby router (same subnet advertised here) keeps its own subnet out of table 52.
     expect(routerConfig({ peers: [router], prefs: { ...prefs, RouteAll: true, AdvertiseRoutes: ["10.77.0.0/24"] }, bypass: [], lanPrefixes: [] }).routes).toEqual([]);
+    // A subnet router using an exit node keeps its own subnets on its LAN (throw routes), both for the tailnet and for itself.
+    expect(routerConfig({ peers: [exit], prefs: { ...prefs, ExitNodeID: "n3CNTRL", AdvertiseRoutes: ["192.168.50.0/24", "fd00:50::/64"] }, bypass: [], lanPrefixes: ["192.168.50.0/24"] })).toEqual({
+      routes: ["0.0.0.0/0", "::/0"],
+      throws: ["192.168.50.0/24", "fd00:50::/64"],
+      forward: { snat: true },
+    });
     expect(bypassHosts("http://control.example:8080", { Regions: { 900: { RegionID: 900, RegionCode: "x", RegionName: "x", Nodes: [{ Name: "a", RegionID: 900, HostName: "derp.example", IPv4: "203.0.113.5" }, { Name: "b", RegionID: 900, HostName: "derp2.example" }] } } } as never)).toEqual([
       "control.example",
       "203.0.113.5",
