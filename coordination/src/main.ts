@@ -2,7 +2,7 @@
  * `lattice-control`: the coordination server (`serve`), its admin commands (over the
  * admin unix socket), and the offline `policy compile`.
  */
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { createRequire } from "node:module";
 import { Command, CommanderError } from "commander";
 import { adminRequest, DEFAULT_SOCKET } from "./admin-client.js";
@@ -26,11 +26,39 @@ function socketOf(cmd: Command): string {
   return o.socket ?? process.env.LATTICE_CONTROL_SOCKET ?? DEFAULT_SOCKET;
 }
 
-function readText(path: string, what: string): string {
+/** What the server takes in one request body (http/json.ts MAX_BODY_BYTES): 1 MiB. */
+const MAX_UPLOAD_BYTES = 1 << 20;
+
+/**
+ * A file (or `-`, standard input) as UTF-8. With `maxBytes`, at most that much is read
+ * and a longer input is refused naming the file (a file meant for the server, which
+ * refuses more anyway; /dev/zero is not read forever). Throws ExitError.
+ */
+function readText(path: string, what: string, maxBytes?: number): string {
+  let fd: number | null = null;
   try {
-    return path === "-" ? readFileSync(0, "utf8") : readFileSync(path, "utf8");
+    if (maxBytes === undefined) return path === "-" ? readFileSync(0, "utf8") : readFileSync(path, "utf8");
+    fd = path === "-" ? 0 : openSync(path, "r");
+    const buf = Buffer.alloc(maxBytes + 1);
+    let n = 0;
+    for (;;) {
+      let got: number;
+      try {
+        got = readSync(fd, buf, n, buf.length - n, null);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "EAGAIN") continue;
+        throw e;
+      }
+      if (got === 0) break;
+      n += got;
+      if (n > maxBytes) throw new ExitError(`${what} ${path} is larger than ${maxBytes} bytes (1 MiB), the most the server accepts`);
+    }
+    return buf.subarray(0, n).toString("utf8");
   } catch (e) {
+    if (e instanceof ExitError) throw e;
     throw new ExitError(`cannot read ${what} ${path}: ${(e as Error).message}`);
+  } finally {
+    if (fd !== null && fd !== 0) closeSync(fd);
   }
 }
 
@@ -440,7 +468,7 @@ export function buildProgram(): Command {
     .command("set <file>")
     .description("replace the DNS settings with a JSON/huJSON file (- = standard input); nodes get them within a second")
     .action(async (file: string, _o, cmd: Command) => {
-      const r = await adminRequest(socketOf(cmd), "PUT", "/dns", readText(file, "DNS settings file"), "application/hujson");
+      const r = await adminRequest(socketOf(cmd), "PUT", "/dns", readText(file, "DNS settings file", MAX_UPLOAD_BYTES), "application/hujson");
       print(dnsSummary(r));
     });
 

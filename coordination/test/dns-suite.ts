@@ -123,6 +123,9 @@ export function dnsSuite(label: string, db: (name: string) => Promise<string | u
       const missing = await s.cli(["dns", "set", join(s.dir, "nope.json")]);
       expect(missing.code).not.toBe(0);
       expect(missing.stderr).toContain("cannot read DNS settings file");
+      const huge = await s.cli(["dns", "set", file("huge.json", `{"searchPaths": [${Array(200_000).fill('"a.example"').join(",")}]}`)]);
+      expect(huge.code).not.toBe(0);
+      expect(huge.stderr).toMatch(/^error: DNS settings file \S+huge\.json is larger than 1048576 bytes \(1 MiB\), the most the server accepts\n$/);
       const cases: [unknown, string, string][] = [
         ["{not json", "bad_json", "body is not valid JSON"],
         ["", "bad_json", "body: empty"],
