@@ -34,7 +34,7 @@ import { defaultPrefs, loadPrefs, parsePrefsPatch, parseUpRequest, prefsForUp, a
 import { STATE_FILES, type StateDir } from "./state.js";
 import { buildStatus, regionCode, stripPrefix, type BackendState, type Status } from "./status.js";
 import { routeSelection, routingPrefsChanged, type RouteManager } from "./route-manager.js";
-import { applyExitChoice, suggestExitNode, type ExitNodeSuggestion } from "./routes.js";
+import { applyExitChoice, exitNodeHealth, suggestExitNode, type ExitNodeSuggestion } from "./routes.js";
 
 /** The control protocol capability version latticed speaks. */
 export const CAPABILITY_VERSION = 100;
@@ -630,6 +630,8 @@ export class LocalBackend {
     if (this.#controlHealth && this.#prefs.WantRunning && this.#loggedIn) h.push(this.#controlHealth);
     if (this.#state === "Running" && this.#netmap?.derpMap && Object.keys(this.#netmap.derpMap.Regions).length > 0 && this.d.magic.homeDerp() === 0) h.push("no DERP home region");
     if (this.#state === "Running" && this.d.routes) h.push(...this.d.routes.health(this.#prefs));
+    const exitHealth = this.#state === "Running" && this.#netmap ? exitNodeHealth(this.#prefs.ExitNodeID, this.#netmap.peers.values()) : null;
+    if (exitHealth) h.push(exitHealth);
     return h;
   }
 

@@ -189,6 +189,22 @@ export interface ExitPrefs {
 }
 
 /**
+ * The Health line while the selected exit node (`exitNodeId`, "" = none) cannot carry
+ * traffic: gone from the netmap, no longer offering an exit node (approval removed), or
+ * offline. Traffic to the internet is then dropped (the default route stays: fail
+ * closed), so the user is told why and how to get out of it. null when all is well.
+ */
+export function exitNodeHealth(exitNodeId: string, peers: Iterable<Node>): string | null {
+  if (exitNodeId === "") return null;
+  let peer: Node | undefined;
+  for (const p of peers) if (p.StableID === exitNodeId) peer = p;
+  const why = !peer ? "it is no longer in the network map" : !offersExit(peer) ? "it no longer offers an exit node" : peer.Online === false ? "it is offline" : null;
+  if (why === null) return null;
+  const name = peer ? peer.Name.replace(/\.$/, "") || exitNodeId : exitNodeId;
+  return `exit node ${name} is not available (${why}): internet traffic is dropped until it is back, or clear it with "lattice set --exit-node="`;
+}
+
+/**
  * Resolves the exit node a client asked for (`given`: the fields present in the PATCH or
  * up body) into `next` (prefs after the change, modified in place): ExitNodeIP → the
  * peer's ExitNodeID; ExitNodeID → checked, ExitNodeIP set to the peer's first address;
@@ -197,6 +213,10 @@ export interface ExitPrefs {
  * Tailscale: "cannot advertise an exit node and use an exit node at the same time").
  */
 export function applyExitChoice(next: ExitPrefs, given: { ExitNodeID?: string; ExitNodeIP?: string }, self: Node | null, peers: Iterable<Node>): void {
+  if (given.ExitNodeIP && given.ExitNodeID) {
+    // As Tailscale's EditPrefs: one way of naming the exit node per change, never two that may disagree.
+    throw new LatticedError("bad_request", `ExitNodeIP, ExitNodeID: set one of them, not both (got ExitNodeIP ${shown(given.ExitNodeIP)} and ExitNodeID ${shown(given.ExitNodeID)})`);
+  }
   if (given.ExitNodeIP !== undefined) {
     if (given.ExitNodeIP === "") {
       next.ExitNodeIP = "";

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import type { Node } from "@lattice/types";
 import { Filter } from "@lattice/filter";
 import { parsePrefsPatch, parseUpRequest, loadPrefs, defaultPrefs } from "../../src/latticed/prefs.js";
-import { applyExitChoice, filterLocalNets, peerAllowedIps, suggestExitNode, NO_ROUTES } from "../../src/latticed/routes.js";
+import { applyExitChoice, exitNodeHealth, filterLocalNets, peerAllowedIps, suggestExitNode, NO_ROUTES } from "../../src/latticed/routes.js";
 import { FORWARDING_FILES, FORWARDING_OFF_HEALTH, RouteManager, bypassHosts, routerConfig } from "../../src/latticed/route-manager.js";
 import { buildStatus } from "../../src/latticed/status.js";
 import { Netmap } from "../../src/latticed/netmap.js";
@@ -73,6 +73,12 @@ describe("AdvertiseRoutes and exit node prefs", () => {
     expect(badRequest(() => applyExitChoice({ ...next, AdvertiseRoutes: ["0.0.0.0/0", "::/0"] }, { ExitNodeIP: "100.64.0.3" }, self, peers))).toContain("while advertising this node as one");
     // Without a netmap nothing can be resolved.
     expect(badRequest(() => applyExitChoice({ ...next }, { ExitNodeIP: "100.64.0.3" }, null, []))).toContain("is not a peer offering an exit node");
+    // Both ways of naming the exit node in one change: refused (they could disagree), nothing changed.
+    const before = { ...next };
+    expect(badRequest(() => applyExitChoice(next, { ExitNodeIP: "100.64.0.3", ExitNodeID: "n4CNTRL" }, self, [exit, exit2]))).toBe(
+      'ExitNodeIP, ExitNodeID: set one of them, not both (got ExitNodeIP "100.64.0.3" and ExitNodeID "n4CNTRL")',
+    );
+    expect(next).toEqual(before);
   });
 });
 
@@ -112,6 +118,18 @@ describe("route selection", () => {
     expect(suggestExitNode([exit, exit2], 0, (p) => p.ID === 3)?.ID).toBe("n3CNTRL");
     expect(suggestExitNode([exit, exit2], 901, (p) => p.ID === 3)).toEqual({ ID: "n4CNTRL", Name: "a-exit.t.example.", Location: null });
     expect(suggestExitNode([router, offline], 0, () => true)).toBeNull();
+  });
+});
+
+describe("exit node health", () => {
+  it("says why the selected exit node cannot carry traffic, and nothing while it can or none is selected", () => {
+    expect(exitNodeHealth("", [])).toBeNull();
+    expect(exitNodeHealth("n3CNTRL", [router, exit])).toBeNull();
+    expect(exitNodeHealth("n3CNTRL", [router])).toBe(
+      'exit node n3CNTRL is not available (it is no longer in the network map): internet traffic is dropped until it is back, or clear it with "lattice set --exit-node="',
+    );
+    expect(exitNodeHealth("n3CNTRL", [{ ...exit, AllowedIPs: exit.Addresses }])).toMatch(/^exit node n3\.t\.example is not available \(it no longer offers an exit node\)/);
+    expect(exitNodeHealth("n3CNTRL", [{ ...exit, Online: false }])).toMatch(/^exit node n3\.t\.example is not available \(it is offline\)/);
   });
 });
 
