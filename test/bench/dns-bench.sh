@@ -29,10 +29,8 @@ for tool in ip dnsmasq; do
 done
 secs="${DNS_BENCH_SECONDS:-3}"
 conc="${DNS_BENCH_CONC:-32}"
-control=(node "$repo/coordination/dist/main.js")
-latticed=(node "$repo/daemon/bin/latticed.js")
-lattice=(node "$repo/cli/bin/lattice.js")
-[[ -f $repo/coordination/dist/main.js && -f $repo/daemon/dist/latticed/main.js ]] || { echo "not built (pnpm exec tsc -b)" >&2; exit 1; }
+# shellcheck source=programs-lib.sh
+. "$here/programs-lib.sh"
 
 lt_init
 NS1="dnsb-$LT_ID-s1"

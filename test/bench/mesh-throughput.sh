@@ -32,13 +32,8 @@ secs="${WG_BENCH_TIME:-10}"
 lattice_cmd="${LATTICE_WG_CMD:-node $repo/daemon/bin/lattice-wg.js}"
 reference_cmd="${WG_REFERENCE_CMD:-wireguard-go}"
 read -ra extra <<<"${WG_BENCH_ARGS:-}"
-# Programs as `pnpm exec` runs them: the file a package's bin field names (PKG-DIR PROGRAM).
-bin_of() {
-	node -e 'const [d, n] = process.argv.slice(1); let b; try { const p = require(d + "/package.json"); b = typeof p.bin === "string" ? p.bin : p.bin && p.bin[n]; } catch {} console.log(b ? require("path").join(d, b) : d + "/(no bin " + n + ")")' "$repo/$1" "$2"
-}
-control=(node "$(bin_of coordination lattice-control)")
-latticed=(node "$(bin_of daemon latticed)")
-lattice=(node "$(bin_of cli lattice)")
+# shellcheck source=programs-lib.sh
+. "$here/programs-lib.sh"
 
 lt_init
 NS1="wgt-$LT_ID-m1"

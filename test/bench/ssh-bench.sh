@@ -22,15 +22,8 @@ for tool in ip ssh scp ssh-keygen /usr/sbin/sshd; do
 	command -v "$tool" >/dev/null || { echo "required tool '$tool' not found" >&2; exit 1; }
 done
 mib="${SSH_BENCH_MIB:-512}"
-bin_of() {
-	node -e 'const [d, n] = process.argv.slice(1); let b; try { const p = require(d + "/package.json"); b = typeof p.bin === "string" ? p.bin : p.bin && p.bin[n]; } catch {} console.log(b ? require("path").join(d, b) : d + "/(no bin " + n + ")")' "$repo/$1" "$2"
-}
-control=(node "$(bin_of coordination lattice-control)")
-latticed=(node "$(bin_of daemon latticed)")
-lattice=(node "$(bin_of cli lattice)")
-for f in "${control[1]}" "${latticed[1]}" "${lattice[1]}"; do
-	[[ -f $f ]] || { echo "$f missing: not built (pnpm exec tsc -b)" >&2; exit 1; }
-done
+# shellcheck source=programs-lib.sh
+. "$here/programs-lib.sh"
 
 lt_init
 NS1="wgt-$LT_ID-s1"

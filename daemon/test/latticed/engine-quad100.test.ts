@@ -6,30 +6,15 @@ import type { MapResponse, Node } from "@lattice/types";
 import { Engine } from "../../src/latticed/engine.js";
 import type { MagicConn } from "../../src/latticed/magic.js";
 import { Netmap } from "../../src/latticed/netmap.js";
+import { buildUdp } from "../../src/latticed/udp-packet.js";
 import { createLogger } from "../../src/wg/log.js";
 import { ScriptedDevice, until } from "../edge-helpers.js";
 import { FakeNet, FakeTun, fakeEp } from "../fakes.js";
 import { Endpoint } from "@lattice/netaddr";
 
-/** An IPv4 UDP packet src → 100.64.0.1:9 with `payload`. */
+/** An IPv4 UDP packet src:53 → 100.64.0.1:9 with `payload` (latticed's own builder). */
 function udp4(src: number[], payload: string): Uint8Array {
-  const body = Buffer.from(payload);
-  const p = Buffer.alloc(28 + body.length);
-  p[0] = 0x45;
-  p.writeUInt16BE(p.length, 2);
-  p[8] = 64;
-  p[9] = 17;
-  p.set(src, 12);
-  p.set([100, 64, 0, 1], 16);
-  let s = 0;
-  for (let i = 0; i < 20; i += 2) s += p.readUInt16BE(i);
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  p.writeUInt16BE(~s & 0xffff, 10);
-  p.writeUInt16BE(53, 20);
-  p.writeUInt16BE(9, 22);
-  p.writeUInt16BE(8 + body.length, 24);
-  body.copy(p, 28);
-  return p;
+  return buildUdp(new Uint8Array(src), new Uint8Array([100, 64, 0, 1]), 53, 9, Buffer.from(payload));
 }
 
 function fakeMagic(net: FakeNet): MagicConn {
